@@ -1,0 +1,145 @@
+"""`python -m model …`: trace, predict and explain from the command line.
+
+Errors print one line that says what is wrong and how to fix it, and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def expand_images(items: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise CliError(f"{p} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise CliError(f"{item}: no such file or directory")
+    return paths
+
+
+def load_images(paths: list[Path]):
+    from .preprocess import decode_image
+
+    return [decode_image(p.read_bytes(), name=str(p)) for p in paths]
+
+
+def cmd_trace(args) -> None:
+    from .loading import load_model
+
+    model = load_model(args.model, device=args.device)
+    trace = model.trace(load_images(expand_images(args.images)))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **trace.arrays())
+    B, L, H, T, _ = trace.attentions.shape
+    print(f"wrote {out}: {B} image(s), {L} layers × {H} heads, {T} tokens ({trace.num_prefix_tokens} prefix + "
+          f"{trace.grid[0]}×{trace.grid[1]} patches)")
+
+
+def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
+    z = logits - logits.max()
+    probs = np.exp(z) / np.exp(z).sum()
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [{"label": labels[i] if labels else str(i), "index": int(i), "prob": float(probs[i])} for i in order]
+
+
+def cmd_predict(args) -> None:
+    from .loading import load_model
+
+    model = load_model(args.model, device=args.device)
+    if not model.cfg.has_head:
+        raise CliError(
+            f"{args.model} has no classification head (it is a feature backbone), so it cannot predict labels; "
+            "use a classifier such as fashion-vit, or `python -m model trace` to look at its attention"
+        )
+    paths = expand_images(args.images)
+    results = []
+    for path in paths:  # one at a time: images may come out in different sizes
+        import torch
+
+        pixels = model.to_pixels(load_images([path]))
+        with torch.inference_mode():
+            logits, _ = model(pixels)
+        results.append({"image": str(path), "top": top_k(logits[0].float().cpu().numpy(), model.cfg.class_names, args.top)})
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(r["image"])
+        for t in r["top"]:
+            print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  (class {t['index']})")
+
+
+def cmd_explain(args) -> None:
+    from .explain import explain_image
+
+    result = explain_image(args.image, args.model, args.method, label=args.label, device=args.device,
+                           layer=args.layer, head=args.head)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(result.png)
+    if args.npz:
+        np.savez_compressed(args.npz, map=result.map.astype(np.float32), image=result.image,
+                            grid=np.asarray(result.map.shape), label_index=np.asarray(result.label_index if result.label_index is not None else -1))
+    print(f"wrote {out}: {result.description}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m model", description="Patchlight: look inside a Vision Transformer.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default="fashion-vit", help="built-in name, local path or hf:<repo id> (default: fashion-vit)")
+    common.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 …")
+
+    p = sub.add_parser("trace", parents=[common], help="write every intermediate of the model for images to an .npz")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("predict", parents=[common], help="top-K labels and probabilities per image")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--top", type=int, default=5, metavar="K")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", parents=[common], help="an explanation map over the image, as PNG (and NPZ)")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--method", required=True, help="rollout, gradient-rollout, chefer or attention")
+    p.add_argument("--label", default=None, help="class name or index for class-specific methods (default: top class)")
+    p.add_argument("--layer", type=int, default=-1, help="layer for --method attention (default: last)")
+    p.add_argument("--head", default="mean", help="head index, or mean/max/min, for --method attention")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--npz", default=None, metavar="FILE.npz", help="also save the map and image as arrays")
+    p.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "top", 1) < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except (CliError, ValueError, OSError) as err:  # ImageError is a ValueError
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0

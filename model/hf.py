@@ -1,0 +1,181 @@
+"""transformers checkpoints → this project's ViT, by state-dict key mapping.
+
+Families: ViTModel / ViTForImageClassification, DeiT (incl. ...WithTeacher: distillation
+token, logits = mean of the two heads), Dinov2Model / Dinov2ForImageClassification and
+Dinov2WithRegistersModel (LayerScale, registers, bicubic position resizing). Checkpoints
+on the hub use the long names (`encoder.layer.0.attention.attention.query`); transformers
+5 renames some in memory (`layers.0.attention.q_proj`), so both spellings are accepted.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from .checkpoint import read_weights_dir
+from .config import ViTConfig
+from .native import load_strict
+from .preprocess import Preprocessor
+from .vit import ViT, conv_patch_weight
+
+SUPPORTED_TYPES = ("vit", "deit", "dinov2", "dinov2_with_registers")
+BASE_PREFIXES = ("vit.", "deit.", "dinov2.", "dinov2_with_registers.", "model.")
+
+# For each of our per-block names, the HF spellings (legacy first, then transformers-5 names).
+BLOCK_KEYS = {
+    "norm1": ("layernorm_before", "norm1"),
+    "norm2": ("layernorm_after", "norm2"),
+    "q": ("attention.attention.query", "attention.q_proj"),
+    "k": ("attention.attention.key", "attention.k_proj"),
+    "v": ("attention.attention.value", "attention.v_proj"),
+    "proj": ("attention.output.dense", "attention.o_proj"),
+    "fc1": ("intermediate.dense", "mlp.fc1"),
+    "fc2": ("output.dense", "mlp.fc2"),
+    "ls1": ("layer_scale1.lambda1",),
+    "ls2": ("layer_scale2.lambda1",),
+}
+IGNORED = re.compile(r"^(embeddings\.mask_token|pooler\..*)$")  # unused by a forward pass on whole images
+
+
+def hf_config(raw: dict, state: dict[str, torch.Tensor]) -> ViTConfig:
+    model_type = raw.get("model_type")
+    if model_type not in SUPPORTED_TYPES:
+        raise ValueError(
+            f"model_type {model_type!r} is not a supported ViT family; supported: {', '.join(SUPPORTED_TYPES)}"
+        )
+    arch = (raw.get("architectures") or [""])[0]
+    D = int(raw["hidden_size"])
+    dinov2 = model_type.startswith("dinov2")
+    if dinov2 and raw.get("use_swiglu_ffn"):
+        raise ValueError("DINOv2 checkpoints with a SwiGLU MLP (ViT-g) are not supported yet; use ViT-S/B/L")
+    mlp_dim = int(D * raw.get("mlp_ratio", 4)) if dinov2 else int(raw["intermediate_size"])
+    image = raw.get("image_size", 224)
+    image = (image, image) if isinstance(image, int) else tuple(image)
+    patch = raw.get("patch_size", 16)
+    patch = patch[0] if isinstance(patch, (list, tuple)) else patch
+    distilled = model_type == "deit"  # HF DeiT always embeds a distillation token
+    regs = int(raw.get("num_register_tokens", 0)) if model_type == "dinov2_with_registers" else 0
+    labels = raw.get("id2label") or {}
+    classes = [labels[k] for k in sorted(labels, key=int)] if labels else None
+    if "classifier.weight" in state:
+        num_classes = state["classifier.weight"].shape[0]
+        head_type = "cls_patch_mean" if state["classifier.weight"].shape[1] == 2 * D else "cls"
+    elif "cls_classifier.weight" in state:
+        num_classes, head_type = state["cls_classifier.weight"].shape[0], "cls_dist_mean"
+    else:
+        num_classes, head_type, classes = 0, "none", None
+    if classes is not None and len(classes) != num_classes:
+        classes = None
+    act = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+           "quick_gelu": "quick_gelu", "relu": "relu"}.get(raw.get("hidden_act", "gelu"))
+    if act is None:
+        raise ValueError(f"hidden_act {raw.get('hidden_act')!r} is not supported; expected gelu, gelu_new, quick_gelu or relu")
+    return ViTConfig(
+        image_size=image, patch_size=int(patch), in_chans=int(raw.get("num_channels", 3)),
+        embed_dim=D, depth=int(raw["num_hidden_layers"]), num_heads=int(raw["num_attention_heads"]),
+        mlp_dim=mlp_dim, qkv_bias=bool(raw.get("qkv_bias", True)), act=act,
+        norm_eps=float(raw.get("layer_norm_eps", 1e-12)), layer_scale=dinov2,
+        class_token=True, distill_token=distilled, num_register_tokens=regs,
+        pos_embed_prefix=2 if distilled else 1,
+        pos_interp_antialias=model_type == "dinov2_with_registers",
+        num_classes=num_classes, head_type=head_type, class_names=classes,
+        name=raw.get("_name_or_path") or arch or model_type, family=f"hf-{model_type}",
+    )
+
+
+def strip_base_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, value in state.items():
+        for prefix in BASE_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        out[key] = value
+    return out
+
+
+def map_hf_state(state: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, torch.Tensor]:
+    """HF names → our names. Keys left over afterwards are reported, never silently dropped."""
+    src = dict(strip_base_prefix(state))
+    # transformers 5 spells blocks `layers.i.`; the hub's files spell them `encoder.layer.i.`
+    src = {re.sub(r"^layers\.(\d+)\.", r"encoder.layer.\1.", k): v for k, v in src.items()}
+    out: dict[str, torch.Tensor] = {}
+
+    def take(key: str) -> torch.Tensor:
+        return src.pop(key)
+
+    emb = "embeddings."
+    out["cls_token"] = take(emb + "cls_token")
+    if cfg.distill_token:
+        out["dist_token"] = take(emb + "distillation_token")
+    if cfg.num_register_tokens:
+        out["reg_token"] = take(emb + "register_tokens")
+    out["pos_embed"] = take(emb + "position_embeddings")
+    out["patch_embed.proj.weight"] = conv_patch_weight(take(emb + "patch_embeddings.projection.weight"))
+    out["patch_embed.proj.bias"] = take(emb + "patch_embeddings.projection.bias")
+    for i in range(cfg.depth):
+        def block(name: str, param: str | None) -> torch.Tensor:
+            base = f"encoder.layer.{i}."
+            for spelling in BLOCK_KEYS[name]:
+                key = base + spelling + (f".{param}" if param else "")
+                if key in src:
+                    return src.pop(key)
+            raise KeyError(f"{base}{BLOCK_KEYS[name][0]}{'.' + param if param else ''}")
+
+        b = f"blocks.{i}."
+        for ours, theirs in (("norm1", "norm1"), ("norm2", "norm2"), ("attn.proj", "proj"),
+                             ("mlp.fc1", "fc1"), ("mlp.fc2", "fc2")):
+            out[b + ours + ".weight"] = block(theirs, "weight")
+            out[b + ours + ".bias"] = block(theirs, "bias")
+        # W_Q, W_K, W_V stacked into one qkv projection: rows [q; k; v]
+        out[b + "attn.qkv.weight"] = torch.cat([block(n, "weight") for n in "qkv"], dim=0)
+        if cfg.qkv_bias:
+            out[b + "attn.qkv.bias"] = torch.cat([block(n, "bias") for n in "qkv"], dim=0)
+        if cfg.layer_scale:
+            out[b + "ls1.gamma"] = block("ls1", None)
+            out[b + "ls2.gamma"] = block("ls2", None)
+    out["norm.weight"] = take("layernorm.weight")
+    out["norm.bias"] = take("layernorm.bias")
+    if cfg.head_type == "cls_dist_mean":
+        for p in ("weight", "bias"):
+            out[f"head.{p}"] = take(f"cls_classifier.{p}")
+            out[f"head_dist.{p}"] = take(f"distillation_classifier.{p}")
+    elif cfg.has_head:
+        for p in ("weight", "bias"):
+            out[f"head.{p}"] = take(f"classifier.{p}")
+    leftover = sorted(k for k in src if not IGNORED.match(k))
+    if leftover:
+        raise ValueError(
+            f"unexpected keys in the checkpoint that this ViT does not use: {leftover[:8]}"
+            f"{' …' if len(leftover) > 8 else ''}; is it a supported ViT family?"
+        )
+    return out
+
+
+def load_hf_dir(directory: str | Path) -> ViT:
+    """Load a transformers ViT-family directory (config.json + safetensors/bin) into our ViT."""
+    directory = Path(directory)
+    raw = json.loads((directory / "config.json").read_text())
+    state = read_weights_dir(directory)
+    stripped = strip_base_prefix(state)
+    cfg = hf_config(raw, stripped)
+    if not raw.get("_name_or_path"):
+        cfg.name = directory.name
+    try:
+        mapped = map_hf_state(state, cfg)
+    except KeyError as err:
+        raise ValueError(
+            f"{directory}: the checkpoint lacks {err.args[0]!r}, which a {raw.get('model_type')} model needs; "
+            "the weights file is incomplete or belongs to another architecture"
+        ) from None
+    model = ViT(cfg)
+    load_strict(model, mapped, str(directory))
+    pre = directory / "preprocessor_config.json"
+    model.preprocessor = (
+        Preprocessor.from_file(pre, cfg.image_size) if pre.is_file()
+        else Preprocessor(resize_to=cfg.image_size, resample=3)
+    )
+    model.source = str(directory)
+    return model.eval()

@@ -1,0 +1,373 @@
+"""One transparent Vision Transformer whose forward pass reads like the equations.
+
+    z0  = [x_cls; x_dist?; x_reg…; x_p¹E; …; x_pᴺE] + E_pos
+    z'l = z(l-1) + γ1 · MSA(LN(z(l-1)))
+    zl  = z'l + γ2 · MLP(LN(z'l))
+    y   = head(LN(zL)[cls])
+
+Attention is written out (q kᵀ/√d, softmax, ·v) and *returned* on the trace path — no
+hooks, so a fused kernel can never make it disappear (jacobgil/vit-explain #23). The plain
+`forward` uses PyTorch's fused scaled-dot-product attention and is tested equal to it.
+Symbols: B batch, T tokens, N patches, D width, H heads, d head width, P patch, L layers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ViTConfig
+from .trace import Trace
+
+
+def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Cut images into non-overlapping P×P patches, row-major, each flattened (C, P, P).
+
+    (B, C, H, W) -> (B, N, C·P·P) with N = (H/P)·(W/P). Pixels beyond the last whole patch
+    are dropped, exactly as a stride-P convolution drops them.
+    """
+    B, C, H, W = x.shape
+    P = patch_size
+    h, w = H // P, W // P
+    x = x[:, :, : h * P, : w * P]
+    x = x.reshape(B, C, h, P, w, P)  # (B, C, h, P, w, P)
+    x = x.permute(0, 2, 4, 1, 3, 5)  # (B, h, w, C, P, P)
+    return x.reshape(B, h * w, C * P * P)  # (B, N, C·P·P)
+
+
+class PatchEmbed(nn.Module):
+    """x_p E: flatten each patch and project it with one Linear layer (the paper's E).
+
+    A stride-P Conv2d with kernel P is the same map; `tests/test_vit.py` proves it.
+    """
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.patch_size = cfg.patch_size
+        self.proj = nn.Linear(cfg.in_chans * cfg.patch_size**2, cfg.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        patches = patchify(x, self.patch_size)  # (B, N, C·P·P)
+        return self.proj(patches), patches  # (B, N, D), (B, N, C·P·P)
+
+
+@dataclass
+class AttentionParts:
+    attn: torch.Tensor  # (B, H, T, T) after softmax
+    q: torch.Tensor  # (B, H, T, d)
+    k: torch.Tensor
+    v: torch.Tensor
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention: A = softmax(q kᵀ/√d), out = concat_h(A v) W_O."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.head_dim = cfg.head_dim
+        self.scale = cfg.head_dim**-0.5
+        self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)  # [W_Q; W_K; W_V]
+        self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)  # W_O
+
+    def forward(self, x: torch.Tensor, explicit: bool = True) -> tuple[torch.Tensor, AttentionParts | None]:
+        B, T, D = x.shape
+        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d)
+        if explicit:
+            scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T)
+            attn = scores.softmax(dim=-1)
+            out = attn @ v  # (B, H, T, d)
+            parts = AttentionParts(attn, q, k, v)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)  # fused kernel, same math
+            parts = None
+        out = out.transpose(1, 2).reshape(B, T, D)  # concat heads: (B, T, D)
+        return self.proj(out), parts
+
+
+def activation(name: str) -> nn.Module:
+    if name == "gelu":
+        return nn.GELU()
+    if name == "gelu_tanh":
+        return nn.GELU(approximate="tanh")
+    if name == "quick_gelu":
+        return QuickGELU()
+    return nn.ReLU()
+
+
+class QuickGELU(nn.Module):
+    """x·σ(1.702x), the GELU approximation used by CLIP."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+class MLP(nn.Module):
+    """The feed-forward network: Linear D→4D, activation, Linear 4D→D, on every token alone."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.embed_dim, cfg.mlp_dim)
+        self.act = activation(cfg.act)
+        self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerScale(nn.Module):
+    """γ ⊙ x with a learned per-channel γ (Touvron et al. 2021, CaiT; used by DINOv2)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    """A pre-norm transformer block: two residual lines."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ls1 = LayerScale(cfg.embed_dim) if cfg.layer_scale else nn.Identity()
+        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.mlp = MLP(cfg)
+        self.ls2 = LayerScale(cfg.embed_dim) if cfg.layer_scale else nn.Identity()
+
+    def forward(self, x: torch.Tensor, explicit: bool = True):
+        a, parts = self.attn(self.norm1(x), explicit)
+        a = self.ls1(a)
+        x = x + a  # z'l = z(l-1) + γ1·MSA(LN(z(l-1)))
+        m = self.ls2(self.mlp(self.norm2(x)))
+        x = x + m  # zl = z'l + γ2·MLP(LN(z'l))
+        return x, parts, a, m
+
+
+class ViT(nn.Module):
+    """The Vision Transformer. Names follow timm: patch_embed, cls_token, pos_embed, blocks, norm, head."""
+
+    def __init__(self, cfg: ViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        D = cfg.embed_dim
+        gh, gw = cfg.native_grid
+        self.patch_embed = PatchEmbed(cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.class_token else None
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.distill_token else None
+        self.reg_token = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, D)) if cfg.num_register_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_prefix + gh * gw, D))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(D, eps=cfg.norm_eps)
+        head_in = 2 * D if cfg.head_type == "cls_patch_mean" else D
+        self.head = nn.Linear(head_in, cfg.num_classes) if cfg.has_head else None
+        self.head_dist = nn.Linear(D, cfg.num_classes) if cfg.has_head and cfg.head_type == "cls_dist_mean" else None
+        self.preprocessor = None  # set by the loaders: a model.preprocess.Preprocessor
+        self.source = cfg.name
+        self.init_weights()
+
+    # ---- set-up -------------------------------------------------------------------------
+    def init_weights(self, std: float = 0.02) -> None:
+        for p in (self.cls_token, self.dist_token, self.reg_token, self.pos_embed):
+            if p is not None:
+                nn.init.trunc_normal_(p, std=std)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return self.cfg.num_prefix_tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self.pos_embed.device
+
+    # ---- embeddings ---------------------------------------------------------------------
+    def grid_for(self, height: int, width: int) -> tuple[int, int]:
+        P = self.cfg.patch_size
+        if height < P or width < P:
+            raise ValueError(
+                f"input of {height}×{width} px is smaller than one {P}×{P} patch; "
+                f"give images of at least {P} px per side"
+            )
+        return height // P, width // P
+
+    def position_embeddings(self, grid: tuple[int, int]) -> torch.Tensor:
+        """E_pos for every token of a (h, w) grid: (T, D), zero rows for prefix tokens without one.
+
+        At the native grid the stored table is used as is; otherwise the patch part is resized
+        bicubically (align_corners=False), as DINO/DINOv2 and transformers do, so the model
+        runs on other — also non-square — input sizes.
+        """
+        cfg = self.cfg
+        D = cfg.embed_dim
+        npe = cfg.pos_embed_prefix
+        prefix_pe = self.pos_embed[0, :npe]  # (npe, D)
+        patch_pe = self.pos_embed[0, npe:]  # (h0·w0, D)
+        if tuple(grid) != cfg.native_grid:
+            h0, w0 = cfg.native_grid
+            table = patch_pe.reshape(1, h0, w0, D).permute(0, 3, 1, 2)  # (1, D, h0, w0)
+            table = F.interpolate(
+                table.float(), size=tuple(grid), mode="bicubic", align_corners=False,
+                antialias=cfg.pos_interp_antialias,
+            ).to(patch_pe.dtype)
+            patch_pe = table.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], D)  # (N, D)
+        no_pe = patch_pe.new_zeros(cfg.num_prefix_tokens - npe, D)  # e.g. registers
+        return torch.cat([prefix_pe, no_pe, patch_pe], dim=0)  # (T, D)
+
+    def prefix_tokens(self, batch: int) -> list[torch.Tensor]:
+        tokens = [t for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
+        return [t.expand(batch, -1, -1) for t in tokens]
+
+    def embed(self, pixels: torch.Tensor):
+        """z0 = [prefix tokens; x_p E] + E_pos. Returns z0, x_p E, the patches, E_pos, grid."""
+        B, _, Hpx, Wpx = pixels.shape
+        grid = self.grid_for(Hpx, Wpx)
+        patch_emb, patches = self.patch_embed(pixels)  # (B, N, D), (B, N, C·P·P)
+        pos = self.position_embeddings(grid)  # (T, D)
+        z = torch.cat(self.prefix_tokens(B) + [patch_emb], dim=1)  # (B, T, D)
+        return z + pos, patch_emb, patches, pos, grid
+
+    # ---- head ---------------------------------------------------------------------------
+    def forward_head(self, z_normed: torch.Tensor) -> torch.Tensor | None:
+        """Logits from LN(zL): (B, T, D) -> (B, K), or None without a head."""
+        if self.head is None:
+            return None
+        cls = z_normed[:, 0]
+        if self.cfg.head_type == "cls_dist_mean":  # DeiT: average the CLS and distillation heads
+            return (self.head(cls) + self.head_dist(z_normed[:, 1])) / 2
+        if self.cfg.head_type == "cls_patch_mean":  # Dinov2ForImageClassification
+            patch_mean = z_normed[:, self.num_prefix_tokens :].mean(dim=1)
+            return self.head(torch.cat([cls, patch_mean], dim=-1))
+        return self.head(cls)
+
+    # ---- passes -------------------------------------------------------------------------
+    def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """LN(zL) with the fused attention kernel and nothing captured: (B, T, D)."""
+        z = self.embed(pixels)[0]
+        for block in self.blocks:
+            z = block(z, explicit=False)[0]
+        return self.norm(z)
+
+    def forward(self, pixels: torch.Tensor, labels: torch.Tensor | None = None):
+        """(logits, loss): the fast path. loss = CE(logits, labels) when labels are given."""
+        logits = self.forward_head(self.forward_features(pixels))
+        loss = None
+        if labels is not None:
+            if logits is None:
+                raise ValueError(f"model {self.source!r} has no classification head, so it has no loss")
+            loss = F.cross_entropy(logits, labels)
+        return logits, loss
+
+    def to_pixels(self, images) -> torch.Tensor:
+        """A list of PIL images (preprocessed here) or a (B, 3, H, W) tensor, on the model's device."""
+        if isinstance(images, torch.Tensor):
+            if images.ndim == 3:
+                images = images[None]
+            if images.ndim != 4 or images.shape[1] != self.cfg.in_chans:
+                raise ValueError(
+                    f"pixel tensor has shape {tuple(images.shape)}; expected (B, {self.cfg.in_chans}, H, W), "
+                    "already preprocessed"
+                )
+            return images.to(self.device, self.pos_embed.dtype)
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        if self.preprocessor is None:
+            raise ValueError("this model has no preprocessor; pass a preprocessed (B, 3, H, W) tensor")
+        return self.preprocessor(images).to(self.device)
+
+    def trace(self, images, grad_class=None) -> Trace:
+        """Run the explicit pass and return every intermediate (see `Trace`), on the CPU.
+
+        grad_class: None (no gradients), "top" (each image's top class), an int, or one int
+        per image: also returns ∂y_c/∂A_l for every layer l, each paired with its own layer.
+        """
+        pixels = self.to_pixels(images)
+        want_grad = grad_class is not None
+        if want_grad and self.head is None:
+            raise ValueError(
+                f"model {self.source!r} has no classification head, so there is no class logit to "
+                "differentiate; class-specific maps need a classifier"
+            )
+        with torch.set_grad_enabled(want_grad), torch.inference_mode(not want_grad):
+            z, patch_emb, patches, pos, grid = self.embed(pixels)
+            hidden, parts, attn_res, mlp_res = [z], [], [], []
+            for block in self.blocks:
+                z, p, a, m = block(z, explicit=True)
+                if want_grad:
+                    p.attn.retain_grad()
+                hidden.append(z)
+                parts.append(p)
+                attn_res.append(a)
+                mlp_res.append(m)
+            z_normed = self.norm(z)
+            logits = self.forward_head(z_normed)
+            grads = classes = None
+            if want_grad:
+                classes = self._grad_classes(logits, grad_class)
+                # Samples are independent, so one backward of the summed chosen logits gives
+                # every image its own gradient.
+                logits.gather(1, classes[:, None]).sum().backward()
+                grads = torch.stack([p.attn.grad for p in parts], dim=1)  # (B, L, H, T, T)
+
+        def stack(xs):  # list over layers of (B, …) -> (B, L, …) on CPU
+            return torch.stack([x.detach() for x in xs], dim=1).cpu()
+
+        pre = self.preprocessor
+        return Trace(
+            attentions=stack([p.attn for p in parts]),
+            queries=stack([p.q for p in parts]),
+            keys=stack([p.k for p in parts]),
+            values=stack([p.v for p in parts]),
+            hidden_states=stack(hidden),
+            attn_residuals=stack(attn_res),
+            mlp_residuals=stack(mlp_res),
+            last_hidden_state=z_normed.detach().cpu(),
+            patches=patches.detach().cpu(),
+            patch_embeddings=patch_emb.detach().cpu(),
+            pos_embed=pos.detach().cpu(),
+            logits=None if logits is None else logits.detach().cpu(),
+            pixel_values=pixels.detach().cpu(),
+            grid=tuple(grid),
+            patch_size=self.cfg.patch_size,
+            num_prefix_tokens=self.num_prefix_tokens,
+            prefix_names=self.cfg.prefix_names(),
+            labels=self.cfg.class_names,
+            image_mean=tuple(pre.image_mean) if pre is not None else (0.0, 0.0, 0.0),
+            image_std=tuple(pre.image_std) if pre is not None else (1.0, 1.0, 1.0),
+            attention_grads=None if grads is None else grads.detach().cpu(),
+            grad_classes=None if classes is None else classes.cpu(),
+        )
+
+    def _grad_classes(self, logits: torch.Tensor, grad_class) -> torch.Tensor:
+        B, K = logits.shape
+        if isinstance(grad_class, str):
+            if grad_class != "top":
+                raise ValueError(f"grad_class={grad_class!r}; expected 'top', a class index or one per image")
+            return logits.argmax(dim=-1)
+        classes = torch.as_tensor(grad_class, dtype=torch.long, device=logits.device).reshape(-1)
+        if classes.numel() == 1:
+            classes = classes.expand(B)
+        if classes.numel() != B:
+            raise ValueError(f"{classes.numel()} classes given for {B} images; give one, or one per image")
+        bad = [int(c) for c in classes if not 0 <= int(c) < K]
+        if bad:
+            raise ValueError(f"class index {bad[0]} is out of range; this model has classes 0…{K - 1}")
+        return classes.clone()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def conv_patch_weight(weight: torch.Tensor) -> torch.Tensor:
+    """A Conv2d patch kernel (D, C, P, P) as the equivalent Linear weight (D, C·P·P)."""
+    return weight.reshape(weight.shape[0], -1)
