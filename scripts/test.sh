@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up and run every test: bash scripts/test.sh [pytest options]
+# Installs the test requirements, the Fashion-MNIST data set and Chromium (Debian packages,
+# when apt-get is available and they are missing), then runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh dev
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "note: missing ${need[*]}; the tests that need them will be skipped (install with apt-get)" >&2
+  fi
+fi
+exec ${PYTHON:-python3} -m pytest "$@"
