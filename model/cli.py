@@ -88,16 +88,22 @@ def cmd_predict(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from .explain import explain_image
+    from .explain import explain
+    from .loading import load_model
 
-    result = explain_image(args.image, args.model, args.method, label=args.label, device=args.device,
-                           layer=args.layer, head=args.head)
+    model = load_model(args.model, device=args.device)
+    (image,) = load_images([Path(args.image)] if Path(args.image).is_file() else expand_images([args.image]))
+    result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
+    # The PNG is composed by viz (the one colormap implementation, no browser); imported here
+    # so that the model layer itself never depends on plotting.
+    from viz.export import overlay_png
+
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(result.png)
+    out.write_bytes(overlay_png(result.image, result.map, cmap=args.cmap, alpha=args.alpha))
     if args.npz:
         np.savez_compressed(args.npz, map=result.map.astype(np.float32), image=result.image,
-                            grid=np.asarray(result.map.shape), label_index=np.asarray(result.label_index if result.label_index is not None else -1))
+                            label_index=np.asarray(-1 if result.label_index is None else result.label_index))
     print(f"wrote {out}: {result.description}")
 
 
@@ -127,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", default="mean", help="head index, or mean/max/min, for --method attention")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--npz", default=None, metavar="FILE.npz", help="also save the map and image as arrays")
+    p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
+    p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity 0…1 (default: 0.6)")
     p.set_defaults(func=cmd_explain)
     return parser
 
