@@ -150,6 +150,38 @@ class Block(nn.Module):
         return x, parts, a, m
 
 
+@dataclass
+class TraceBuffers:
+    """CPU tensors the trace fills layer by layer (shapes as in `Trace`)."""
+
+    attentions: torch.Tensor  # (B, L, H, T, T)
+    queries: torch.Tensor  # (B, L, H, T, d)
+    keys: torch.Tensor
+    values: torch.Tensor
+    hidden_states: torch.Tensor  # (B, L+1, T, D)
+    attn_residuals: torch.Tensor  # (B, L, T, D)
+    mlp_residuals: torch.Tensor
+    attention_grads: torch.Tensor | None = None
+
+    @classmethod
+    def allocate(cls, B, L, H, T, D, d, dtype) -> "TraceBuffers":
+        def new(*shape):
+            return torch.empty(shape, dtype=dtype)
+
+        return cls(new(B, L, H, T, T), new(B, L, H, T, d), new(B, L, H, T, d), new(B, L, H, T, d),
+                   new(B, L + 1, T, D), new(B, L, T, D), new(B, L, T, D))
+
+    def store(self, l: int, z, parts: AttentionParts, attn_res, mlp_res) -> None:
+        with torch.no_grad():
+            self.attentions[:, l].copy_(parts.attn)
+            self.queries[:, l].copy_(parts.q)
+            self.keys[:, l].copy_(parts.k)
+            self.values[:, l].copy_(parts.v)
+            self.hidden_states[:, l + 1].copy_(z)
+            self.attn_residuals[:, l].copy_(attn_res)
+            self.mlp_residuals[:, l].copy_(mlp_res)
+
+
 class ViT(nn.Module):
     """The Vision Transformer. Names follow timm: patch_embed, cls_token, pos_embed, blocks, norm, head."""
 
@@ -298,54 +330,62 @@ class ViT(nn.Module):
                 f"model {self.source!r} has no classification head, so there is no class logit to "
                 "differentiate; class-specific maps need a classifier"
             )
+        cfg = self.cfg
         with torch.set_grad_enabled(want_grad), torch.inference_mode(not want_grad):
             z, patch_emb, patches, pos, grid = self.embed(pixels)
-            hidden, parts, attn_res, mlp_res = [z], [], [], []
-            for block in self.blocks:
+            B, T, D = z.shape
+            L, H, d = cfg.depth, cfg.num_heads, cfg.head_dim
+            # Results go straight into preallocated CPU buffers, layer by layer, so each
+            # layer's temporaries are freed at once and nothing is copied twice (stacking
+            # per-layer lists at the end cost about as much as the attention itself).
+            buf = TraceBuffers.allocate(B, L, H, T, D, d, z.dtype)
+            buf.hidden_states[:, 0].copy_(z)
+            kept = []  # with gradients: each layer's attention, to read its .grad afterwards
+            for l, block in enumerate(self.blocks):
                 z, p, a, m = block(z, explicit=True)
                 if want_grad:
                     p.attn.retain_grad()
-                hidden.append(z)
-                parts.append(p)
-                attn_res.append(a)
-                mlp_res.append(m)
+                    kept.append(p.attn)
+                buf.store(l, z, p, a, m)
             z_normed = self.norm(z)
             logits = self.forward_head(z_normed)
-            grads = classes = None
+            classes = None
             if want_grad:
                 classes = self._grad_classes(logits, grad_class)
                 # Samples are independent, so one backward of the summed chosen logits gives
-                # every image its own gradient.
+                # every image its own gradient; layer l's gradient comes from layer l's tensor.
                 logits.gather(1, classes[:, None]).sum().backward()
-                grads = torch.stack([p.attn.grad for p in parts], dim=1)  # (B, L, H, T, T)
+                buf.attention_grads = torch.empty_like(buf.attentions)
+                for l, attn in enumerate(kept):
+                    buf.attention_grads[:, l].copy_(attn.grad)
 
-        def stack(xs):  # list over layers of (B, …) -> (B, L, …) on CPU
-            return torch.stack([x.detach() for x in xs], dim=1).cpu()
+        def cpu(x):
+            return None if x is None else x.detach().cpu()
 
         pre = self.preprocessor
         return Trace(
-            attentions=stack([p.attn for p in parts]),
-            queries=stack([p.q for p in parts]),
-            keys=stack([p.k for p in parts]),
-            values=stack([p.v for p in parts]),
-            hidden_states=stack(hidden),
-            attn_residuals=stack(attn_res),
-            mlp_residuals=stack(mlp_res),
-            last_hidden_state=z_normed.detach().cpu(),
-            patches=patches.detach().cpu(),
-            patch_embeddings=patch_emb.detach().cpu(),
-            pos_embed=pos.detach().cpu(),
-            logits=None if logits is None else logits.detach().cpu(),
-            pixel_values=pixels.detach().cpu(),
+            attentions=buf.attentions,
+            queries=buf.queries,
+            keys=buf.keys,
+            values=buf.values,
+            hidden_states=buf.hidden_states,
+            attn_residuals=buf.attn_residuals,
+            mlp_residuals=buf.mlp_residuals,
+            last_hidden_state=cpu(z_normed),
+            patches=cpu(patches),
+            patch_embeddings=cpu(patch_emb),
+            pos_embed=cpu(pos),
+            logits=cpu(logits),
+            pixel_values=cpu(pixels),
             grid=tuple(grid),
-            patch_size=self.cfg.patch_size,
+            patch_size=cfg.patch_size,
             num_prefix_tokens=self.num_prefix_tokens,
-            prefix_names=self.cfg.prefix_names(),
-            labels=self.cfg.class_names,
+            prefix_names=cfg.prefix_names(),
+            labels=cfg.class_names,
             image_mean=tuple(pre.image_mean) if pre is not None else (0.0, 0.0, 0.0),
             image_std=tuple(pre.image_std) if pre is not None else (1.0, 1.0, 1.0),
-            attention_grads=None if grads is None else grads.detach().cpu(),
-            grad_classes=None if classes is None else classes.cpu(),
+            attention_grads=buf.attention_grads,
+            grad_classes=cpu(classes),
         )
 
     def _grad_classes(self, logits: torch.Tensor, grad_class) -> torch.Tensor:
