@@ -1,0 +1,31 @@
+"""CUDA traces equal CPU traces (run where a GPU is present; skipped elsewhere)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import load_model
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+@pytest.mark.parametrize("kind", ["deit", "dinov2-reg"])
+def test_cuda_trace_equals_cpu_trace(hf_models, kind):
+    directory, _ = hf_models[kind]
+    cpu = load_model(str(directory), device="cpu")
+    gpu = load_model(str(directory), device="cuda")
+    assert gpu.device.type == "cuda"
+    H, W = cpu.cfg.image_size
+    x = torch.randn(2, 3, H, W, generator=torch.Generator().manual_seed(0))
+    grad = 1 if cpu.cfg.has_head else None
+    a, b = cpu.trace(x, grad_class=grad), gpu.trace(x, grad_class=grad)
+    assert b.attentions.device.type == "cpu"  # traces always come back on the CPU
+    for name in ("attentions", "hidden_states", "patch_embeddings", "pos_embed", "queries", "keys", "values"):
+        torch.testing.assert_close(getattr(b, name), getattr(a, name), atol=1e-3, rtol=0, msg=name)
+    if grad is not None:
+        torch.testing.assert_close(b.logits, a.logits, atol=1e-3, rtol=0)
+        torch.testing.assert_close(b.attention_grads, a.attention_grads, atol=1e-3, rtol=0)
+    with torch.inference_mode():
+        fused = gpu(x.cuda())[0] if grad is not None else gpu.forward_features(x.cuda())
+    ref = b.logits if grad is not None else b.last_hidden_state
+    torch.testing.assert_close(fused.cpu(), ref, atol=1e-3, rtol=0)
