@@ -1,0 +1,153 @@
+"""viz.attention: overlays, small multiples on one colour scale, the L x H grid, the T x T matrix."""
+
+import time
+
+import numpy as np
+import pytest
+
+import viz
+from viz.maps import tile_maps, untile, upsample_map
+
+RNG = np.random.default_rng(2)
+IMG = RNG.integers(0, 256, (32, 48, 3), dtype=np.uint8)  # 4 x 6 patches of 8 px
+
+
+def _axes(fig, letter):
+    return [k for k in fig.layout.to_plotly_json() if k.startswith(letter + "axis")]
+
+
+def test_upsample_nearest_and_smooth():
+    m = RNG.random((3, 4))
+    near = upsample_map(m, 5)
+    assert near.shape == (15, 20)
+    np.testing.assert_array_equal(near[5:10, 10:15], m[1, 2])
+    assert upsample_map(m, 4, "smooth").shape == (12, 16)
+    np.testing.assert_allclose(upsample_map(np.full((3, 4), 0.25), 4, "smooth"), 0.25)
+    # half-pixel alignment, clamped at the border (torch bilinear, align_corners=False)
+    x = upsample_map(np.array([[0.0, 1.0]]), 2, "smooth")[0]
+    np.testing.assert_allclose(x, [0.0, 0.25, 0.75, 1.0])
+    # bilinear is separable: an outer product upsamples to the outer product of the rows
+    a, b = RNG.random(3), RNG.random(4)
+    up_a = upsample_map(a[:, None], 4, "smooth")[:, 0]
+    up_b = upsample_map(b[None, :], 4, "smooth")[0]
+    np.testing.assert_allclose(upsample_map(np.outer(a, b), 4, "smooth"), np.outer(up_a, up_b))
+    with pytest.raises(ValueError, match="upsample"):
+        upsample_map(m, 4, "cubic")
+
+
+def test_overlay_nearest_data_outline_and_alpha():
+    m = RNG.random((4, 6))
+    q = 1 + 2 * 6 + 3  # patch row 2, col 3
+    fig = viz.attention_overlay_figure(IMG, m, query=q, alpha=0.4)
+    assert [t.type for t in fig.data] == ["image", "heatmap"]
+    heat = fig.data[1]
+    np.testing.assert_array_equal(heat.z, m)
+    assert (heat.x0, heat.dx, heat.y0, heat.dy) == (3.5, 8, 3.5, 8)
+    assert heat.opacity == 0.4
+    assert (heat.zmin, heat.zmax) == (0.0, m.max())
+    assert heat.colorbar.title.text == "attention weight"
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert rects and all((s.x0, s.y0, s.x1, s.y1) == (23.5, 15.5, 31.5, 23.5) for s in rects)
+    assert "row 2, col 3" in fig.layout.title.text
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]
+    # a prefix query is not a patch: no outline
+    assert len(viz.attention_overlay_figure(IMG, m, query=0).layout.shapes) == 0
+
+
+def test_overlay_smooth_is_documented_upsampling():
+    m = RNG.random((4, 6))
+    fig = viz.attention_overlay_figure(IMG, m, upsample="smooth", zmin=0.1, zmax=0.9, colormap="magma")
+    np.testing.assert_allclose(fig.data[1].z, upsample_map(m, 8, "smooth"))
+    assert (fig.data[1].zmin, fig.data[1].zmax) == (0.1, 0.9)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(attn_map=np.zeros((5, 6))), "not a 5x6 grid"),
+    (dict(attn_map=np.zeros((1, 4, 6))), "batch"),
+    (dict(attn_map=np.zeros(24)), "reshape"),
+    (dict(attn_map=np.zeros((4, 6)), alpha=2), "alpha"),
+    (dict(attn_map=np.zeros((4, 6)), query=99), "out of range"),
+    (dict(attn_map=np.full((4, 6), np.nan)), "NaN"),
+])
+def test_overlay_errors_name_shape_and_fix(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        viz.attention_overlay_figure(IMG, **kwargs)
+
+
+def test_heads_small_multiples_share_one_colour_axis():
+    maps = RNG.random((5, 4, 6))
+    fig = viz.attention_heads_figure(maps, image=IMG, layer=2, query=7, cols=3)
+    heats = [t for t in fig.data if t.type == "heatmap"]
+    assert len(heats) == 5 and len([t for t in fig.data if t.type == "image"]) == 5
+    for i, t in enumerate(heats):
+        np.testing.assert_array_equal(t.z, maps[i])
+        assert t.coloraxis == "coloraxis"
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, maps.max())
+    assert len(_axes(fig, "x")) == 6  # 2 rows x 3 cols of subplots
+    assert [a.text for a in fig.layout.annotations] == [f"head {i}" for i in range(5)]
+    assert "layer 2" in fig.layout.title.text
+    assert fig.layout.yaxis3.scaleanchor == "x3"
+
+
+def test_layers_small_multiples_without_image():
+    maps = RNG.random((4, 4, 6))
+    fig = viz.attention_layers_figure(maps, head=1, zmax=0.5)
+    assert [t.type for t in fig.data] == ["heatmap"] * 4
+    np.testing.assert_array_equal(fig.data[3].z, maps[3])
+    assert fig.layout.coloraxis.cmax == 0.5
+    assert fig.layout.annotations[2].text == "layer 2"
+
+
+def test_grid_tiles_data_and_shared_range():
+    maps = RNG.random((3, 2, 4, 6))
+    fig = viz.attention_grid_figure(maps, query=1)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (3 * 5 - 1, 2 * 7 - 1)
+    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), maps)
+    assert np.isnan(z[4]).all() and np.isnan(z[:, 6]).all()  # separators
+    np.testing.assert_array_equal(z, tile_maps(maps))
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, maps.max())
+    assert list(fig.layout.xaxis.ticktext) == ["0", "1"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
+    assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
+    # the query patch (row 0, col 0) is marked once per tile
+    assert len(fig.data[1].x) == 6 and fig.data[1].x[1] == 7
+
+
+@pytest.mark.parametrize("L, H", [(12, 6), (12, 12)])
+def test_grid_12_layers_builds_fast(L, H):
+    maps = RNG.random((L, H, 14, 14)).astype(np.float32)
+    viz.attention_grid_figure(maps[:1, :1])  # warm imports
+    t = time.perf_counter()
+    fig = viz.attention_grid_figure(maps, query=20)
+    assert time.perf_counter() - t < 0.5
+    assert len(fig.layout.xaxis.tickvals) >= H // 2
+
+
+def test_matrix_prefix_markers_names_and_hover():
+    grid = (2, 3)
+    p = 4
+    T = p + 6
+    A = RNG.random((T, T))
+    A /= A.sum(1, keepdims=True)
+    names = ["CLS", "DIST", "REG0", "REG1"]
+    fig = viz.attention_matrix_figure(A, num_prefix_tokens=p, prefix_names=names, grid=grid, layer=1, head=2)
+    heat = fig.data[0]
+    np.testing.assert_array_equal(heat.z, A)
+    assert list(heat.x[:4]) == names and heat.x[4] == "4 (r0,c0)" and heat.y[9] == "9 (r1,c2)"
+    assert "query %{y}" in heat.hovertemplate and "key %{x}" in heat.hovertemplate
+    xs = [s for s in fig.layout.shapes if s.x0 == s.x1]
+    ys = [s for s in fig.layout.shapes if s.y0 == s.y1]
+    assert xs[0].x0 == p - 0.5 and ys[0].y0 == p - 0.5
+    assert set(names) <= set(fig.layout.xaxis.ticktext)
+    assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # query 0 on top
+    log = viz.attention_matrix_figure(A, num_prefix_tokens=p, prefix_names=names, grid=grid, log_scale=True)
+    np.testing.assert_allclose(log.data[0].z, np.log10(np.maximum(A, 1e-6)))
+
+
+def test_matrix_errors():
+    with pytest.raises(ValueError, match="square"):
+        viz.attention_matrix_figure(np.ones((5, 6)))
+    with pytest.raises(ValueError, match="grid"):
+        viz.attention_matrix_figure(np.ones((7, 7)) / 7)  # 6 patches: not a square grid
+    with pytest.raises(ValueError, match="prefix_names has 1"):
+        viz.attention_matrix_figure(np.ones((6, 6)) / 6, num_prefix_tokens=2, prefix_names=["CLS"])

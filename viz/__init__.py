@@ -1,0 +1,62 @@
+"""Patchlight figures: pure builders, numpy arrays in, ``plotly.graph_objects.Figure`` out.
+
+No streamlit, no torch, no file I/O. Every builder takes ``theme=`` (None, "classroom",
+a scale factor or a :class:`Theme`) and ``classroom: bool = False`` the same way.
+Token order everywhere: prefix tokens (CLS, DIST, registers) first, then patches row-major.
+"""
+
+from .attention import (
+    attention_grid_figure,
+    attention_heads_figure,
+    attention_layers_figure,
+    attention_matrix_figure,
+    attention_overlay_figure,
+)
+from .colormaps import DIVERGING, SEQUENTIAL, colorscale, lut, to_rgb8
+from .embeddings import pca_image_figure, pos_similarity_figure
+from .explain import explanation_figure
+from .export import (
+    data_from_csv,
+    figure_data,
+    figure_to_csv,
+    figure_to_npz,
+    figure_to_png,
+    overlay_image,
+    overlay_png,
+    render_figure,
+)
+from .logits import log_softmax, loss_figure, softmax, topk_figure
+from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
+from .patches import (
+    mosaic_image,
+    patch_embedding_figure,
+    patch_grid_figure,
+    patch_matrix_figure,
+    patch_mosaic_figure,
+)
+from .stats import (
+    attention_distance_figure,
+    attention_entropy_figure,
+    prefix_attention_figure,
+    token_norms_figure,
+)
+from .theme import CLASSROOM, SCREEN, Theme, resolve_theme
+
+__all__ = [
+    # theme and colormaps
+    "Theme", "SCREEN", "CLASSROOM", "resolve_theme", "SEQUENTIAL", "DIVERGING", "colorscale", "lut", "to_rgb8",
+    # patches
+    "patch_grid_figure", "patch_mosaic_figure", "patch_matrix_figure", "patch_embedding_figure",
+    # attention
+    "attention_overlay_figure", "attention_heads_figure", "attention_layers_figure", "attention_grid_figure",
+    "attention_matrix_figure",
+    # explanations, statistics, embeddings, logits
+    "explanation_figure", "attention_distance_figure", "attention_entropy_figure", "prefix_attention_figure",
+    "token_norms_figure", "pos_similarity_figure", "pca_image_figure", "topk_figure", "loss_figure",
+    # array helpers
+    "upsample_map", "normalise_map", "tile_maps", "untile", "flatten_patches", "mosaic_image", "softmax",
+    "log_softmax",
+    # export
+    "figure_to_png", "render_figure", "figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv",
+    "overlay_image", "overlay_png",
+]

@@ -1,0 +1,121 @@
+"""Layout helpers shared by the builders (sizes, image axes, labels, outlines)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .theme import Theme
+
+# Room reserved to the right of a plot for a colour bar with ticks and a vertical title.
+COLORBAR_ROOM = 120
+
+
+def text_width(text: str, size: float) -> float:
+    """Approximate rendered width of ``text`` at font ``size`` px (DejaVu Sans averages ~0.6 em)."""
+    return 0.62 * size * len(text)
+
+
+def figure_size(theme: Theme, aspect: float, plot_width: float, colorbar: bool,
+                extra_left: float = 0, max_plot_height: float = 760) -> tuple[int, int, dict]:
+    """(width, height, margin) for a plot area of ``plot_width`` px and ``aspect`` = height/width."""
+    m = dict(theme.margin)
+    if colorbar:
+        m["r"] = m["r"] + round(COLORBAR_ROOM * theme.scale)
+    m["l"] = m["l"] + round(extra_left)
+    pw = theme.px(plot_width)
+    ph = pw * aspect
+    limit = theme.px(max_plot_height)
+    if ph > limit:
+        pw, ph = pw * limit / ph, limit
+    return int(round(m["l"] + pw + m["r"])), int(round(m["t"] + ph + m["b"])), m
+
+
+def image_axes(theme: Theme, xrange, yrange, xtitle="", ytitle="", anchor="x", show_ticks=True, **extra):
+    """(xaxis, yaxis) dicts for an image: equal aspect, y pointing down, ranges fixed."""
+    xa = theme.axis(xtitle, range=list(xrange), constrain="domain", showticklabels=show_ticks,
+                    ticks="outside" if show_ticks else "", **extra)
+    ya = theme.axis(ytitle, range=list(yrange), scaleanchor=anchor, scaleratio=1, constrain="domain",
+                    showticklabels=show_ticks, ticks="outside" if show_ticks else "", **extra)
+    return xa, ya
+
+
+def grid_lines(theme: Theme, h: int, w: int, P: float, xref="x", yref="y", color=None, width=None,
+               offset=-0.5, step=None) -> list[dict]:
+    """Shapes drawing the inner lines of an h x w grid of P-unit cells (cells start at ``offset``)."""
+    color = color or theme.grid_line_color
+    width = theme.line_width if width is None else width
+    step = P if step is None else step
+    x_end = offset + (w - 1) * step + P
+    y_end = offset + (h - 1) * step + P
+    line = {"color": color, "width": width}
+    shapes = [dict(type="line", xref=xref, yref=yref, x0=offset + c * P, x1=offset + c * P,
+                   y0=offset, y1=y_end, line=line, layer="above") for c in range(1, w)]
+    shapes += [dict(type="line", xref=xref, yref=yref, x0=offset, x1=x_end,
+                    y0=offset + r * P, y1=offset + r * P, line=line, layer="above") for r in range(1, h)]
+    return shapes
+
+
+def outline(theme: Theme, x0, y0, x1, y1, xref="x", yref="y", color=None) -> list[dict]:
+    """A high-contrast rectangle outline: a dark halo under a bright line."""
+    color = color or theme.highlight_color
+    w = theme.outline_width
+    return [
+        dict(type="rect", xref=xref, yref=yref, x0=x0, y0=y0, x1=x1, y1=y1,
+             line={"color": "rgba(0,0,0,0.85)", "width": w + 2.5}, layer="above"),
+        dict(type="rect", xref=xref, yref=yref, x0=x0, y0=y0, x1=x1, y1=y1,
+             line={"color": color, "width": w}, layer="above"),
+    ]
+
+
+def label_stride(n_cells: int, cell_px: float, label: str, size: float) -> int:
+    """Every how many cells a label of this width fits without overlapping its neighbours."""
+    need = text_width(label, size) + 10  # text, its box padding, and a visible gap
+    return max(1, math.ceil(need / max(cell_px * 0.95, 1e-6))) if n_cells else 1
+
+
+def index_ticks(n: int, plot_px: float, size: float, start: int = 0, positions=None, labels=None,
+                min_gap_chars: int = 4) -> tuple[list, list]:
+    """Sparse, evenly spaced tick values/texts for ``n`` categories drawn over ``plot_px`` pixels."""
+    positions = list(range(n)) if positions is None else list(positions)
+    labels = [str(start + i) for i in range(n)] if labels is None else list(labels)
+    longest = max((len(s) for s in labels), default=1)
+    per = text_width("0" * max(longest, min_gap_chars), size) + 8
+    stride = max(1, math.ceil(per / max(plot_px / max(n, 1), 1e-6)))
+    # prefer round strides (1, 2, 5, 10, ...) so ticks land on memorable indices
+    for nice in (1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
+        if nice >= stride:
+            stride = nice
+            break
+    idx = [i for i in range(n) if (start + i) % stride == 0] if stride > 1 else list(range(n))
+    return [positions[i] for i in idx], [labels[i] for i in idx]
+
+
+def merge_ticks(fixed, regular, unit_px: float, size: float, along: str = "width") -> tuple[list, list]:
+    """Greedy tick selection: ``fixed`` ticks first (in order), then ``regular`` ones, each kept
+    only if its label does not overlap one already kept. ``unit_px`` = pixels per data unit;
+    ``along="height"`` for labels stacked vertically (y axes, or rotated x labels)."""
+    kept: list[tuple[float, str, float]] = []
+    for pos, txt in list(fixed) + list(regular):
+        ext = (size * 1.25 + 2) if along == "height" else (text_width(str(txt), size) + 8)
+        if all(abs(pos - p) * unit_px >= (ext + e) / 2 for p, _, e in kept):
+            kept.append((pos, str(txt), ext))
+    kept.sort(key=lambda k: k[0])
+    return [k[0] for k in kept], [k[1] for k in kept]
+
+
+def hover_points(xs, ys, customdata, template: str, name: str = "hover") -> go.Scatter:
+    """Invisible markers that carry hover text (e.g. one per patch over an image)."""
+    return go.Scatter(
+        x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=name,
+        marker={"size": 12, "opacity": 0, "color": "black"},
+        customdata=np.asarray(customdata), hovertemplate=template, showlegend=False,
+    )
+
+
+def subplot_axis_names(i: int) -> tuple[str, str, str, str]:
+    """('xaxis', 'yaxis', 'x', 'y') for subplot 1, ('xaxis2', ...) for 2 and so on."""
+    s = "" if i == 1 else str(i)
+    return f"xaxis{s}", f"yaxis{s}", f"x{s}", f"y{s}"

@@ -1,0 +1,146 @@
+"""Logits: top-k class probabilities and the cross-entropy loss for a chosen label."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from . import _figure as F
+from ._checks import float_array
+from .theme import resolve_theme
+
+MAX_NAME = 32
+
+
+def softmax(logits) -> np.ndarray:
+    """Numerically stable softmax over the last axis (subtract the max before ``exp``)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - np.max(z, axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def log_softmax(logits) -> np.ndarray:
+    """``logits - logsumexp(logits)``, stable; ``-log_softmax(y)[c]`` is the cross-entropy loss."""
+    z = np.asarray(logits, dtype=np.float64)
+    m = np.max(z, axis=-1, keepdims=True)
+    return z - m - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
+
+
+def _inputs(logits, class_names):
+    y = float_array(logits, 1, "logits", "[K] (one image's class scores)")
+    K = y.shape[0]
+    if class_names is None:
+        names = [f"class {i}" for i in range(K)]
+    else:
+        names = [str(n) for n in class_names]
+        if len(names) != K:
+            raise ValueError(f"class_names has {len(names)} names but logits has K={K} classes; "
+                             f"expected one name per logit (model.labels).")
+    return y, names
+
+
+def _bar_labels(names, idx):
+    """Short, unique category labels for the bars (full names stay in the hover)."""
+    out = []
+    for i in idx:
+        n = names[i]
+        out.append(n if len(n) <= MAX_NAME else n[: MAX_NAME - 1] + "…")
+    if len(set(out)) != len(out):
+        out = [f"{s} [{i}]" for s, i in zip(out, idx)]
+    return out
+
+
+def _check_k(k, K):
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k={k}; expected at least 1 class to show.")
+    return min(k, K)
+
+
+def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = None, theme=None,
+                classroom: bool = False) -> go.Figure:
+    """Top-``k`` classes by softmax probability as horizontal bars labelled with percentages.
+
+    Trace 0 is a horizontal Bar: ``x`` the probabilities (descending, top class at the
+    top), ``y`` the class names, ``customdata`` the class indices. ``layout.meta`` holds
+    ``{"probs": all K probabilities, "indices": top-k indices}``.
+    """
+    th = resolve_theme(theme, classroom)
+    y, names = _inputs(logits, class_names)
+    probs = softmax(y)
+    k = _check_k(k, y.shape[0])
+    idx = np.argsort(-probs, kind="stable")[:k]
+    labels = _bar_labels(names, idx)
+    longest = max(len(s) for s in labels)
+    width, height, margin = F.figure_size(th, 0.12 * k + 0.2, 520, colorbar=False,
+                                          extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
+                                          max_plot_height=900)
+    top = float(probs[idx[0]])
+    xa = th.axis("probability", chart=True, range=[0, min(1.0, top) * 1.22 + 1e-9], tickformat=".0%")
+    ya = th.axis("", type="category", range=[k - 0.5, -0.5], ticks="")
+    fig = go.Figure(go.Bar(
+        x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
+        marker={"color": th.bar_color}, text=[f"{100 * p:.1f}%" for p in probs[idx]], textposition="outside",
+        textfont=th.font(th.font_size), cliponaxis=False, hovertext=[names[i] for i in idx],
+        hovertemplate="%{hovertext} (class %{customdata})<br>p = %{x:.4f}<extra></extra>",
+    ))
+    fig.update_layout(**th.layout(title or f"Top-{k} predictions", width, height, margin=margin,
+                                  xaxis=xa, yaxis=ya, bargap=0.25,
+                                  meta={"probs": probs.tolist(), "indices": idx.tolist()}))
+    return fig
+
+
+def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, title: str | None = None,
+                theme=None, classroom: bool = False) -> go.Figure:
+    """Cross-entropy loss for ``label``: bars of p per class (top-``k`` plus the label's class),
+    the label highlighted, and ``loss = -log p(label)`` in the title and an annotation.
+
+    The loss is computed stably as ``logsumexp(y) - y[label]`` (nats). ``layout.meta`` holds
+    ``{"loss", "p_label", "label", "probs"}``.
+    """
+    th = resolve_theme(theme, classroom)
+    y, names = _inputs(logits, class_names)
+    K = y.shape[0]
+    if isinstance(label, str) and not label.lstrip("-").isdigit():
+        if label not in names:
+            raise ValueError(f"label {label!r} is not a class name; expected one of the {K} class_names or an index.")
+        c = names.index(label)
+    else:
+        c = int(label)
+        if not 0 <= c < K:
+            raise ValueError(f"label index {c} is out of range; expected 0..{K - 1}.")
+    logp = log_softmax(y)
+    probs = np.exp(logp)
+    loss = float(-logp[c])
+    k = _check_k(k, K)
+    idx = list(np.argsort(-probs, kind="stable")[:k])
+    if c not in idx:
+        idx = idx[:-1] + [c] if k > 1 else [c]
+    idx = np.array(sorted(idx, key=lambda i: -probs[i]))
+    labels = _bar_labels(names, idx)
+    longest = max(len(s) for s in labels)
+    colors = [th.accent_color if i == c else "#b8c4d6" for i in idx]
+    width, height, margin = F.figure_size(th, 0.1 * len(idx) + 0.25, 520, colorbar=False,
+                                          extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
+                                          max_plot_height=900)
+    margin["t"] += round(th.font_size * 1.8)  # room for the formula line under the title
+    top = float(probs[idx].max())
+    xa = th.axis("probability p(class | image)", chart=True, range=[0, min(1.0, top) * 1.22 + 1e-9],
+                 tickformat=".0%")
+    ya = th.axis("", type="category", range=[len(idx) - 0.5, -0.5], ticks="")
+    formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {probs[c]:.4g} = {loss:.4f} nats"
+    fig = go.Figure(go.Bar(
+        x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
+        marker={"color": colors}, text=[f"{100 * p:.1f}%" for p in probs[idx]], textposition="outside",
+        textfont=th.font(th.font_size), cliponaxis=False, hovertext=[names[i] for i in idx],
+        hovertemplate="%{hovertext} (class %{customdata})<br>p = %{x:.4f}<extra></extra>",
+    ))
+    fig.update_layout(**th.layout(
+        title or f"Cross-entropy loss for label “{labels[list(idx).index(c)]}”: {loss:.3f}",
+        width, height, margin=margin, xaxis=xa, yaxis=ya, bargap=0.25,
+        annotations=[dict(text=formula, xref="paper", yref="paper", x=0.5, y=1.0, xanchor="center",
+                          yanchor="bottom", yshift=6, showarrow=False, font=th.font(th.font_size, th.accent_color))],
+        meta={"loss": loss, "p_label": float(probs[c]), "label": c, "probs": probs.tolist()},
+    ))
+    return fig

@@ -1,0 +1,109 @@
+"""Array helpers behind the figures: upsampling, normalisation, tiling, patch flattening.
+
+Pure numpy; the figures store exactly what these return, so tests can recompute it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import float_array, image_array
+
+UPSAMPLE_MODES = ("nearest", "smooth")
+NORMALISATIONS = ("max", "minmax", "none")
+
+
+def upsample_map(attn_map, patch_size: int, mode: str = "nearest") -> np.ndarray:
+    """A ``[h, w]`` map over patches -> ``[h*P, w*P]`` over pixels.
+
+    ``nearest``: every pixel takes its patch's value (``np.kron`` with a P x P block).
+    ``smooth``: bilinear interpolation between patch centres with half-pixel alignment
+    (pixel centre ``i + 0.5`` sits at grid coordinate ``(i + 0.5)/P - 0.5``, clamped at the
+    border) — the same rule as ``torch.nn.functional.interpolate(..., "bilinear",
+    align_corners=False)``, so the smooth map keeps the patch averages near the centres.
+    """
+    m = float_array(attn_map, 2, "attn_map", "a [h, w] map over the patch grid")
+    P = int(patch_size)
+    if P < 1:
+        raise ValueError(f"patch_size={patch_size!r}; expected a positive integer such as 16.")
+    if mode == "nearest":
+        return np.repeat(np.repeat(m, P, axis=0), P, axis=1)
+    if mode != "smooth":
+        raise ValueError(f"upsample={mode!r}; expected one of {UPSAMPLE_MODES}.")
+    h, w = m.shape
+    ys = np.clip((np.arange(h * P) + 0.5) / P - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(w * P) + 0.5) / P - 0.5, 0, w - 1)
+    y0 = np.floor(ys).astype(int)
+    x0 = np.floor(xs).astype(int)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    fy = (ys - y0)[:, None]
+    fx = (xs - x0)[None, :]
+    top = m[y0][:, x0] * (1 - fx) + m[y0][:, x1] * fx
+    bot = m[y1][:, x0] * (1 - fx) + m[y1][:, x1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def normalise_map(attn_map, how: str = "max") -> np.ndarray:
+    """Normalise one explanation map so that maps from different methods share one scale.
+
+    - ``"max"`` (default): ``m / max|m|`` — keeps 0 meaning "no relevance" and puts the
+      strongest patch at 1; an all-zero map stays zero.
+    - ``"minmax"``: ``(m - min) / (max - min)`` in [0, 1]; a constant map becomes zeros.
+    - ``"none"``: the raw values (the figure then uses the global min/max of all maps).
+    """
+    m = np.asarray(attn_map, dtype=np.float64)
+    if how == "max":
+        top = float(np.max(np.abs(m))) if m.size else 0.0
+        return m / top if top > 0 else np.zeros_like(m)
+    if how == "minmax":
+        lo, hi = float(np.min(m)), float(np.max(m))
+        return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+    if how == "none":
+        return m.copy()
+    raise ValueError(f"normalise={how!r}; expected one of {NORMALISATIONS}.")
+
+
+def tile_maps(maps, gap: int = 1, fill: float = np.nan) -> np.ndarray:
+    """``[R, C, h, w]`` -> one ``[R*(h+gap)-gap, C*(w+gap)-gap]`` array of tiles.
+
+    Tile (r, c) occupies rows ``r*(h+gap) : r*(h+gap)+h`` and columns
+    ``c*(w+gap) : c*(w+gap)+w``; the gaps hold ``fill`` (NaN is drawn transparent, so the
+    background shows as a separator line).
+    """
+    a = np.asarray(maps, dtype=np.float64)
+    if a.ndim != 4:
+        raise ValueError(f"maps has shape {a.shape}; expected [rows, cols, h, w].")
+    R, C, h, w = a.shape
+    out = np.full((R, h + gap, C, w + gap), fill, dtype=np.float64)
+    out[:, :h, :, :w] = a.transpose(0, 2, 1, 3)
+    out = out.reshape(R * (h + gap), C * (w + gap))
+    return out[: R * (h + gap) - gap, : C * (w + gap) - gap]
+
+
+def untile(tiled, rows: int, cols: int, h: int, w: int, gap: int = 1) -> np.ndarray:
+    """Inverse of :func:`tile_maps`: the ``[rows, cols, h, w]`` tiles of a tiled array."""
+    t = np.asarray(tiled)
+    out = np.empty((rows, cols, h, w), dtype=t.dtype)
+    for r in range(rows):
+        for c in range(cols):
+            out[r, c] = t[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w]
+    return out
+
+
+def flatten_patches(image, patch_size: int) -> np.ndarray:
+    """``[h*P, w*P, 3]`` -> ``[N, P*P*3]``: patches row-major, each flattened as (row, col, channel).
+
+    This is the teaching form of the patch step (``b (h p1) (w p2) c -> b (h w) (p1 p2 c)``):
+    element ``k`` of a patch row is pixel ``(k // (3P), (k // 3) % P)`` channel ``k % 3``.
+    """
+    img = image_array(image)
+    P = int(patch_size)
+    H, W = img.shape[:2]
+    if P < 1 or H % P or W % P:
+        raise ValueError(
+            f"image is {H}x{W} px, not a whole number of {patch_size}x{patch_size} patches. "
+            f"Fix: use the preprocessed model input (a multiple of the patch size)."
+        )
+    h, w = H // P, W // P
+    return img.reshape(h, P, w, P, 3).transpose(0, 2, 1, 3, 4).reshape(h * w, P * P * 3)

@@ -1,0 +1,165 @@
+"""Head statistics: mean attention distance vs depth, entropy and prefix attention per
+layer x head, and token norms per layer with artifact (high-norm) tokens highlighted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from . import _figure as F
+from ._checks import check_prefix, float_array
+from .theme import resolve_theme
+
+
+def attention_distance_figure(distances, *, image_size: float | None = None, title: str | None = None,
+                              theme=None, classroom: bool = False) -> go.Figure:
+    """Mean attention distance (px) of every head against layer depth (ViT paper, Fig. 7).
+
+    ``distances [L, H]`` from ``model.mean_attention_distance``. Trace 0 is a Scatter with
+    one dot per head: ``x = layer`` (0-based), ``y = distances[layer, head]``, head index in
+    ``customdata``. With ``image_size`` (px) the y axis ends at the image width, the
+    largest possible distance order of magnitude.
+    """
+    th = resolve_theme(theme, classroom)
+    d = float_array(distances, 2, "distances", "[L, H] (layers x heads), in pixels")
+    L, H = d.shape
+    layers = np.repeat(np.arange(L), H)
+    heads = np.tile(np.arange(H), L)
+    top = float(image_size) if image_size else float(d.max()) * 1.1 or 1.0
+    width, height, margin = F.figure_size(th, 0.62, 620, colorbar=False)
+    xa = th.axis("layer (network depth)", chart=True, range=[-0.6, L - 0.4], tickmode="array",
+                 tickvals=list(range(L)), ticktext=[str(i) for i in range(L)], dtick=1)
+    if L > 16:
+        xa.update(tickvals=list(range(0, L, 2)), ticktext=[str(i) for i in range(0, L, 2)])
+    ya = th.axis("mean attention distance (px)", chart=True, range=[0, max(top, float(d.max()) * 1.05)])
+    fig = go.Figure(go.Scatter(
+        x=layers, y=d.ravel(), mode="markers", name="heads", customdata=heads,
+        marker={"size": th.marker_size, "color": th.bar_color, "opacity": 0.85,
+                "line": {"width": 1, "color": "white"}},
+        hovertemplate="layer %{x}, head %{customdata}<br>distance %{y:.1f} px<extra></extra>",
+    ))
+    fig.update_layout(**th.layout(title or "Mean attention distance per head", width, height, margin=margin,
+                                  xaxis=xa, yaxis=ya))
+    return fig
+
+
+def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, title, fmt, unit):
+    L, H = values.shape
+    width, height, margin = F.figure_size(th, min(1.6, L / H), 560, colorbar=True)
+    plot_w = width - margin["l"] - margin["r"]
+    plot_h = height - margin["t"] - margin["b"]
+    xv, xt = F.index_ticks(H, plot_w, th.tick_size, min_gap_chars=1)
+    yv, yt = F.index_ticks(L, plot_h * 2.2, th.tick_size, min_gap_chars=1)
+    xa = th.axis("head", range=[-0.5, H - 0.5], tickmode="array", tickvals=xv, ticktext=xt)
+    ya = th.axis("layer", range=[L - 0.5, -0.5], tickmode="array", tickvals=yv, ticktext=yt)
+    cell_w, cell_h = plot_w / H, plot_h / L
+    show_text = cell_w >= F.text_width("0.00", th.small_size) + 4 and cell_h >= th.small_size * 1.3
+    # no text colour: plotly (and the PNG path) pick black or white per cell for contrast
+    extra = ({"texttemplate": "%{z:" + fmt + "}", "textfont": {"family": th.font_family, "size": th.small_size}}
+             if show_text else {})
+    fig = go.Figure(go.Heatmap(
+        z=values, x0=0, dx=1, y0=0, dy=1, name=name, colorscale=th.cmap(colormap, role), zmin=zmin, zmax=zmax,
+        zsmooth=False, colorbar=th.colorbar(bar), xgap=1, ygap=1,
+        hovertemplate="layer %{y}, head %{x}<br>" + name + " %{z:" + fmt + "}" + unit + "<extra></extra>",
+        **extra,
+    ))
+    fig.update_layout(**th.layout(title, width, height, margin=margin, xaxis=xa, yaxis=ya))
+    return fig
+
+
+def attention_entropy_figure(entropy, *, num_keys: int | None = None, colormap: str | None = None,
+                             title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+    """Attention entropy per layer x head (nats), ``entropy [L, H]``; ``z`` is the input.
+
+    Colour range 0 .. ``ln(num_keys)`` (uniform attention over ``num_keys`` tokens, the
+    maximum) when ``num_keys`` is given, else 0 .. max.
+    """
+    th = resolve_theme(theme, classroom)
+    e = float_array(entropy, 2, "entropy", "[L, H] (layers x heads), in nats")
+    hi = math.log(num_keys) if num_keys else float(e.max()) or 1.0
+    return _layer_head_heatmap(e, th, name="entropy", bar="entropy (nats)", zmin=0.0, zmax=hi,
+                               colormap=colormap, role="sequential", fmt=".2f", unit=" nats",
+                               title=title or "Attention entropy per head (high = diffuse, low = focused)")
+
+
+def prefix_attention_figure(prefix_attn, *, colormap: str | None = None, title: str | None = None,
+                            theme=None, classroom: bool = False) -> go.Figure:
+    """Share of attention that goes to prefix tokens (CLS/DIST/registers), ``[L, H]`` in 0..1."""
+    th = resolve_theme(theme, classroom)
+    v = float_array(prefix_attn, 2, "prefix_attn", "[L, H] (layers x heads), fractions in [0, 1]")
+    if v.min() < -1e-6 or v.max() > 1 + 1e-6:
+        raise ValueError(f"prefix_attn has values in [{v.min():.3g}, {v.max():.3g}]; expected fractions in [0, 1] "
+                         f"(mean over queries of the attention summed over prefix keys).")
+    return _layer_head_heatmap(v, th, name="prefix share", bar="attention to prefix tokens (fraction)",
+                               zmin=0.0, zmax=1.0, colormap=colormap, role="sequential", fmt=".2f", unit="",
+                               title=title or "Attention paid to prefix tokens per head")
+
+
+def token_norms_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=None, artifact_tokens=None,
+                       row_labels=None, log_scale: bool = False, colormap: str | None = None,
+                       title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+    """L2 norm of every token in every layer, ``norms [rows, T]`` (e.g. rows = hidden states
+    0..L, where row 0 is the embeddings), as a heatmap layers x tokens.
+
+    ``z`` is ``norms`` (or ``log10(norms)`` with ``log_scale``). Prefix tokens are separated
+    by a line at ``num_prefix_tokens - 0.5``; each index in ``artifact_tokens`` gets an
+    outlined column and a tick label (high-norm "artifact" tokens, Darcet et al. 2024).
+    """
+    th = resolve_theme(theme, classroom)
+    v = float_array(norms, 2, "norms", "[layers, T] (one row per layer, one column per token)")
+    R, T = v.shape
+    names_p = check_prefix(num_prefix_tokens, prefix_names)
+    p = len(names_p)
+    if p > T:
+        raise ValueError(f"num_prefix_tokens={p} but norms has only {T} tokens.")
+    arts = sorted({int(t) for t in (artifact_tokens or [])})
+    bad = [t for t in arts if not 0 <= t < T]
+    if bad:
+        raise ValueError(f"artifact_tokens {bad} out of range; expected token indices 0..{T - 1}.")
+    labels = [str(i) for i in range(R)] if row_labels is None else [str(s) for s in row_labels]
+    if len(labels) != R:
+        raise ValueError(f"row_labels has {len(labels)} entries; expected one per row of norms ({R}).")
+    if log_scale:
+        if v.min() <= 0:
+            raise ValueError("log_scale needs positive norms; got a value <= 0.")
+        z, bar = np.log10(v), "log₁₀ ‖token‖₂"
+    else:
+        z, bar = v, "token norm ‖x‖₂"
+    width, height, margin = F.figure_size(th, 0.6, 660, colorbar=True)
+    plot_w = width - margin["l"] - margin["r"]
+    plot_h = height - margin["t"] - margin["b"]
+    # ticks: prefix names, artifacts, then evenly spaced patch indices — none overlapping
+    tv, tt = F.index_ticks(T - p, plot_w, th.tick_size, start=p, positions=range(p, T),
+                           labels=[str(i) for i in range(p, T)])
+    fixed = [(0, names_p[0])] if p else []
+    fixed += [(t, str(t) if t >= p else names_p[t]) for t in arts]
+    fixed += [(i, names_p[i]) for i in range(1, p)]
+    tick_pos, tick_text = F.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
+    ticks = list(zip(tick_pos, tick_text))
+    yv, yt = F.index_ticks(R, plot_h * 2.2, th.tick_size, labels=labels, min_gap_chars=1)
+    xa = th.axis("token index" + (" (artifact tokens outlined)" if arts else ""), range=[-0.5, T - 0.5],
+                 tickmode="array", tickvals=[t for t, _ in ticks], ticktext=[s for _, s in ticks])
+    ya = th.axis("layer (0 = embeddings)" if row_labels is None else "layer", range=[R - 0.5, -0.5],
+                 tickmode="array", tickvals=yv, ticktext=yt)
+    shapes = []
+    if p:
+        shapes.append(dict(type="line", xref="x", yref="y", x0=p - 0.5, x1=p - 0.5, y0=-0.5, y1=R - 0.5,
+                           line={"color": "white", "width": th.outline_width}, layer="above",
+                           name="prefix|patch separator"))
+    for t in arts:
+        shapes.append(dict(type="rect", xref="x", yref="y", x0=t - 0.5, x1=t + 0.5, y0=-0.5, y1=R - 0.5,
+                           line={"color": th.accent_color, "width": th.outline_width}, layer="above",
+                           name=f"artifact token {t}"))
+    fig = go.Figure(go.Heatmap(
+        z=z, x0=0, dx=1, y0=0, dy=1, name="token norms", colorscale=th.cmap(colormap, "sequential"),
+        zsmooth=False, colorbar=th.colorbar(bar), customdata=np.broadcast_to(np.array(labels)[:, None], (R, T)),
+        hovertemplate="layer %{customdata}, token %{x}<br>" + bar + " %{z:.3f}<extra></extra>",
+    ))
+    fig.update_layout(**th.layout(
+        title or (f"Token norms per layer ({len(arts)} artifact tokens)" if arts else "Token norms per layer"),
+        width, height, margin=margin, xaxis=xa, yaxis=ya, shapes=shapes,
+        meta={"artifact_tokens": arts},
+    ))
+    return fig

@@ -1,0 +1,214 @@
+"""One theme for every figure: colorscales, fonts, margins, line widths, sizes.
+
+Every builder takes ``theme=`` and ``classroom=`` the same way and calls
+:func:`resolve_theme`:
+
+- ``theme=None`` -> :data:`SCREEN` (fonts >= 14 px, for a laptop browser);
+- ``theme="classroom"`` or ``classroom=True`` -> :data:`CLASSROOM` (fonts >= 21 px,
+  lines twice as thick, figures 1.25x larger: readable from the back of a room);
+- ``theme=<float>`` -> :data:`SCREEN` scaled by that factor;
+- ``theme=<Theme>`` -> that theme (``classroom=True`` scales it up to classroom size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .colormaps import colorscale
+
+CLASSROOM_SCALE = 1.5
+
+
+@dataclass(frozen=True)
+class Theme:
+    """Visual constants shared by all figures. Sizes are CSS pixels at ``scale == 1``."""
+
+    name: str = "screen"
+    scale: float = 1.0  # font scale relative to the screen theme
+    font_size: int = 14  # body text, axis titles, annotations, hover
+    tick_size: int = 14  # tick labels (never smaller than 14 px)
+    title_size: int = 19
+    small_size: int = 14  # labels drawn on top of patches
+    line_width: float = 1.0  # grid lines and separators
+    outline_width: float = 3.0  # query-patch outline, highlights
+    marker_size: float = 10.0
+    size_scale: float = 1.0  # figure width/height multiplier
+    width: int = 760  # default figure width
+    font_family: str = "DejaVu Sans, Verdana, Arial, sans-serif"
+    font_color: str = "#1f1f1f"
+    paper_bg: str = "#ffffff"
+    plot_bg: str = "#ffffff"
+    axis_color: str = "#444444"
+    chart_grid_color: str = "#dddddd"
+    grid_line_color: str = "rgba(255,255,255,0.8)"  # patch grid drawn over an image
+    separator_color: str = "#ffffff"
+    label_bg: str = "rgba(0,0,0,0.55)"  # box behind white text on images
+    label_color: str = "#ffffff"
+    highlight_color: str = "#00e5ff"  # query outline: cyan reads on inferno/viridis
+    accent_color: str = "#d62728"  # chosen class, artifact tokens
+    bar_color: str = "#4c78a8"
+    sequential: str = "viridis"  # generic non-negative values
+    attention: str = "inferno"  # attention weights and relevance maps
+    diverging: str = "balance"  # signed values (cmocean, perceptually uniform)
+    margin: dict = field(default_factory=lambda: {"l": 80, "r": 40, "t": 80, "b": 70})
+    colorbar_thickness: int = 20
+
+    # --- derived ------------------------------------------------------------------------
+    def scaled(self, factor: float, name: str | None = None) -> "Theme":
+        """This theme with fonts and margins times ``factor``, lines times ``factor**1.7``."""
+        if not factor > 0:
+            raise ValueError(f"theme scale must be > 0, got {factor!r}; use e.g. 1.5 for a projector")
+        f = float(factor)
+        return replace(
+            self,
+            name=name or f"{self.name}x{f:g}",
+            scale=self.scale * f,
+            font_size=round(self.font_size * f),
+            tick_size=round(self.tick_size * f),
+            title_size=round(self.title_size * f),
+            small_size=round(self.small_size * f),
+            line_width=self.line_width * f**1.7,
+            outline_width=self.outline_width * f**1.7,
+            marker_size=self.marker_size * f,
+            size_scale=self.size_scale * (1.0 + (f - 1.0) / 2.0),
+            margin={k: round(v * f) for k, v in self.margin.items()},
+            colorbar_thickness=round(self.colorbar_thickness * f),
+        )
+
+    def px(self, value: float) -> int:
+        """A figure dimension in pixels for this theme."""
+        return int(round(value * self.size_scale))
+
+    def cmap(self, name: str | None, default: str) -> list:
+        """The resolved plotly colorscale for ``name`` (or the theme's ``default`` role)."""
+        role = {"sequential": self.sequential, "attention": self.attention, "diverging": self.diverging}
+        return colorscale(name if name is not None else role[default])
+
+    def font(self, size: int | None = None, color: str | None = None) -> dict:
+        return {"family": self.font_family, "size": size or self.font_size, "color": color or self.font_color}
+
+    def colorbar(self, title: str, **extra) -> dict:
+        """A colour bar with a vertical title (saves width) and readable ticks."""
+        bar = {
+            "title": {"text": title, "side": "right", "font": self.font()},
+            "thickness": self.colorbar_thickness,
+            "tickfont": self.font(self.tick_size),
+            "outlinewidth": 0,
+            "len": 1.0,
+            "x": 1.02,
+            "xanchor": "left",
+        }
+        bar.update(extra)
+        return bar
+
+    def axis(self, title: str | None = None, *, chart: bool = False, **extra) -> dict:
+        """Axis style. ``chart=True`` for value axes (grid lines); False for image axes."""
+        ax = {
+            "title": {"text": title or "", "font": self.font(), "standoff": 8},
+            "tickfont": self.font(self.tick_size),
+            "showgrid": chart,
+            "gridcolor": self.chart_grid_color,
+            "zeroline": False,
+            "showline": True,
+            "linecolor": self.axis_color,
+            "linewidth": 1,
+            "ticks": "outside",
+            "ticklen": 5,
+            "tickcolor": self.axis_color,
+            "automargin": True,
+        }
+        ax.update(extra)
+        return ax
+
+    def layout(self, title: str | None, width: int, height: int, **extra) -> dict:
+        margin = dict(self.margin)
+        margin.update(extra.pop("margin", {}))
+        title = title or ""
+        need = 0.6 * self.title_size * len(title) + 24
+        if width < need <= 1.4 * width:  # a little too long: widen the figure, keep the plot area
+            extra_w = int(need - width) + 1
+            margin["l"] = margin["l"] + extra_w // 2
+            margin["r"] = margin["r"] + extra_w - extra_w // 2
+            width = width + extra_w
+        title, lines = wrap_title(title, self.title_size, width - 24)
+        if lines > 1:  # a second title line: grow the figure, keep the plot area
+            grow = round(self.title_size * 1.3 * (lines - 1))
+            margin["t"] = margin["t"] + grow
+            height = height + grow
+        # shapes: no fill and full opacity unless asked (never inherit a template's defaults)
+        for shape in extra.get("shapes") or []:
+            shape.setdefault("fillcolor", "rgba(0,0,0,0)")
+            shape.setdefault("opacity", 1)
+        title_mid = round(12 * self.scale + lines * self.title_size * 1.25 / 2)
+        lay = {
+            "title": {
+                "text": title or "",
+                "font": self.font(self.title_size),
+                "x": 0.5,
+                "xanchor": "center",
+                "xref": "paper",
+                # a fixed band at the top (centred: plotly.js anchors multi-line titles well
+                # only with yanchor='middle'), so the title never meets the plot
+                "y": 1.0 - title_mid / float(height),
+                "yref": "container",
+                "yanchor": "middle",
+            },
+            "font": self.font(),
+            "width": int(width),
+            "height": int(height),
+            "margin": margin,
+            "paper_bgcolor": self.paper_bg,
+            "plot_bgcolor": self.plot_bg,
+            "hoverlabel": {"font": self.font(self.font_size)},
+            "showlegend": False,
+            "template": "none",  # everything explicit: what the PNG path draws is what plotly shows
+        }
+        lay.update(extra)
+        return lay
+
+
+def wrap_title(title: str, size: float, width_px: float) -> tuple[str, int]:
+    """Break a title that would not fit ``width_px`` onto two lines at a natural separator."""
+    if "<br>" in title or 0.6 * size * len(title) <= width_px:
+        return title, title.count("<br>") + 1
+    best = None
+    for sep in (", ", " (", " → ", ": ", " "):
+        start = 0
+        while (i := title.find(sep, start)) > 0:
+            cut = i + (1 if sep in (", ", ": ") else 0)
+            score = abs(cut - len(title) / 2)
+            if best is None or score < best[0]:
+                best = (score, cut)
+            start = i + 1
+        if best is not None:
+            break
+    if best is None:
+        return title, 1
+    cut = best[1]
+    return title[:cut].rstrip() + "<br>" + title[cut:].lstrip(), 2
+
+
+SCREEN = Theme()
+CLASSROOM = SCREEN.scaled(CLASSROOM_SCALE, name="classroom")
+
+_NAMED = {"screen": SCREEN, "default": SCREEN, "classroom": CLASSROOM, "projector": CLASSROOM}
+
+
+def resolve_theme(theme=None, classroom: bool = False) -> Theme:
+    """The :class:`Theme` a builder uses for ``theme=`` and ``classroom=`` (see module doc)."""
+    if theme is None:
+        base = SCREEN
+    elif isinstance(theme, Theme):
+        base = theme
+    elif isinstance(theme, str):
+        if theme.lower() not in _NAMED:
+            raise ValueError(f"unknown theme {theme!r}; expected one of {sorted(_NAMED)} or a Theme")
+        base = _NAMED[theme.lower()]
+    elif isinstance(theme, (int, float)) and not isinstance(theme, bool):
+        base = SCREEN.scaled(float(theme))
+    else:
+        raise ValueError(f"theme must be None, a name, a scale factor or a Theme; got {type(theme).__name__}")
+    if classroom and base.scale < CLASSROOM_SCALE:
+        base = base.scaled(CLASSROOM_SCALE / base.scale, name="classroom")
+    return base
+
