@@ -2,6 +2,8 @@
 
     python bench/bench_attribution.py                  # synthetic dinov2-small-shaped data
     python bench/bench_attribution.py --npz trace.npz  # arrays from `python -m model trace`
+    python bench/bench_attribution.py --model dinov2-small [--image samples/chelsea.jpg]
+                                      # a real trace, and the forward and gradient passes timed
 
 Shapes default to dinov2-small at 224 px: L=12 layers, H=6 heads, T=257 tokens (1 CLS +
 16×16 patches), D=384, P=14. The timing of this math does not depend on the values, so
@@ -88,6 +90,46 @@ def from_npz(path: str) -> dict:
     return data
 
 
+def from_model(source: str, image: str, repeats: int) -> dict:
+    """A real trace of `image`, with the trace and the gradient pass timed beside each other.
+
+    A model without a class head (dinov2-small) gets a temporary random 1000-class linear
+    head on CLS for the gradient pass: the backward pass costs the same for any head, and
+    the figure says so.
+    """
+    import torch
+
+    from model import load_model
+
+    model = load_model(source, device="cpu")
+    note = ""
+    if not model.cfg.has_head:
+        model.cfg.num_classes, model.cfg.head_type = 1000, "cls"
+        model.head = torch.nn.Linear(model.cfg.embed_dim, 1000)
+        note = " (temporary random 1000-class head: the model has none)"
+    from model.preprocess import decode_image
+
+    img = decode_image(image)
+    pixels = model.to_pixels([img])
+    fwd, fwd_min = time_ms(lambda: model.trace(pixels), repeats)
+    grad, grad_min = time_ms(lambda: model.trace(pixels, grad_class="top"), repeats)
+    trace = model.trace(pixels, grad_class="top")
+    print(f"model {source}: trace (forward) median {fwd:.1f} ms (min {fwd_min:.1f}); "
+          f"trace + attention gradients median {grad:.1f} ms (min {grad_min:.1f}){note}; "
+          f"ratio {grad / fwd:.2f}")
+    return {
+        "attentions": trace.attentions[0].numpy(),
+        "gradients": trace.attention_grads[0].numpy(),
+        "hidden_states": trace.hidden_states[0].numpy(),
+        "patch_embeddings": trace.patch_embeddings[0].numpy(),
+        "pos_embed": trace.pos_embed.numpy(),
+        "grid": trace.grid,
+        "patch_size": trace.patch_size,
+        "num_prefix_tokens": trace.num_prefix_tokens,
+        "source": f"{source} on {image} (a real trace and its attention gradients){note}",
+    }
+
+
 def time_ms(fn, repeats: int) -> tuple[float, float]:
     fn()  # warm-up: first-touch allocations, BLAS thread start
     times = []
@@ -101,6 +143,8 @@ def time_ms(fn, repeats: int) -> tuple[float, float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--npz", help="trace file from `python -m model trace` (else synthetic)")
+    parser.add_argument("--model", help="load this model and trace --image (a real trace; times the gradient pass)")
+    parser.add_argument("--image", default=str(Path(__file__).resolve().parents[1] / "samples" / "chelsea.jpg"))
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per method")
     parser.add_argument("--query", type=int, default=0, help="query token (0 = CLS)")
     parser.add_argument("--blas-threads", type=int, default=None,
@@ -133,7 +177,10 @@ def main(argv=None) -> int:
         token_norms,
     )
 
-    d = from_npz(args.npz) if args.npz else synthetic()
+    if args.model:
+        d = from_model(args.model, args.image, max(3, args.repeats // 3))
+    else:
+        d = from_npz(args.npz) if args.npz else synthetic()
     a, g = d["attentions"], d["gradients"]
     grid, P, p, q = d["grid"], d["patch_size"], d["num_prefix_tokens"], args.query
     L, H, T, _ = a.shape

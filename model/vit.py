@@ -339,7 +339,8 @@ class ViT(nn.Module):
             # layer's temporaries are freed at once and nothing is copied twice (stacking
             # per-layer lists at the end cost about as much as the attention itself).
             buf = TraceBuffers.allocate(B, L, H, T, D, d, z.dtype)
-            buf.hidden_states[:, 0].copy_(z)
+            with torch.no_grad():
+                buf.hidden_states[:, 0].copy_(z)
             kept = []  # with gradients: each layer's attention, to read its .grad afterwards
             for l, block in enumerate(self.blocks):
                 z, p, a, m = block(z, explicit=True)

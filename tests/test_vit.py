@@ -93,6 +93,8 @@ def test_attention_gradients_match_autograd_layer_by_layer(tiny_vit):
     classes = [3, 1]
     t = tiny_vit.trace(x, grad_class=classes)
     assert t.attention_grads.shape == t.attentions.shape
+    for name in ("attentions", "hidden_states", "queries", "attn_residuals", "attention_grads", "logits", "pos_embed"):
+        assert not getattr(t, name).requires_grad, name  # a trace is plain data, with or without gradients
     assert t.grad_classes.tolist() == classes
     for layer in range(tiny_vit.cfg.depth):
         a = t.attentions[:, layer].clone().requires_grad_(True)
