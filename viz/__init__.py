@@ -41,6 +41,16 @@ from .stats import (
     token_norms_figure,
 )
 from .theme import CLASSROOM, SCREEN, Theme, resolve_theme
+from .walkthrough import (
+    attention_scores_figure,
+    flatten_patch,
+    mass_mask_figure,
+    mlp_activation_figure,
+    patch_flatten_figure,
+    residual_stream_figure,
+    token_norms_lines_figure,
+    value_mixing_figure,
+)
 
 __all__ = [
     # theme and colormaps
@@ -53,9 +63,12 @@ __all__ = [
     # explanations, statistics, embeddings, logits
     "explanation_figure", "attention_distance_figure", "attention_entropy_figure", "prefix_attention_figure",
     "token_norms_figure", "pos_similarity_figure", "pca_image_figure", "topk_figure", "loss_figure",
+    # walkthrough: one step of the model at a time
+    "patch_flatten_figure", "attention_scores_figure", "value_mixing_figure", "residual_stream_figure",
+    "mlp_activation_figure", "mass_mask_figure", "token_norms_lines_figure",
     # array helpers
     "upsample_map", "normalise_map", "tile_maps", "untile", "flatten_patches", "mosaic_image", "softmax",
-    "log_softmax",
+    "log_softmax", "flatten_patch",
     # export
     "figure_to_png", "render_figure", "figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv",
     "overlay_image", "overlay_png",

@@ -3,7 +3,7 @@
 ``figure_to_png`` draws the trace types the Patchlight builders use — ``Heatmap``
 (colorscales, ``zmin/zmax``, shared ``coloraxis``, NaN gaps, ``xgap/ygap``, cell text),
 ``Image`` (``z`` or a data-URI ``source``), ``Bar`` (horizontal/vertical, text labels) and
-``Scatter`` (markers, lines, text) — into each subplot's domain, with the title, axis
+``Scatter`` (markers, lines, text, ``fill="toself"`` bands) — into each subplot's domain, with the title, axis
 ticks and titles, layout shapes (lines/rects), annotations and colour bars. Colours come
 from :mod:`viz.colormaps`, the same interpolation plotly.js applies, so a heatmap brick in
 the PNG has the colour the browser shows. It is a faithful, readable picture of the
@@ -718,6 +718,8 @@ class _Renderer:
         mode = tr.get("mode") or ("lines+markers" if n < 20 else "lines")
         opacity = float(tr.get("opacity") if tr.get("opacity") is not None else 1.0)
         layer, draw = self._layer()
+        if tr.get("fill") == "toself":
+            self._fill_toself(tr, draw, xs[:n], ys[:n], opacity)
         if "lines" in mode:
             lc = _with_opacity(_rgba(_get(tr, "line", "color", default="#636efa")), opacity)
             lw = max(1, round(self.S(float(_get(tr, "line", "width", default=2)))))
@@ -754,6 +756,27 @@ class _Renderer:
                 if np.isfinite(xs[i]) and np.isfinite(ys[i]) and texts[i] not in (None, ""):
                     self._text(xs[i], ys[i], _clean_text(texts[i]), size, color,
                                stroke=bool(_get(tr, "textfont", "shadow")))
+
+    def _fill_toself(self, tr, draw, xs, ys, opacity):
+        """``fill="toself"``: each run of finite points (gaps split runs, as in plotly.js) is a
+        closed polygon filled with ``fillcolor`` — plotly's default is the line colour at half alpha."""
+        fc = tr.get("fillcolor")
+        if fc is None:
+            r, g, b, a = _rgba(_get(tr, "line", "color", default="#636efa"))
+            fill = (r, g, b, a // 2)
+        else:
+            fill = _rgba(fc)
+        fill = _with_opacity(fill, opacity)
+        if fill[3] == 0:
+            return
+        run = []
+        for i in range(len(xs) + 1):
+            if i < len(xs) and np.isfinite(xs[i]) and np.isfinite(ys[i]):
+                run.append((self.S(xs[i]), self.S(ys[i])))
+                continue
+            if len(run) > 2:
+                draw.polygon(run, fill=fill)
+            run = []
 
     def _marker(self, draw, x, y, d, symbol, fill, edge, edge_w):
         r = max(0.5, d / 2)

@@ -47,6 +47,11 @@ class Theme:
     highlight_color: str = "#00e5ff"  # query outline: cyan reads on inferno/viridis
     accent_color: str = "#d62728"  # chosen class, artifact tokens
     bar_color: str = "#4c78a8"
+    second_color: str = "#f58518"  # a second series (MLP next to attention; prefix tokens next to patches)
+    muted_color: str = "#b8c4d6"  # context that is not the point (bands, other bars)
+    # distinct line colours for a few named series (prefix tokens), dark enough for text on white;
+    # blue and red are left out: they mean "patch tokens" and "artifact / chosen" elsewhere
+    palette: tuple = ("#f58518", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22")
     sequential: str = "viridis"  # generic non-negative values
     attention: str = "inferno"  # attention weights and relevance maps
     diverging: str = "balance"  # signed values (cmocean, perceptually uniform)
