@@ -49,7 +49,11 @@ def decode_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None 
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as err:
+            if isinstance(err, (OSError, SyntaxError)) and not isinstance(err, UnidentifiedImageError):
+                # a valid signature followed by junk fails inside Image.open itself
+                raise ImageError(f"{label} is truncated or corrupt ({err}); re-export or re-download it") from None
             if isinstance(err, UnidentifiedImageError):
                 raise ImageError(f"{label} is not an image Patchlight can read; upload a {SUPPORTED_FORMATS} file") from None
             raise ImageError(f"{label} is too large to decode safely; downscale it below {max_pixels / 1e6:.0f} MP") from None

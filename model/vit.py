@@ -345,7 +345,6 @@ class ViT(nn.Module):
             for l, block in enumerate(self.blocks):
                 z, p, a, m = block(z, explicit=True)
                 if want_grad:
-                    p.attn.retain_grad()
                     kept.append(p.attn)
                 buf.store(l, z, p, a, m)
             z_normed = self.norm(z)
@@ -353,12 +352,14 @@ class ViT(nn.Module):
             classes = None
             if want_grad:
                 classes = self._grad_classes(logits, grad_class)
-                # Samples are independent, so one backward of the summed chosen logits gives
-                # every image its own gradient; layer l's gradient comes from layer l's tensor.
-                logits.gather(1, classes[:, None]).sum().backward()
+                # Samples are independent, so one gradient of the summed chosen logits gives
+                # every image its own; layer l's gradient comes from layer l's tensor.
+                # autograd.grad (not .backward) leaves the parameters' .grad untouched: the
+                # app shares one model between sessions and must never mutate it.
+                grads = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), kept)
                 buf.attention_grads = torch.empty_like(buf.attentions)
-                for l, attn in enumerate(kept):
-                    buf.attention_grads[:, l].copy_(attn.grad)
+                for l, g in enumerate(grads):
+                    buf.attention_grads[:, l].copy_(g)
 
         def cpu(x):
             return None if x is None else x.detach().cpu()

@@ -89,6 +89,12 @@ def test_truncated_file_is_refused():
         decode_image(data[: len(data) // 2])
 
 
+def test_png_cut_inside_its_header_is_refused():
+    """Pillow raises a bare OSError from Image.open itself here; it must become an ImageError."""
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        decode_image(encode(Image.new("RGB", (8, 8)))[:20])
+
+
 def test_non_image_and_empty_are_refused():
     with pytest.raises(ImageError, match="not an image Patchlight can read; upload a PNG, JPEG"):
         decode_image(b"%PDF-1.4 definitely not a picture")

@@ -101,6 +101,8 @@ def test_attention_gradients_match_autograd_layer_by_layer(tiny_vit):
         logits = forward_with_attention(tiny_vit, x, layer, a)
         (g,) = torch.autograd.grad(logits[[0, 1], classes].sum(), a)
         torch.testing.assert_close(t.attention_grads[:, layer], g, atol=1e-6, rtol=1e-4)
+    # the shared model is left untouched: no parameter gradients accumulate
+    assert all(p.grad is None for p in tiny_vit.parameters())
     # vit-explain #6: pairing gradients in reverse layer order gives other numbers
     assert not torch.allclose(t.attention_grads, t.attention_grads.flip(1), atol=1e-6)
 

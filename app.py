@@ -1,0 +1,78 @@
+"""Patchlight — the Streamlit entry: navigation and the sidebar (image, model). Nothing else.
+
+Run it with `streamlit run app.py` (or `bash scripts/app.sh`). PATCHLIGHT_PUBLIC=1 turns the
+hosted-demo mode on (no local model paths).
+"""
+import streamlit as st
+
+from app_pages import shared
+from model import app_support as S
+from model.gallery import get_sample
+
+st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=":material/flashlight_on:",
+                   layout="wide", initial_sidebar_state="expanded")
+shared.init_state()
+
+MODEL_LABELS = {
+    "fashion-vit": "fashion-vit — small classifier (Fashion-MNIST)",
+    "dinov2-small": "dinov2-small — DINOv2 ViT-S/14 (photos, no head)",
+    S.HF_CHOICE: "Hugging Face hub (hf:<owner>/<name>)",
+    S.PATH_CHOICE: "Local path (directory or weight file)",
+}
+
+
+def _retry() -> None:
+    st.session_state.pop("_load_errors", None)
+
+
+pages = st.navigation([
+    st.Page("app_pages/walkthrough.py", title="Walkthrough", icon=":material/school:", default=True),
+    st.Page("app_pages/explorer.py", title="Explorer", icon=":material/travel_explore:"),
+    st.Page("app_pages/heads.py", title="Heads", icon=":material/psychology:"),
+    st.Page("app_pages/downloads.py", title="Downloads", icon=":material/download:"),
+], position="top")
+
+with st.sidebar:
+    st.markdown("## :material/flashlight_on: Patchlight\n"
+                "See what a Vision Transformer sees, step by step, on your own image.")
+    st.toggle("Classroom mode", key="classroom",
+              help="Larger text and figures for a projector, fewer controls.")
+
+    st.subheader("Image")
+    st.radio("Image source", ["gallery", "upload"], key="image_source", horizontal=True,
+             format_func={"gallery": "Sample gallery", "upload": "Upload"}.get)
+    if st.session_state["image_source"] == "gallery":
+        st.selectbox("Sample", shared.samples_for_select(), key="sample", format_func=shared.sample_label)
+        sample = get_sample(st.session_state["sample"])
+        st.caption(f"{sample.credit} · {sample.licence}. Suits **{sample.suggested_model}**.")
+    else:
+        # No `type=` filter: Streamlit would refuse other files with a generic message; the app
+        # checks the name and the content itself and says what is wrong (model.app_support).
+        st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)", key="upload",
+                         help=f"Up to {S.MAX_UPLOAD_MB} MB and {S.MAX_PIXELS // 1_000_000} megapixels.")
+
+    st.subheader("Model")
+    st.selectbox("Model", S.model_choices(shared.public()), key="model_choice", format_func=MODEL_LABELS.get,
+                 on_change=shared.fit_sample_to_model)
+    if st.session_state["model_choice"] == S.HF_CHOICE:
+        st.text_input("Hub repo id", key="hf_repo", placeholder="google/vit-base-patch16-224",
+                      help="Downloaded once with huggingface_hub (needs internet), then cached.")
+    elif st.session_state["model_choice"] == S.PATH_CHOICE:
+        st.text_input("Model path", key="local_path", placeholder="/path/to/model-directory",
+                      help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")
+    try:
+        _source, _key, _model = shared.load_selected_model()
+    except ValueError as err:
+        st.error(str(err), icon=":material/error:")
+        st.button("Retry", key="retry_model", on_click=_retry)
+    else:
+        facts = S.model_facts(_model)
+        st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
+                   f"{facts['depth']} layers × {facts['num_heads']} heads")
+        with st.expander("Model card"):
+            st.markdown(S.model_card_text(_model))
+    for note in st.session_state.pop("_notes", []):
+        st.warning(note)
+
+shared.css()
+pages.run()

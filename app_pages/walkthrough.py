@@ -1,0 +1,358 @@
+"""Walkthrough: the six steps of a ViT on this image, each with words, its equation, the real
+shapes and numbers, the figures, and a question to think about before opening the answer.
+
+Every step has the same layout: the idea in words beside its equation and this image's
+numbers, then the figure at its full width (figures are drawn for ~800 px and must stay
+readable on a projector), then the details and the questions.
+"""
+import pandas as pd
+import streamlit as st
+
+import viz
+from app_pages import shared
+from model import app_support as S
+from model import patch_embedding_pca, pos_embed_similarity
+
+ctx = shared.context()
+td = ctx.td
+th = ctx.theme
+n = S.shapes(td, ctx.facts)
+STEPS = list(S.STEP_KEYS)
+PREFIX = list(td.prefix_names)
+
+
+def _go(delta: int) -> None:
+    i = STEPS.index(st.session_state["step"])
+    st.session_state["step"] = STEPS[max(0, min(len(STEPS) - 1, i + delta))]
+
+
+def question(text: str, answer: str) -> None:
+    st.markdown(f":material/lightbulb: **Think first:** {text}")
+    with st.expander("Answer"):
+        st.markdown(answer)
+
+
+def numbers(text: str) -> None:
+    st.markdown(f"**On this image:** {text}")
+
+
+def pair(ratio=(3, 2)):
+    """Two boxes side by side on a screen, one under the other on a projector (larger type)."""
+    if shared.classroom():
+        return st.container(), st.container()
+    return st.columns(list(ratio), gap="large")
+
+
+def figure_choice(options: dict, key: str) -> str:
+    return st.radio("Figure", list(options), key=key, horizontal=True, format_func=options.get)
+
+
+st.title("Walkthrough: one image through the Vision Transformer")
+st.caption(f"Model **{ctx.facts['name']}** on **{ctx.image_name}** — {n['H_px']}×{n['W_px']} px in, "
+           f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
+st.segmented_control("Step", STEPS, key="step", format_func=S.STEP_SHORT.get, required=True,
+                     label_visibility="collapsed")
+step = st.session_state["step"]
+st.header(S.STEP_TITLES[step])
+words, maths = pair()
+
+# ------------------------------------------------------------------------------------ 1 patches
+if step == "patches":
+    W, b = S.patch_projection(ctx.model)
+    patch = S.centre_patch(td)
+    chk = S.projection_check(td, W, b, patch)
+    with words:
+        st.markdown(
+            "A transformer reads a **sequence of vectors**, not a picture. The ViT cuts the prepared image into "
+            "a grid of P×P **patches**, flattens each patch into one long vector of C·P·P pixel values, and "
+            "multiplies it by one learned matrix **E** — the same for every patch — to get a D-dimensional "
+            "**token**. (Written as a convolution with kernel and stride P, it is the very same operation.)")
+    with maths:
+        st.latex(r"\begin{gathered}N=\frac{H\,W}{P^2},\qquad x_p^i\in\mathbb{R}^{P^2C}\\"
+                 r"e^i = x_p^i\,E + b,\qquad E\in\mathbb{R}^{P^2C\times D}\end{gathered}")
+        numbers(
+            f"H×W = {n['H_px']}×{n['W_px']} px, P = {n['P']} → a {n['h']}×{n['w']} grid, "
+            f"N = {n['H_px']}·{n['W_px']}/{n['P']}² = **{n['N']} patches**. Each patch flattens to "
+            f"{n['P']}·{n['P']}·{n['C']} = **{n['patch_len']} numbers**; E is **{W.shape[1]} × {W.shape[0]}**, so "
+            f"[{n['N']} × {n['patch_len']}] · [{n['patch_len']} × {n['D']}] = **[{n['N']} × {n['D']}]** embeddings.")
+    what = figure_choice({"grid": "Patch grid", "one": "One patch → its embedding", "mosaic": "As a sequence",
+                          "flattened": "All patches flattened", "embeddings": "Embedding matrix",
+                          "pca": "PCA of embeddings"}, "wt_patch_fig")
+    if what == "one":
+        fig = viz.patch_flatten_figure(S.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
+                                       theme=th)
+    elif what == "grid":
+        fig = viz.patch_grid_figure(td.image, td.patch_size, num_prefix_tokens=n["p"], theme=th)
+    elif what == "mosaic":
+        fig = viz.patch_mosaic_figure(td.image, td.patch_size, num_prefix_tokens=n["p"], theme=th)
+    elif what == "flattened":
+        fig = viz.patch_matrix_figure(td.image, td.patch_size, theme=th)
+    elif what == "embeddings":
+        fig = viz.patch_embedding_figure(td.patch_embeddings, theme=th)
+    else:
+        rgb, ratio = patch_embedding_pca(td.patch_embeddings, td.grid)
+        fig = viz.pca_image_figure(rgb, theme=th, title=f"Patch embeddings: 3 principal components as RGB "
+                                                         f"({100 * ratio.sum():.0f}% of the variance)")
+    shared.show_figure(fig, "wt_patches", shared.file_stem(ctx, f"step1_{what}"))
+    details, questions = pair((1, 1))
+    with details:
+        st.markdown(
+            f"Patch {patch} (token {patch + n['p']}, the centre of the grid): x_p = `{shared.fmt_vec(chk['x'])}` → "
+            f"x_p·E + b = `{shared.fmt_vec(chk['y'])}`. Recomputed here from the weights, it matches the model's "
+            f"own patch embedding to {chk['max_diff']:.1e}.")
+    with questions:
+        question(
+            "The PCA picture colours patches by their embedding. Before any attention, can an embedding know that "
+            "two patches belong to the same object?",
+            "No. x_p·E sees only the pixels of its own patch, so patches with similar colour and texture get "
+            "similar embeddings — that is all the PCA can show at this stage. Grouping patches into objects needs "
+            "information from other patches, which only attention (step 3) provides.")
+        question(
+            "What happens to pixels beyond the last whole patch?",
+            "They are dropped, exactly as a stride-P convolution drops them. That is why the preprocessing "
+            f"resizes (and here pads) the image to a multiple of {n['P']} px first.")
+
+# ------------------------------------------------------------------------------------ 2 positions
+elif step == "positions":
+    token = n["p"] + S.centre_patch(td)
+    ps = S.position_sum(td, token)
+    with words:
+        st.markdown(
+            "Attention treats its input as a **set**: shuffle the patches and the outputs are shuffled the same "
+            "way — the model could not tell top from bottom. So the ViT adds a learned **position embedding** "
+            "E_pos to every token, one vector per grid position (and one for CLS). The sum is what enters layer 1.")
+    with maths:
+        st.latex(r"\begin{gathered}z_0=\big[\,x_{\mathrm{cls}};\;x_p^1E;\;\dots;\;x_p^NE\,\big]+E_{pos}\\"
+                 r"E_{pos}\in\mathbb{R}^{T\times D}\end{gathered}")
+        resized = ""
+        if n["native_grid"] and tuple(n["native_grid"]) != (n["h"], n["w"]):
+            g = n["native_grid"]
+            resized = (f" The model learned a {g[0]}×{g[1]} table; for this {n['h']}×{n['w']} grid it is resized "
+                       "bicubically.")
+        numbers(
+            f"T = {n['p']} prefix token{'s' if n['p'] != 1 else ''} ({', '.join(PREFIX) or 'none'}) + "
+            f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {td.token_name(token)}: "
+            f"‖x_p·E‖ = {ps['content_norm']:.2f}, ‖E_pos‖ = {ps['pos_norm']:.2f}, ‖z₀‖ = {ps['sum_norm']:.2f}.")
+    what = figure_choice({"similarity": "Position similarity", "z0": "The sum z₀"}, "wt_pos_fig")
+    if what == "similarity":
+        fig = viz.pos_similarity_figure(pos_embed_similarity(td.pos_embed, td.grid, n["p"]), theme=th)
+    else:
+        fig = viz.patch_embedding_figure(td.hidden_states[0], num_prefix_tokens=n["p"], theme=th,
+                                         title=f"z₀ = embeddings + positions: {n['T']} tokens × {n['D']}")
+    shared.show_figure(fig, "wt_positions", shared.file_stem(ctx, f"step2_{what}"))
+    question(
+        "In the similarity grid, what does each tile look like? What would you expect if the position "
+        "embeddings were random vectors?",
+        "Each tile lights up around its own position and along its own row and column: the learned embeddings "
+        "rediscover the 2-D layout of the grid, although the model was only given a flat list (ViT paper, "
+        "Fig. 7). Random vectors would only match themselves — one bright cell per tile and noise elsewhere.")
+
+# ------------------------------------------------------------------------------------ 3 attention
+elif step == "attention":
+    with words:
+        st.markdown(
+            "Every token makes three vectors from its (normalised) self: a **query** q — what it is looking for, "
+            "a **key** k — what it offers, and a **value** v — what it passes on. Token i scores every token j by "
+            "q_i·k_j/√d; a **softmax** turns the row of scores into weights that sum to 1; the output is the "
+            "weighted sum of the values. Each head does this in its own d-dimensional subspace; the heads' "
+            "outputs are concatenated and mixed by W_O.")
+    with maths:
+        st.latex(r"\begin{gathered}(q,\,k,\,v)=\mathrm{LN}(z)\,(W_Q,\,W_K,\,W_V)\\"
+                 r"A_{ij}=\operatorname{softmax}_j\!\Big(\frac{q_i\cdot k_j}{\sqrt d}\Big)\\"
+                 r"\mathrm{out}_i=\sum_j A_{ij}\,v_j\end{gathered}")
+
+    @st.fragment
+    def attention_step() -> None:
+        """Token, layer and head change only this part (the model is never re-run)."""
+        c1, c2, c3 = st.columns([3, 3, 3])
+        c1.selectbox("Token (the query)", S.query_options(td), key="query", format_func=td.token_name)
+        c2.slider("Layer", 0, td.L - 1, key="layer")
+        shared.head_picker(c3, td.H)
+        layer, head, query = st.session_state["layer"], st.session_state["head"], st.session_state["query"]
+        q = S.qkv_step(td, layer, head, query)
+        numbers(
+            f"{td.token_name(query)}, layer {layer}, head {head}: d = {q['d']}, √d = {q['sqrt_d']:.2f}. "
+            f"The {td.T} scores softmax to weights summing to {q['weight_sum']:.4f} (equal to the traced "
+            f"attention within {q['max_diff']:.1e}); {100 * q['prefix_share']:.1f}% of the weight goes to "
+            f"prefix tokens.")
+        what = figure_choice({"scores": "Scores → softmax", "mix": "Weighted sum of values",
+                              "row": "Softmax row on the image", "heads": "All heads of the layer"}, "wt_attn_fig")
+        names = S.short_token_names(td)
+        if what == "scores":
+            fig = viz.attention_scores_figure(q["scores"], td.attentions[layer, head, query], names,
+                                              query_name=td.token_name(query), num_prefix_tokens=n["p"], theme=th)
+        elif what == "mix":
+            fig = viz.value_mixing_figure(td.attentions[layer, head, query], td.values[layer, head], q["out"],
+                                          names, query_name=td.token_name(query), num_prefix_tokens=n["p"],
+                                          theme=th)
+        elif what == "row":
+            fig = viz.attention_overlay_figure(
+                td.image, S.attention_map(td, layer, head, query), query=query, num_prefix_tokens=n["p"],
+                prefix_names=PREFIX, patch_size=td.patch_size, theme=th,
+                title=f"{td.token_name(query)}: layer {layer}, head {head}")
+        else:
+            fig = viz.attention_heads_figure(
+                S.heads_maps(td, layer, query), image=td.image, layer=layer, query=query, num_prefix_tokens=n["p"],
+                prefix_names=PREFIX, patch_size=td.patch_size, theme=th)
+        shared.show_figure(fig, "wt_attention", shared.file_stem(ctx, f"step3_{what}_l{layer}_h{head}"))
+        table, questions = pair((1, 1))
+        with table:
+            st.markdown(f"q = `{shared.fmt_vec(q['q'])}`, out = Σ A·v = `{shared.fmt_vec(q['out'])}`; "
+                        "the keys with the largest weights:")
+            st.dataframe(pd.DataFrame(q["top"]), hide_index=True, width="stretch",
+                         column_config={"q·k": st.column_config.NumberColumn(format="%.3f"),
+                                        "q·k/√d": st.column_config.NumberColumn(format="%.3f"),
+                                        "softmax weight": st.column_config.NumberColumn(format="%.4f")})
+        with questions:
+            question(
+                "Why divide by √d? What would the softmax look like if every score were 8 times larger?",
+                "A dot product of two d-dimensional vectors grows like √d, so without the scaling the largest "
+                "score would dominate: the softmax becomes almost one-hot and its gradients vanish. Dividing by "
+                "√d keeps the scores near unit size (Vaswani et al. 2017). Eight times larger scores would put "
+                "nearly all weight on the single best key.")
+            question(
+                "Look at all heads of one layer. Do they attend to the same patches?",
+                "Usually not: each head has its own W_Q, W_K and W_V, so each can look for something different — "
+                "nearby patches, the same object, the CLS token. That division of labour is why a layer has "
+                "several heads.")
+
+    attention_step()
+
+# ------------------------------------------------------------------------------------ 4 MLP
+elif step == "mlp":
+    stats = shared.head_statistics(ctx.model_key, ctx.digest, td)
+    with words:
+        st.markdown(
+            "Attention **mixes** information between tokens. The feed-forward network (MLP) then **processes** "
+            "every token on its own: widen D → 4D, a GELU non-linearity, back to D. Both sub-blocks *add* their "
+            "result to the token (residual connections), so each token is a running sum — the **residual "
+            "stream** — that every layer reads from and writes into."
+            + (" DINOv2 scales each update by a learned per-channel γ (LayerScale)." if ctx.facts["layer_scale"]
+               else ""))
+    with maths:
+        st.latex(r"\begin{gathered}z'_l=z_{l-1}+\gamma_1\,\mathrm{MSA}(\mathrm{LN}(z_{l-1}))\\"
+                 r"z_l=z'_l+\gamma_2\,\mathrm{MLP}(\mathrm{LN}(z'_l))\\"
+                 r"\mathrm{MLP}(x)=\mathrm{GELU}(xW_1+b_1)\,W_2+b_2\end{gathered}")
+        st.selectbox("Token", S.query_options(td), key="query", format_func=td.token_name)
+        token = st.session_state["query"]
+        rows = S.residual_table(td, token)
+        numbers(
+            f"W₁ is {n['D']} × {n['mlp']}, W₂ is {n['mlp']} × {n['D']}, applied to each of the {n['T']} tokens. "
+            f"{td.token_name(token)}: ‖z‖ goes from {rows[0]['‖z before‖']:.1f} to {rows[-1]['‖z after‖']:.1f} "
+            f"over {n['L']} layers; z_l = z_(l−1) + attention + MLP holds within "
+            f"{max(r['check'] for r in rows):.1e}.")
+    what = figure_choice({"stream": "This token's residual stream", "units": "Its MLP units",
+                          "lines": "All token norms", "heatmap": "Token norms, every token"}, "wt_mlp_fig")
+    if what == "stream":
+        norms = S.residual_norms(td, token)
+        fig = viz.residual_stream_figure(norms["attn"], norms["mlp"], norms["stream"],
+                                         token_name=td.token_name(token), theme=th)
+    elif what == "units":
+        block = st.slider("Block", 0, td.L - 1, key="layer")
+        fig = viz.mlp_activation_figure(S.mlp_hidden(ctx.model, td, block, token),
+                                        token_name=f"{td.token_name(token)}, block {block}", theme=th)
+    elif what == "lines":
+        fig = viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=n["p"], prefix_names=PREFIX,
+                                           artifact_tokens=stats["artifacts"], theme=th)
+    else:
+        fig = viz.token_norms_figure(stats["norms"], num_prefix_tokens=n["p"], prefix_names=PREFIX,
+                                     artifact_tokens=stats["artifacts"], log_scale=True, theme=th)
+    shared.show_figure(fig, "wt_norms", shared.file_stem(ctx, f"step4_{what}"))
+    table, questions = pair((1, 1))
+    with table:
+        st.markdown(f"**{td.token_name(token)}, layer by layer:** the stream's norm before the block, the sizes "
+                    "of the two updates it adds, and the norm after.")
+        st.dataframe(pd.DataFrame(rows).drop(columns=["check"]), hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                    for c in ("‖z before‖", "‖attention update‖", "‖MLP update‖", "‖z after‖")})
+    with questions:
+        question(
+            "Some tokens' norms can grow far larger than the rest in late layers. What could the model be using "
+            "them for?",
+            "Darcet et al. (2023, *Vision Transformers Need Registers*) found that large ViTs recycle a few "
+            "low-information background patches as scratch space for global information; their norms jump about "
+            "ten-fold and their attention maps turn noisy. Giving the model extra *register* tokens removes the "
+            "artifacts." + (f" Here: {len(stats['artifacts'])} artifact token(s) in the last layer."
+                            if stats["artifacts"] else " This image shows none in the last layer."))
+        question(
+            "The MLP sees one token at a time. Where, then, does a token learn about the rest of the image?",
+            "Only in attention. The MLP transforms what attention has already mixed into the token; the two "
+            "alternate, layer after layer, through the residual stream.")
+
+# ------------------------------------------------------------------------------------ 5 logits
+elif step == "logits":
+    with words:
+        st.markdown(
+            "After the last block, the (normalised) **CLS token** summarises the image. A linear **head** maps "
+            "it to one score — a **logit** — per class, and a softmax turns the logits into probabilities.")
+    with maths:
+        st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
+                 r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
+        if td.has_head:
+            top = S.top_classes(td, 5)
+            numbers(f"K = {td.K} classes; the head is a {n['D']} × {td.K} matrix. Top class: "
+                    f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
+    if not td.has_head:
+        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits_loss')}. "
+                "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
+    else:
+        fig = viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=th)
+        shared.show_figure(fig, "wt_logits", shared.file_stem(ctx, "step5_topk"))
+    table, questions = pair((1, 1))
+    if td.has_head:
+        table.dataframe(pd.DataFrame(top), hide_index=True, width="stretch",
+                        column_config={"logit": st.column_config.NumberColumn(format="%.3f"),
+                                       "probability": st.column_config.NumberColumn(format="%.4f")})
+    with questions:
+        question(
+            "If you add the same number to every logit, what happens to the probabilities?",
+            "Nothing: e^(y+c) / Σ e^(y_k+c) = e^y / Σ e^(y_k). Only the differences between logits matter — "
+            "which is also why implementations subtract the largest logit before exponentiating.")
+
+# ------------------------------------------------------------------------------------ 6 loss
+else:
+    with words:
+        st.markdown(
+            "Training compares the prediction with the true label through the **cross-entropy loss**: minus the "
+            "log of the probability the model gave the correct class. Pick any label to see the loss the model "
+            "would get if that label were the truth.")
+    with maths:
+        st.latex(r"\mathcal{L}=-\log p_{y}=-y_{c}+\log\sum_k e^{y_k}")
+        if td.has_head:
+            names = td.class_names()
+            auto = ctx.true_label if ctx.true_label is not None else int(td.logits.argmax())
+            st.selectbox("Label", [-1] + list(range(td.K)), key="loss_label",
+                         format_func=lambda i: (f"automatic: {names[auto]}"
+                                                + (" (true label)" if ctx.true_label is not None else " (top class)"))
+                         if i == -1 else names[i])
+            label = st.session_state["loss_label"]
+            loss = S.loss_for(td, auto if label == -1 else label)
+            numbers(f"p({names[loss['label']]}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
+                    f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
+                    f"{td.K} classes costs ln {td.K} = {loss['uniform']:.2f}.")
+    if not td.has_head:
+        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits_loss')}. "
+                "Without class probabilities there is no −log p. Choose **fashion-vit** in the sidebar to see "
+                "this step.", icon=":material/info:")
+    else:
+        fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
+        shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))
+    table, questions = pair((1, 1))
+    if td.has_head:
+        with table:
+            st.markdown("**The loss for every possible label:**")
+            st.dataframe(pd.DataFrame(S.loss_table(td)), hide_index=True, width="stretch",
+                         column_config={"p": st.column_config.NumberColumn(format="%.4f"),
+                                        "loss −log p": st.column_config.NumberColumn(format="%.3f")})
+    with questions:
+        question(
+            "What loss does a model get for p = 0.99 on the right class? For p = 0.001?",
+            "−ln 0.99 ≈ 0.01 and −ln 0.001 ≈ 6.9. The loss grows without bound as the probability of the true "
+            "class goes to 0, so confident mistakes are punished hardest.")
+
+st.divider()
+back, _, forward = st.columns([1, 4, 1])
+back.button("Back", key="step_back", icon=":material/arrow_back:", on_click=_go, args=(-1,),
+            disabled=step == STEPS[0], width="stretch")
+forward.button("Next step", key="step_next", icon=":material/arrow_forward:", on_click=_go, args=(1,),
+               disabled=step == STEPS[-1], width="stretch")

