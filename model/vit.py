@@ -72,13 +72,19 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)  # [W_Q; W_K; W_V]
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)  # W_O
 
-    def forward(self, x: torch.Tensor, explicit: bool = True) -> tuple[torch.Tensor, AttentionParts | None]:
+    def forward(self, x: torch.Tensor, explicit: bool = True,
+                attn_out: torch.Tensor | None = None) -> tuple[torch.Tensor, AttentionParts | None]:
+        """attn_out: where to write A when no gradient is needed (the trace's own buffer, so the
+        attention is stored once instead of allocated and then copied)."""
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, d)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d)
         if explicit:
             scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T)
-            attn = scores.softmax(dim=-1)
+            if attn_out is not None and not torch.is_grad_enabled():
+                attn = torch.softmax(scores, dim=-1, out=attn_out)
+            else:
+                attn = scores.softmax(dim=-1)
             out = attn @ v  # (B, H, T, d)
             parts = AttentionParts(attn, q, k, v)
         else:
@@ -141,8 +147,8 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.ls2 = LayerScale(cfg.embed_dim) if cfg.layer_scale else nn.Identity()
 
-    def forward(self, x: torch.Tensor, explicit: bool = True):
-        a, parts = self.attn(self.norm1(x), explicit)
+    def forward(self, x: torch.Tensor, explicit: bool = True, attn_out: torch.Tensor | None = None):
+        a, parts = self.attn(self.norm1(x), explicit, attn_out)
         a = self.ls1(a)
         x = x + a  # z'l = z(l-1) + γ1·MSA(LN(z(l-1)))
         m = self.ls2(self.mlp(self.norm2(x)))
@@ -173,7 +179,8 @@ class TraceBuffers:
 
     def store(self, l: int, z, parts: AttentionParts, attn_res, mlp_res) -> None:
         with torch.no_grad():
-            self.attentions[:, l].copy_(parts.attn)
+            if parts.attn.data_ptr() != self.attentions[:, l].data_ptr():  # not written in place
+                self.attentions[:, l].copy_(parts.attn)
             self.queries[:, l].copy_(parts.q)
             self.keys[:, l].copy_(parts.k)
             self.values[:, l].copy_(parts.v)
@@ -343,7 +350,7 @@ class ViT(nn.Module):
                 buf.hidden_states[:, 0].copy_(z)
             kept = []  # with gradients: each layer's attention, to read its .grad afterwards
             for l, block in enumerate(self.blocks):
-                z, p, a, m = block(z, explicit=True)
+                z, p, a, m = block(z, explicit=True, attn_out=None if want_grad else buf.attentions[:, l])
                 if want_grad:
                     kept.append(p.attn)
                 buf.store(l, z, p, a, m)
