@@ -122,17 +122,7 @@ def builtin_summary(name: str) -> dict:
         "name": name,
         "source": info["source"],
         "licence": info["licence"],
-        "architecture": {
-            "patch_size": cfg.patch_size,
-            "embed_dim": cfg.embed_dim,
-            "depth": cfg.depth,
-            "num_heads": cfg.num_heads,
-            "head_dim": cfg.head_dim,
-            "mlp_dim": cfg.mlp_dim,
-            "layer_scale": cfg.layer_scale,
-            "activation": cfg.act,
-            "params": params,
-        },
+        "architecture": {**cfg.architecture(), "params": params},
         "input_size": (in_h, in_w),
         "tokens": {
             "T": cfg.num_prefix_tokens + grid[0] * grid[1],

@@ -82,6 +82,14 @@ class ViTConfig:
     def has_head(self) -> bool:
         return self.num_classes > 0 and self.head_type != "none"
 
+    def architecture(self) -> dict:
+        """The shape facts a model card, the CLI and the app show: P, D, L, H, d, MLP, activation."""
+        return {
+            "patch_size": self.patch_size, "embed_dim": self.embed_dim, "depth": self.depth,
+            "num_heads": self.num_heads, "head_dim": self.head_dim, "mlp_dim": self.mlp_dim,
+            "activation": self.act, "layer_scale": self.layer_scale,
+        }
+
     def prefix_names(self) -> list[str]:
         names = ["CLS"] if self.class_token else []
         names += ["DIST"] if self.distill_token else []
