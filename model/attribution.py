@@ -293,14 +293,17 @@ def attention_rollout(
     """
     a = _as_attentions(attentions)
     head_fusion = _check_fusion(head_fusion)
-    discard_ratio = _check_discard(discard_ratio)
-    alpha = _check_alpha(residual_alpha)
+    start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
+    fused = (_fuse(a[l], head_fusion) for l in range(start, a.shape[0]))
+    return _rollout(fused, a.shape[-1], p, discard_ratio, alpha)
+
+
+def _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha):
+    """The checked (start layer, prefix count, discard ratio, α) shared by both rollouts."""
     L, _, T, _ = a.shape
-    start = _check_start(start_layer, L)
-    p = _check_prefix(num_prefix_tokens, T)
     _check_probabilities(a)
-    fused = (_fuse(a[l], head_fusion) for l in range(start, L))
-    return _rollout(fused, T, p, discard_ratio, alpha)
+    return (_check_start(start_layer, L), _check_prefix(num_prefix_tokens, T),
+            _check_discard(discard_ratio), _check_alpha(residual_alpha))
 
 
 def _positive_cam(a_l: np.ndarray, g_l: np.ndarray) -> np.ndarray:
@@ -324,14 +327,9 @@ def gradient_rollout(
     """
     a = _as_attentions(attentions)
     g = _as_gradients(gradients, a)
-    discard_ratio = _check_discard(discard_ratio)
-    alpha = _check_alpha(residual_alpha)
-    L, _, T, _ = a.shape
-    start = _check_start(start_layer, L)
-    p = _check_prefix(num_prefix_tokens, T)
-    _check_probabilities(a)
-    fused = (_positive_cam(a[l], g[l]) for l in range(start, L))
-    return _rollout(fused, T, p, discard_ratio, alpha)
+    start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
+    fused = (_positive_cam(a[l], g[l]) for l in range(start, a.shape[0]))
+    return _rollout(fused, a.shape[-1], p, discard_ratio, alpha)
 
 
 def chefer_relevance(attentions, gradients, start_layer: int = 0) -> np.ndarray:

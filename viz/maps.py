@@ -91,6 +91,18 @@ def untile(tiled, rows: int, cols: int, h: int, w: int, gap: int = 1) -> np.ndar
     return out
 
 
+def patch_grid(image: np.ndarray, patch_size: int) -> tuple[int, int, int]:
+    """(h, w, P) of an image that is a whole number of P×P patches, else a ValueError."""
+    P = int(patch_size)
+    H, W = image.shape[:2]
+    if P < 1 or H % P or W % P:
+        raise ValueError(
+            f"image is {H}x{W} px, not a whole number of {patch_size}x{patch_size} patches. "
+            f"Fix: pass the preprocessed model input (H_px = h*P, W_px = w*P) and the model's patch size."
+        )
+    return H // P, W // P, P
+
+
 def flatten_patches(image, patch_size: int) -> np.ndarray:
     """``[h*P, w*P, 3]`` -> ``[N, P*P*3]``: patches row-major, each flattened as (row, col, channel).
 
@@ -98,12 +110,5 @@ def flatten_patches(image, patch_size: int) -> np.ndarray:
     element ``k`` of a patch row is pixel ``(k // (3P), (k // 3) % P)`` channel ``k % 3``.
     """
     img = image_array(image)
-    P = int(patch_size)
-    H, W = img.shape[:2]
-    if P < 1 or H % P or W % P:
-        raise ValueError(
-            f"image is {H}x{W} px, not a whole number of {patch_size}x{patch_size} patches. "
-            f"Fix: use the preprocessed model input (a multiple of the patch size)."
-        )
-    h, w = H // P, W // P
+    h, w, P = patch_grid(img, patch_size)
     return img.reshape(h, P, w, P, 3).transpose(0, 2, 1, 3, 4).reshape(h * w, P * P * 3)

@@ -8,21 +8,10 @@ import plotly.graph_objects as go
 
 from . import _figure as F
 from ._checks import check_prefix, float_array, image_array
-from .maps import flatten_patches
+from .maps import flatten_patches, patch_grid
 from .theme import resolve_theme
 
 LABEL_MODES = ("auto", "all", "sparse", "none")
-
-
-def _grid(image: np.ndarray, patch_size: int) -> tuple[int, int, int]:
-    P = int(patch_size)
-    H, W = image.shape[:2]
-    if P < 1 or H % P or W % P:
-        raise ValueError(
-            f"image is {H}x{W} px, not a whole number of {patch_size}x{patch_size} patches. "
-            f"Fix: pass the preprocessed model input (H_px = h*P, W_px = w*P) and the model's patch size."
-        )
-    return H // P, W // P, P
 
 
 def _patch_labels(theme, h, w, p, centres_x, centres_y, cell_px, labels):
@@ -70,7 +59,7 @@ def patch_grid_figure(image, patch_size: int, *, num_prefix_tokens: int = 1, lab
     """
     th = resolve_theme(theme, classroom)
     img = image_array(image)
-    h, w, P = _grid(img, patch_size)
+    h, w, P = patch_grid(img, patch_size)
     p = len(check_prefix(num_prefix_tokens))
     H, W = img.shape[:2]
     width, height, margin = F.figure_size(th, H / W, 560, colorbar=False)
@@ -96,7 +85,7 @@ def patch_grid_figure(image, patch_size: int, *, num_prefix_tokens: int = 1, lab
 def mosaic_image(image, patch_size: int, gap: int, fill=(255, 255, 255)) -> np.ndarray:
     """The patches as tiles separated by ``gap`` px of ``fill`` colour: uint8 ``[h*P+(h-1)g, w*P+(w-1)g, 3]``."""
     img = image_array(image)
-    h, w, P = _grid(img, patch_size)
+    h, w, P = patch_grid(img, patch_size)
     g = int(gap)
     if g < 0:
         raise ValueError(f"gap={gap!r}; expected >= 0 pixels.")
@@ -117,7 +106,7 @@ def patch_mosaic_figure(image, patch_size: int, *, gap: int | None = None, num_p
     """
     th = resolve_theme(theme, classroom)
     img = image_array(image)
-    h, w, P = _grid(img, patch_size)
+    h, w, P = patch_grid(img, patch_size)
     p = len(check_prefix(num_prefix_tokens))
     g = max(2, P // 5) if gap is None else int(gap)
     mosaic = mosaic_image(img, P, g)
@@ -157,7 +146,7 @@ def patch_matrix_figure(image, patch_size: int, *, colormap: str | None = "gray"
     """
     th = resolve_theme(theme, classroom)
     img = image_array(image)
-    h, w, P = _grid(img, patch_size)
+    h, w, P = patch_grid(img, patch_size)
     X = flatten_patches(img, P)
     N, K = X.shape
     width, height, margin = F.figure_size(th, 0.62, 620, colorbar=True)
