@@ -49,14 +49,21 @@ with st.sidebar:
         # No `type=` filter: Streamlit would refuse other files with a generic message; the app
         # checks the name and the content itself and says what is wrong (model.app_support).
         st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)", key="upload",
+                         on_change=shared.remember_upload,
                          help=f"Up to {S.MAX_UPLOAD_MB} MB and {S.MAX_PIXELS // 1_000_000} megapixels.")
+        if kept := shared.kept_upload_name():
+            st.caption(f"Showing your earlier upload **{kept}**; upload another file to replace it.")
+            st.button("Forget this upload", key="forget_upload", on_click=shared.forget_upload,
+                      icon=":material/delete:")
 
     st.subheader("Model")
     st.selectbox("Model", S.model_choices(shared.public()), key="model_choice", format_func=MODEL_LABELS.get,
                  on_change=shared.fit_sample_to_model)
     if st.session_state["model_choice"] == S.HF_CHOICE:
+        allowed = S.hub_allow_list() if shared.public() else None
         st.text_input("Hub repo id", key="hf_repo", placeholder="google/vit-base-patch16-224",
-                      help="Downloaded once with huggingface_hub (needs internet), then cached.")
+                      help="Downloaded once with huggingface_hub (needs internet), then cached."
+                      + (f" This demo loads: {', '.join(allowed) or 'none'}." if allowed is not None else ""))
     elif st.session_state["model_choice"] == S.PATH_CHOICE:
         st.text_input("Model path", key="local_path", placeholder="/path/to/model-directory",
                       help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")

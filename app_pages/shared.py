@@ -175,21 +175,52 @@ def load_selected_model():
     return source, key, model
 
 
+def remember_upload() -> None:
+    """The uploader's on_change: keep the file (or forget it when the user removed it).
+
+    Streamlit drops a widget's value when the widget is not drawn, so switching the image
+    source to the gallery and back would lose the upload; the kept copy brings it back.
+    """
+    ss = st.session_state
+    upload = ss.get("upload")
+    if upload is None:
+        ss.pop(KEPT_UPLOAD, None)
+    else:
+        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue(), getattr(upload, "file_id", None) or upload.name)
+
+
+KEPT_UPLOAD = "_kept_upload"
+
+
+def forget_upload() -> None:
+    st.session_state.pop(KEPT_UPLOAD, None)
+
+
+def kept_upload_name() -> str | None:
+    """The name of the upload in use when the uploader itself is empty (after a source switch)."""
+    ss = st.session_state
+    if ss.get("upload") is None and ss.get(KEPT_UPLOAD):
+        return ss[KEPT_UPLOAD][0]
+    return None
+
+
 def selected_image() -> tuple[str, bytes, str, int | None]:
     """(name, bytes, sha256, true label index or None) of the chosen image."""
     ss = st.session_state
     if ss.get("image_source") == "upload":
         upload = ss.get("upload")
-        if upload is None:
+        if upload is not None:
+            name, data, fid = upload.name, upload.getvalue(), getattr(upload, "file_id", None) or upload.name
+        elif ss.get(KEPT_UPLOAD):
+            name, data, fid = ss[KEPT_UPLOAD]
+        else:
             raise LookupError("upload an image in the sidebar (PNG, JPEG, WebP, BMP, GIF or TIFF), "
                               "or switch the image source to the sample gallery")
-        data = upload.getvalue()
         memo = ss.setdefault("_digests", {})
-        fid = getattr(upload, "file_id", None) or upload.name
         if fid not in memo:  # hash each upload once, not on every rerun
             memo.clear()
             memo[fid] = S.image_digest(data)
-        return upload.name, data, memo[fid], None
+        return name, data, memo[fid], None
     sample = get_sample(ss.get("sample") or S.DEFAULTS["sample"])
     data = sample_bytes(sample.key)
     return sample.path.name, data, _sample_digest(sample.key), sample.label_index

@@ -17,7 +17,7 @@ ctx = shared.context()
 td = ctx.td
 th = ctx.theme
 n = S.shapes(td, ctx.facts)
-STEPS = list(S.STEP_KEYS)
+STEPS = list(S.STEPS)
 PREFIX = list(td.prefix_names)
 
 
@@ -293,7 +293,7 @@ elif step == "logits":
             numbers(f"K = {td.K} classes; the head is a {n['D']} × {td.K} matrix. Top class: "
                     f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
     if not td.has_head:
-        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits_loss')}. "
+        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits')}. "
                 "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
     else:
         fig = viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=th)
@@ -331,9 +331,8 @@ else:
                     f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
                     f"{td.K} classes costs ln {td.K} = {loss['uniform']:.2f}.")
     if not td.has_head:
-        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits_loss')}. "
-                "Without class probabilities there is no −log p. Choose **fashion-vit** in the sidebar to see "
-                "this step.", icon=":material/info:")
+        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'loss')}. "
+                "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
     else:
         fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
         shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))

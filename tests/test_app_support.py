@@ -73,6 +73,24 @@ def test_resolve_source():
         S.resolve_source("hf", hf_repo="just-a-name")
     with pytest.raises(ValueError, match="turned off in the hosted demo"):
         S.resolve_source("path", local_path="/tmp/x", public=True)
+
+
+def test_public_demo_loads_only_allowed_hub_repos(monkeypatch):
+    monkeypatch.delenv(S.HUB_ALLOW_ENV, raising=False)
+    assert S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True) == "hf:facebook/dinov2-small"
+    assert S.resolve_source("hf", hf_repo="Facebook/DINOv2-small", public=True) == "hf:Facebook/DINOv2-small"
+    with pytest.raises(ValueError, match="not one of the hub models this hosted demo loads .*google/vit-base"):
+        S.resolve_source("hf", hf_repo="someone/huge-model", public=True)
+    assert S.resolve_source("hf", hf_repo="someone/huge-model") == "hf:someone/huge-model"  # local: any repo
+    monkeypatch.setenv(S.HUB_ALLOW_ENV, "me/a, me/b")
+    assert S.hub_allow_list() == ("me/a", "me/b")
+    with pytest.raises(ValueError, match=r"\(me/a, me/b\)"):
+        S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
+    monkeypatch.setenv(S.HUB_ALLOW_ENV, "*")
+    assert S.resolve_source("hf", hf_repo="someone/huge-model", public=True) == "hf:someone/huge-model"
+    monkeypatch.setenv(S.HUB_ALLOW_ENV, "")
+    with pytest.raises(ValueError, match=r"\(none\)"):
+        S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
     with pytest.raises(ValueError, match="type the path"):
         S.resolve_source("path", local_path="  ")
 
@@ -262,7 +280,7 @@ def test_no_head_explains_itself(model):
     assert not td.has_head and td.class_names() == []
     with pytest.raises(ValueError, match="no classification head"):
         S.loss_for(td, 0)
-    assert "without a classification head" in S.unavailable_reason(model, "logits_loss")
+    assert "without a classification head" in S.unavailable_reason(model, "loss")
 
 
 def test_color_top_saturates_a_single_outlier():

@@ -14,10 +14,11 @@ from PIL import Image
 from model import fashion_mnist as fm
 from model import onnx_dinov2 as od
 from model.builtins import (
-    BUILTIN_NAMES, FASHION_DIR, STEPS, builtin_summary, load_builtin, model_card,
+    BUILTIN_NAMES, FASHION_DIR, builtin_summary, load_builtin, model_card,
 )
 from model.gallery import get_sample, list_samples
 from model.native import CONFIG_NAME, WEIGHTS_NAME
+from model.steps import EXPLAIN, HEAD_STEPS, STEPS
 from model.train_fashion import evaluate, fashion_config, to_pixels
 
 needs_fashion = pytest.mark.skipif(
@@ -46,14 +47,19 @@ def test_summaries_match_the_configs_and_cards_exist():
     assert fv["supported_steps"] == list(STEPS) and not fv["unavailable_steps"]
     assert fv["architecture"]["params"] == load_builtin("fashion-vit").num_parameters()
     assert dv["tokens"] == {"T": 257, "prefix": ["CLS"], "grid": (16, 16), "patches": 256}
-    assert not dv["has_head"] and "logits_loss" in dv["unavailable_steps"]
-    assert "logits_loss" not in dv["supported_steps"]
+    assert not dv["has_head"] and set(HEAD_STEPS) == set(dv["unavailable_steps"])
+    assert dv["supported_steps"] == [s for s in STEPS if s not in HEAD_STEPS] and EXPLAIN in dv["limitations"]
     arch = dv["architecture"]
     assert (arch["patch_size"], arch["embed_dim"], arch["depth"], arch["num_heads"], arch["mlp_dim"]) == (14, 384, 12, 6, 1536)
     assert arch["params"] == sum(np.prod(s) for s in _dinov2_shapes())
     for name in BUILTIN_NAMES:
         card = model_card(name)
         assert card.startswith("# ") and "Licence" in card and "Architecture" in card
+        rows = [line for line in card.splitlines() if line[:4] in {f"| {i}." for i in range(1, 7)}]
+        assert len(rows) == len(STEPS)  # one row per step of the shared vocabulary, in order
+        supported = builtin_summary(name)["supported_steps"]
+        for i, (step, row) in enumerate(zip(STEPS, rows), start=1):
+            assert row.startswith(f"| {i}. ") and ("| yes" in row) == (step in supported), row
 
 
 def _dinov2_shapes():

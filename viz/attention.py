@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from . import _figure as F
 from ._checks import check_prefix, float_array, image_array, name_of, patch_size_for, query_patch, token_names
@@ -104,10 +103,10 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, num_p
                        colorscale=th.cmap(colormap, "attention"), zmin=lo, zmax=hi,
                        colorbar=th.colorbar(colorbar_title))
     fig = go.Figure([go.Image(z=img, name="image", hoverinfo="skip"), heat])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or ("Attention " + _query_title(query, p, grid, prefix_names)).strip(),
         width, height, margin=margin, xaxis=xa, yaxis=ya, shapes=shapes,
-    ))
+    )
     return fig
 
 
@@ -143,41 +142,34 @@ def _small_multiples(maps, labels, *, image, query, num_prefix_tokens, prefix_na
     margin["r"] = margin["r"] + round(F.COLORBAR_ROOM * th.scale)
     margin["l"] = round(30 * th.scale)
     margin["b"] = round(30 * th.scale)
-    fig = make_subplots(
-        rows=rows, cols=cols, subplot_titles=labels,
-        horizontal_spacing=hgap_px / plot_w if cols > 1 else 0.0,
-        vertical_spacing=vgap_px / plot_h if rows > 1 else 0.0,
-    )
+    axes, titles = F.subplot_grid(th, rows, cols, labels, hgap_px / plot_w if cols > 1 else 0.0,
+                                  vgap_px / plot_h if rows > 1 else 0.0)
     Hs, Ws = h * P, w * P
-    layout = {}
-    shapes = []
+    traces, shapes = [], []
     cscale = th.cmap(colormap, "attention")
     for i in range(n):
-        r, c = divmod(i, cols)
-        k = r * cols + c + 1
-        xname, yname, xref, yref = F.subplot_axis_names(k)
+        xname, yname, xref, yref = F.subplot_axis_names(i + 1)
         if img is not None:
-            fig.add_trace(go.Image(z=img, name="image", hoverinfo="skip"), row=r + 1, col=c + 1)
-        fig.add_trace(map_heatmap(maps[i], P, upsample if img is not None else "nearest", name=labels[i],
-                                  num_prefix_tokens=p, opacity=a, coloraxis="coloraxis"),
-                      row=r + 1, col=c + 1)
+            traces.append(go.Image(z=img, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
+        heat = map_heatmap(maps[i], P, upsample if img is not None else "nearest", name=labels[i],
+                           num_prefix_tokens=p, opacity=a, coloraxis="coloraxis")
+        heat.update(xaxis=xref, yaxis=yref)
+        traces.append(heat)
         xa, ya = F.image_axes(th, (-0.5, Ws - 0.5), (Hs - 0.5, -0.5), anchor=xref, show_ticks=False)
-        xa.update(showline=False)
-        ya.update(showline=False)
-        layout[xname], layout[yname] = xa, ya
+        xa.update(showline=False, **axes[xname])
+        ya.update(showline=False, **axes[yname])
+        axes[xname], axes[yname] = xa, ya
         if qpos is not None:
             qr, qc = qpos
             shapes += F.outline(th, qc * P - 0.5, qr * P - 0.5, (qc + 1) * P - 0.5, (qr + 1) * P - 0.5,
                                 xref=xref, yref=yref)
-    for ann in fig.layout.annotations:  # subplot titles: theme font, readable size
-        ann.font = th.font()
-    fig.update_layout(**th.layout(
+    # the layout in the constructor (see Theme.layout): update_layout would cost ~0.5 s for 24 axes
+    return go.Figure(traces, layout=th.layout(
         title or " ".join(t for t in (what, _query_title(query, p, (h, w), prefix_names)) if t),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
         coloraxis={"colorscale": cscale, "cmin": lo, "cmax": hi, "colorbar": th.colorbar("attention weight")},
-        shapes=shapes, **layout,
+        shapes=shapes, annotations=titles, **axes,
     ))
-    return fig
 
 
 def attention_heads_figure(maps, *, image=None, layer: int | None = None, query: int | None = None,
@@ -288,11 +280,11 @@ def attention_grid_figure(maps, *, query: int | None = None, num_prefix_tokens: 
     margin["b"] = round(24 * th.scale)  # nothing below the grid
     height -= round(th.margin["b"] - 24 * th.scale)
     fig = go.Figure(traces)
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or ", ".join(t for t in ("Attention, every layer × head",
                                        _query_title(query, p, (h, w), prefix_names)) if t),
         width, height + round(th.tick_size * 2.2), margin=margin, xaxis=xa, yaxis=ya,
-    ))
+    )
     return fig
 
 
@@ -362,8 +354,8 @@ def attention_matrix_figure(attn, *, num_prefix_tokens: int = 1, prefix_names=No
         zsmooth=False, colorbar=th.colorbar(bar),
         hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:.4f}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"Attention matrix {where} ({T}×{T}; {p} prefix + {N} patches)".replace("  ", " "),
         width, height, margin=margin, xaxis=xa, yaxis=ya, shapes=shapes,
-    ))
+    )
     return fig

@@ -61,8 +61,8 @@ def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str
         hovertemplate=("reference patch (row %{customdata[0]}, col %{customdata[1]})<br>vs patch (row "
                        "%{customdata[2]}, col %{customdata[3]})<br>cosine %{z:.3f}<extra></extra>"),
     ))
-    fig.update_layout(**th.layout(title or "Position-embedding similarity", width, height, margin=margin,
-                                  xaxis=xa, yaxis=ya))
+    fig.layout = th.layout(title or "Position-embedding similarity", width, height, margin=margin,
+                                  xaxis=xa, yaxis=ya)
     return fig
 
 
@@ -85,6 +85,6 @@ def pca_image_figure(rgb, *, title: str | None = None, theme=None, classroom: bo
     fig = go.Figure(go.Image(
         z=img, name="PCA", hovertemplate="patch row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(title or "Patch embeddings: first 3 principal components as RGB",
-                                  width, height, margin=margin, xaxis=xa, yaxis=ya))
+    fig.layout = th.layout(title or "Patch embeddings: first 3 principal components as RGB",
+                                  width, height, margin=margin, xaxis=xa, yaxis=ya)
     return fig

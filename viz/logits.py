@@ -85,9 +85,9 @@ def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = Non
         textfont=th.font(th.font_size), cliponaxis=False, hovertext=[names[i] for i in idx],
         hovertemplate="%{hovertext} (class %{customdata})<br>p = %{x:.4f}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(title or f"Top-{k} predictions", width, height, margin=margin,
+    fig.layout = th.layout(title or f"Top-{k} predictions", width, height, margin=margin,
                                   xaxis=xa, yaxis=ya, bargap=0.25,
-                                  meta={"probs": probs.tolist(), "indices": idx.tolist()}))
+                                  meta={"probs": probs.tolist(), "indices": idx.tolist()})
     return fig
 
 
@@ -136,11 +136,11 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
         textfont=th.font(th.font_size), cliponaxis=False, hovertext=[names[i] for i in idx],
         hovertemplate="%{hovertext} (class %{customdata})<br>p = %{x:.4f}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"Cross-entropy loss for label “{labels[list(idx).index(c)]}”: {loss:.3f}",
         width, height, margin=margin, xaxis=xa, yaxis=ya, bargap=0.25,
         annotations=[dict(text=formula, xref="paper", yref="paper", x=0.5, y=1.0, xanchor="center",
                           yanchor="bottom", yshift=6, showarrow=False, font=th.font(th.font_size, th.accent_color))],
         meta={"loss": loss, "p_label": float(probs[c]), "label": c, "probs": probs.tolist()},
-    ))
+    )
     return fig

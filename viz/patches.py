@@ -74,11 +74,11 @@ def patch_grid_figure(image, patch_size: int, *, num_prefix_tokens: int = 1, lab
     ])
     if stride > 1:
         xa["title"]["text"] = f"x (px) · one label per {stride}×{stride} patches, hover shows all"
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"{h}×{w} = {h * w} patches of {P}×{P} px → tokens {p}…{p + h * w - 1}",
         width, height, margin=margin, xaxis=xa, yaxis=ya,
         shapes=F.grid_lines(th, h, w, P), annotations=ann,
-    ))
+    )
     return fig
 
 
@@ -125,10 +125,10 @@ def patch_mosaic_figure(image, patch_size: int, *, gap: int | None = None, num_p
         go.Image(z=mosaic, name="mosaic", hoverinfo="skip"),
         _patch_hover(h, w, p, centres_x, centres_y),
     ])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"The image as a sequence of {h * w} patches ({P}×{P} px each)",
         width, height, margin=margin, xaxis=xa, yaxis=ya, annotations=ann,
-    ))
+    )
     return fig
 
 
@@ -158,10 +158,10 @@ def patch_matrix_figure(image, patch_size: int, *, colormap: str | None = "gray"
         colorbar=th.colorbar("pixel value (0–255)"),
         hovertemplate="patch %{y}<br>element %{x}<br>value %{z}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"Flattened patches: {N} × {K} (= {P}·{P}·3)", width, height, margin=margin,
         xaxis=xa, yaxis=ya,
-    ))
+    )
     return fig
 
 
@@ -194,8 +194,8 @@ def patch_embedding_figure(embeddings, *, num_prefix_tokens: int = 0, zmax: floa
         colorbar=th.colorbar("embedding value"),
         hovertemplate=label + " %{y}<br>dim %{x}<br>value %{z:.4f}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"Patch embeddings x·E: {N} tokens × {D} dims", width, height, margin=margin,
         xaxis=xa, yaxis=ya, shapes=shapes,
-    ))
+    )
     return fig

@@ -40,8 +40,8 @@ def attention_distance_figure(distances, *, image_size: float | None = None, tit
                 "line": {"width": 1, "color": "white"}},
         hovertemplate="layer %{x}, head %{customdata}<br>distance %{y:.1f} px<extra></extra>",
     ))
-    fig.update_layout(**th.layout(title or "Mean attention distance per head", width, height, margin=margin,
-                                  xaxis=xa, yaxis=ya))
+    fig.layout = th.layout(title or "Mean attention distance per head", width, height, margin=margin,
+                                  xaxis=xa, yaxis=ya)
     return fig
 
 
@@ -65,7 +65,7 @@ def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, ti
         hovertemplate="layer %{y}, head %{x}<br>" + name + " %{z:" + fmt + "}" + unit + "<extra></extra>",
         **extra,
     ))
-    fig.update_layout(**th.layout(title, width, height, margin=margin, xaxis=xa, yaxis=ya))
+    fig.layout = th.layout(title, width, height, margin=margin, xaxis=xa, yaxis=ya)
     return fig
 
 
@@ -157,9 +157,9 @@ def token_norms_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=None, 
         zsmooth=False, colorbar=th.colorbar(bar), customdata=np.broadcast_to(np.array(labels)[:, None], (R, T)),
         hovertemplate="layer %{customdata}, token %{x}<br>" + bar + " %{z:.3f}<extra></extra>",
     ))
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or (f"Token norms per layer ({len(arts)} artifact tokens)" if arts else "Token norms per layer"),
         width, height, margin=margin, xaxis=xa, yaxis=ya, shapes=shapes,
         meta={"artifact_tokens": arts},
-    ))
+    )
     return fig

@@ -126,6 +126,9 @@ class Theme:
         return ax
 
     def layout(self, title: str | None, width: int, height: int, **extra) -> dict:
+        """The whole layout dict. Give it to the figure in one piece (``go.Figure(traces,
+        layout=...)`` or ``fig.layout = ...``): ``fig.update_layout(**...)`` merges key by key and
+        costs 10 ms for one axis, ~0.5 s for a figure of 12 subplots."""
         margin = dict(self.margin)
         margin.update(extra.pop("margin", {}))
         title = title or ""

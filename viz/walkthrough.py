@@ -182,8 +182,8 @@ def attention_scores_figure(scores, probs, token_names, *, query_name: str, num_
         margin["t"] += grow
         height += grow
     fig = go.Figure(traces)
-    fig.update_layout(**th.layout(title or default, width, height, margin=margin, annotations=ann,
-                                  meta={"keys": idx.tolist(), "mode": mode, "shown_weight": shown}, **lay))
+    fig.layout = th.layout(title or default, width, height, margin=margin, annotations=ann,
+                                  meta={"keys": idx.tolist(), "mode": mode, "shown_weight": shown}, **lay)
     return fig
 
 
@@ -368,13 +368,13 @@ def value_mixing_figure(probs, values, output=None, token_names=None, *, top: in
     default = (f"Attention output {who} = Σⱼ pⱼ vⱼ: top {n} of {T} value vectors ({_pct(shown)} of the weight)"
                if n < T else f"Attention output {who} = Σⱼ pⱼ vⱼ over all {T} value vectors")
     fig = go.Figure([weights, heat, out_heat])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or default, width, height, margin=margin, xaxis=xa, xaxis2=xa2, xaxis3=xa3, yaxis=ya, yaxis2=ya2,
         coloraxis={"colorscale": th.cmap(colormap, "diverging"), "cmin": -top_abs, "cmax": top_abs,
                    "colorbar": th.colorbar("value")},
         annotations=annotations, bargap=0.25,
         meta={"keys": idx.tolist(), "output": mix.tolist(), "shown_weight": shown},
-    ))
+    )
     return fig
 
 
@@ -466,11 +466,11 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
         margin["t"] += grow
         height += grow
     fig = go.Figure([stream, attn, mlp])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"What each block adds to the residual stream of {token_name}", width, height, margin=margin,
         xaxis=xa, yaxis=ya, yaxis2=ya2, annotations=ann, barmode="overlay", bargap=0.2,
         meta={"attn": a.tolist(), "mlp": m.tolist(), "stream": z.tolist()},
-    ))
+    )
     return fig
 
 
@@ -524,11 +524,11 @@ def mlp_activation_figure(activations, *, token: int | None = None, token_name: 
     ann, _ = _legend(th, [("■", "active (> 0)", th.second_color), ("■", "≤ 0", th.muted_color)], plot_w)
     who = token_name or (f"token {token}" if token is not None else "one token")
     fig = go.Figure(bars)
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"MLP hidden units of {who}: {active} of {M} active ({_pct(active / M)})", width, height,
         margin=margin, xaxis=xa, yaxis=ya, shapes=shapes, annotations=ann, bargap=0,
         meta={"edges": edges.tolist(), "active": active, "units": M},
-    ))
+    )
     return fig
 
 
@@ -595,11 +595,11 @@ def mass_mask_figure(image, attn_map, mask, *, patch_size: int | None = None, th
                       "<br>%{text}<extra></extra>",
     )
     fig = go.Figure([go.Image(z=shown, name="masked image", hoverinfo="skip"), halo, line, hover])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"{_pct(thr)} of attention in {k} of {N} patches ({_pct(k / N)} of the image)",
         width, height, margin=margin, xaxis=xa, yaxis=ya,
         meta={"kept": k, "patches": N, "kept_mass": kept_mass, "threshold": thr},
-    ))
+    )
     return fig
 
 
@@ -747,12 +747,12 @@ def token_norms_lines_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=
         height += grow
     n_art = len(arts)
     fig = go.Figure(traces)
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or ("Token norms per layer" + (f" ({n_art} artifact token{'s' if n_art != 1 else ''})" if n_art else "")),
         width, height, margin=margin, xaxis=xa, yaxis=ya, annotations=ann + leg,
         meta={"median": med.tolist(), "q05": q05.tolist(), "q25": q25.tolist(), "q75": q75.tolist(),
               "q95": q95.tolist(), "artifact_tokens": arts},
-    ))
+    )
     return fig
 
 
@@ -884,9 +884,9 @@ def patch_flatten_figure(patch_pixels, embedding, *, patch_index: int, order: st
                                y0=y_flat[0], y1=y_flat[1], line={"color": col, "width": th.line_width * 3},
                                layer="above", name=f"{name} channel"))
     fig = go.Figure([img, flat_heat, emb_heat])
-    fig.update_layout(**th.layout(
+    fig.layout = th.layout(
         title or f"Patch {i} → {K} pixel numbers → a {D}-dim embedding", width, height, margin=margin,
         xaxis=xa, yaxis=ya, xaxis2=xa2, yaxis2=ya2, xaxis3=xa3, yaxis3=ya3, annotations=ann, shapes=shapes,
         meta={"order": order, "patch_index": i, "pixels": K, "dims": D},
-    ))
+    )
     return fig
