@@ -24,6 +24,7 @@ torch version give the same weights. Writes the model with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import fashion_mnist as fm
 from .config import ViTConfig
@@ -162,6 +164,24 @@ def param_groups(model: ViT, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+PRECISIONS = ("bf16", "fp32")
+
+
+def autocast(dev: torch.device, precision: str):
+    """The training pass's precision: bfloat16 autocast (matrix products in bf16, weights,
+    optimiser state and losses in float32) or plain float32. On the CPU the bf16 pass uses
+    the math attention kernel: the CPU flash kernel is slower in bf16 than in fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast(dev.type, dtype=torch.bfloat16))
+    if dev.type == "cpu":
+        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+    return stack
+
+
 def lr_at(step: int, total: int, warmup: int, base: float, final: float = 1e-5) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -180,6 +200,7 @@ def train(
     flip: bool = True,
     erase: float = 0.5,
     label_smoothing: float = 0.1,
+    precision: str = "bf16",
     threads: int | None = 2,
     device: str = "auto",
     limit: int | None = None,
@@ -231,7 +252,8 @@ def train(
             y = y_train[idx].to(dev)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, warmup, lr)
-            logits = model(x)[0]
+            with autocast(dev, precision):
+                logits = model(x)[0].float()
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -269,6 +291,7 @@ def train(
             + ([f"random erasing (p = {erase}, 2-25% of the image, noise)"] if erase else [])
         ) or "none",
         "label_smoothing": label_smoothing,
+        "precision": precision,
         "train_images": len(y_train),
         "minutes": round(total_min, 1),
         "device": str(dev),
@@ -293,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="random horizontal flips")
     ap.add_argument("--erase", type=float, default=0.5, help="random-erasing probability per image (0 = off)")
     ap.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing of the training loss")
+    ap.add_argument("--precision", choices=PRECISIONS, default="bf16",
+                    help="bf16: bfloat16 autocast for the training forward/backward (weights stay float32); "
+                         "fp32 for CPUs without bfloat16 instructions (slower there)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads (0 = torch's default)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--limit", type=int, default=None, help="train on the first N images only (smoke test)")
@@ -308,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         train(args.epochs, args.out, args.seed, args.batch_size, args.lr, crop_pad=args.crop_pad, flip=args.flip,
-              erase=args.erase, label_smoothing=args.label_smoothing,
+              erase=args.erase, label_smoothing=args.label_smoothing, precision=args.precision,
               threads=args.threads,
               device=args.device, limit=args.limit, log=lambda s: print(s, flush=True))
     except (FileNotFoundError, ValueError) as err:

@@ -97,13 +97,12 @@ def test_fashion_mnist_statistics_match_the_constants():
 
 @needs_fashion
 def test_fashion_vit_accuracy_on_all_10000_test_images():
-    """The committed weights measure 89.77%: the project's 90% target is NOT met yet (see the
-    model card). This guards the measured figure so that a worse retrain cannot land."""
+    """The project's target: at least 90% top-1 on all 10,000 Fashion-MNIST test images."""
     model = load_builtin("fashion-vit")
     images, labels = fm.load_split("test")
     assert len(labels) == 10_000
     loss, acc = evaluate(model, torch.from_numpy(images), torch.from_numpy(labels))
-    assert acc >= 0.895, f"test accuracy {acc:.4f} is below the committed weights' 0.8977 (minus margin)"
+    assert acc >= 0.90, f"test accuracy {acc:.4f} is below the 90% target"
     recorded = json.loads((FASHION_DIR / CONFIG_NAME).read_text())["training"]["test_accuracy"]
     assert abs(acc - recorded) <= 0.002, f"measured {acc:.4f} but patchlight.json records {recorded:.4f}"
 
