@@ -7,7 +7,7 @@ import torch
 
 from model import fashion_mnist as fm
 from model.native import load_native
-from model.train_fashion import augment, erase_boxes, main, random_erase, train
+from model.train_fashion import autocast, augment, erase_boxes, main, random_erase, train
 
 
 def test_erase_boxes_are_single_rectangles_of_the_promised_size():
@@ -47,13 +47,31 @@ def test_flip_mirrors_and_the_seed_reproduces():
     assert torch.equal(augment(images, torch.Generator(), flip=False), images)
 
 
+def test_bf16_autocast_runs_the_matrix_products_in_bfloat16_only():
+    lin = torch.nn.Linear(8, 4)
+    x = torch.randn(3, 8)
+    with autocast(torch.device("cpu"), "bf16"):
+        y = lin(x)
+    assert y.dtype == torch.bfloat16 and lin.weight.dtype == torch.float32
+    with autocast(torch.device("cpu"), "fp32"):
+        assert lin(x).dtype == torch.float32
+    torch.testing.assert_close(y.float(), lin(x), atol=0.05, rtol=0.02)
+    with pytest.raises(ValueError, match="precision='fp16'"):
+        autocast(torch.device("cpu"), "fp16")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs 0"),
     (["--erase", "1.5"], "--erase 1.5"),
     (["--label-smoothing", "1"], "--label-smoothing 1"),
+    (["--precision", "fp16"], "invalid choice: 'fp16'"),
 ])
 def test_cli_rejects_bad_settings(argv, message, capsys):
-    assert main(argv) == 2
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code
+    assert code == 2
     assert message in capsys.readouterr().err
 
 
@@ -62,6 +80,7 @@ def test_one_epoch_smoke_run_writes_a_loadable_model(tmp_path):
     lines = []
     summary = train(epochs=1, out=tmp_path, limit=256, threads=1, log=lines.append)
     assert summary["label_smoothing"] == 0.1 and "random erasing" in summary["augmentation"]
+    assert summary["precision"] == "bf16"
     assert any("epoch  1/1" in line for line in lines)
     model = load_native(tmp_path)
     assert model.preprocessor is not None and model.cfg.class_names == list(fm.CLASS_NAMES)
