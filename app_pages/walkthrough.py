@@ -5,6 +5,8 @@ Every step has the same layout: the idea in words beside its equation and this i
 numbers, then the figure at its full width (figures are drawn for ~800 px and must stay
 readable on a projector), then the details and the questions.
 """
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -330,6 +332,10 @@ else:
             numbers(f"p({names[loss['label']]}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
                     f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
                     f"{td.K} classes costs ln {td.K} = {loss['uniform']:.2f}.")
+            if target := S.label_smoothing_target(ctx.model):
+                st.caption(f"{ctx.facts['name']} was trained with label smoothing: its target for the true class "
+                           f"was p = {target:.2f}, not 1, so even its surest answers sit near p ≈ {target:.2f} "
+                           f"and a loss of about −log {target:.2f} = {-math.log(target):.3f}.")
     if not td.has_head:
         st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'loss')}. "
                 "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")

@@ -278,6 +278,17 @@ def model_facts(model) -> dict:
     }
 
 
+def label_smoothing_target(model) -> float | None:
+    """The probability a built-in model was trained to give the true class (1 − ε + ε/K with
+    label smoothing ε), or None when it was trained without smoothing or is not a built-in."""
+    from .builtins import BUILTIN_NAMES, builtin_summary
+
+    if model.source not in BUILTIN_NAMES or not model.cfg.has_head:
+        return None
+    eps = float(builtin_summary(model.source).get("label_smoothing") or 0.0)
+    return 1 - eps + eps / model.cfg.num_classes if eps > 0 else None
+
+
 def model_card_text(model) -> str:
     """The built-in model card, or a generated summary for any other model."""
     from .builtins import BUILTIN_NAMES, model_card

@@ -131,4 +131,5 @@ def builtin_summary(name: str) -> dict:
     if name == "fashion-vit":
         meta = json.loads((FASHION_DIR / CONFIG_NAME).read_text())
         summary["test_accuracy"] = meta.get("training", {}).get("test_accuracy")
+        summary["label_smoothing"] = meta.get("training", {}).get("label_smoothing", 0.0)
     return summary

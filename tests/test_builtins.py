@@ -43,7 +43,7 @@ def test_unknown_builtin_lists_the_names():
 def test_summaries_match_the_configs_and_cards_exist():
     fv, dv = builtin_summary("fashion-vit"), builtin_summary("dinov2-small")
     assert fv["tokens"] == {"T": 50, "prefix": ["CLS"], "grid": (7, 7), "patches": 49}
-    assert fv["has_head"] and fv["class_names"] == list(fm.CLASS_NAMES)
+    assert fv["has_head"] and fv["class_names"] == list(fm.CLASS_NAMES) and fv["label_smoothing"] == 0.1
     assert fv["supported_steps"] == list(STEPS) and not fv["unavailable_steps"]
     assert fv["architecture"]["params"] == load_builtin("fashion-vit").num_parameters()
     assert dv["tokens"] == {"T": 257, "prefix": ["CLS"], "grid": (16, 16), "patches": 256}
