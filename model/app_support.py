@@ -300,14 +300,20 @@ def model_card_text(model) -> str:
         except OSError:
             pass  # the card file is missing: fall back to the facts
     f = model_facts(model)
+    grid_h, grid_w = (n // f["patch_size"] for n in f["input_size"])
+    names = f["class_names"] or []
+    examples = f" ({', '.join(names[:5])}{', …' if len(names) > 5 else ''})" if names else ""
     lines = [
         f"**{name}** ({f['family'] or 'ViT'}), loaded from `{f['source']}`",
         "",
         f"- patch size P = {f['patch_size']}, width D = {f['embed_dim']}, {f['depth']} layers × "
         f"{f['num_heads']} heads (d = {f['head_dim']}), MLP {f['mlp_dim']} ({f['activation']})",
         f"- prefix tokens: {', '.join(f['prefix_names']) or 'none'}",
-        f"- input {f['input_size'][0]}×{f['input_size'][1]} px, {f['params'] / 1e6:.1f} M parameters",
-        f"- classification head: {f['num_classes']} classes" if f["has_head"] else "- no classification head",
+        f"- input {f['input_size'][0]}×{f['input_size'][1]} px → {grid_h} × {grid_w} patches, "
+        f"T = {f['num_prefix_tokens'] + grid_h * grid_w} tokens; {f['params']:,} parameters",
+        f"- classification head: {f['num_classes']} classes{examples}" if f["has_head"]
+        else "- no classification head: the walkthrough's logits and loss steps and the class-specific maps "
+             "are unavailable",
     ]
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""`python -m model …`: trace, predict and explain from the command line.
+"""`python -m model …`: trace, predict, explain and model cards from the command line.
 
 Errors print one line that says what is wrong and how to fix it, and exit with status 2.
 """
@@ -107,6 +107,32 @@ def cmd_explain(args) -> None:
     print(f"wrote {out}: {result.description}")
 
 
+def cmd_card(args) -> None:
+    from .builtins import BUILTIN_NAMES, builtin_summary, model_card
+
+    if args.name is None:  # the list of built-ins, one line each
+        rows = [builtin_summary(name) for name in BUILTIN_NAMES]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            a, t = r["architecture"], r["tokens"]
+            head = (f"{r['num_classes']} classes" + (f", {r['test_accuracy'] * 100:.2f}% test accuracy"
+                                                     if r.get("test_accuracy") else "")) if r["has_head"] else "no head"
+            print(f"{r['name']:14s} patch {a['patch_size']}, D {a['embed_dim']}, {a['depth']} layers × "
+                  f"{a['num_heads']} heads, T = {t['T']} tokens, {head}")
+        print("\n`python -m model card NAME` prints a model's card.")
+        return
+    if args.name in BUILTIN_NAMES:
+        print(json.dumps(builtin_summary(args.name), indent=2) if args.json else model_card(args.name))
+        return
+    from .app_support import model_card_text, model_facts
+    from .loading import load_model
+
+    model = load_model(args.name, device=args.device)  # any other source: a card generated from the model
+    print(json.dumps(model_facts(model), indent=2) if args.json else model_card_text(model))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model", description="Patchlight: look inside a Vision Transformer.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
     p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity 0…1 (default: 0.6)")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
+    p.add_argument("name", nargs="?", default=None,
+                   help="fashion-vit, dinov2-small, or any model source (a local path, hf:<repo id>); "
+                        "none: list the built-in models")
+    p.add_argument("--json", action="store_true", help="the facts as JSON instead of the markdown card")
+    p.add_argument("--device", default="cpu", help="device to load a non-built-in model on (default: cpu)")
+    p.set_defaults(func=cmd_card)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""`python -m model trace | predict | explain`: the contract's files and one-line errors."""
+"""`python -m model trace | predict | explain | card`: the contract's files, the cards and one-line errors."""
 from __future__ import annotations
 
 import json
@@ -111,3 +111,36 @@ def test_module_entry_point_runs_as_a_process(tmp_path):
     r = subprocess.run([sys.executable, "-m", "model", "predict", "missing.png", "--model", "nowhere"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error: ")
+
+
+def test_card_lists_the_builtins_and_prints_each_card(capsys):
+    from model.builtins import BUILTIN_NAMES, builtin_summary, model_card
+
+    assert main(["card"]) == 0
+    listing = capsys.readouterr().out
+    for name in BUILTIN_NAMES:
+        s = builtin_summary(name)
+        assert f"{name} " in listing and f"T = {s['tokens']['T']} tokens" in listing
+    acc = builtin_summary("fashion-vit")["test_accuracy"]
+    assert f"{acc * 100:.2f}% test accuracy" in listing
+    for name in BUILTIN_NAMES:
+        assert main(["card", name]) == 0
+        assert capsys.readouterr().out.strip() == model_card(name).strip()
+    assert main(["card", "dinov2-small", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["has_head"] is False and "logits" in facts["unavailable_steps"]
+
+
+def test_card_of_any_other_model_is_generated_from_it(classifier_dir, capsys):
+    assert main(["card", str(classifier_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "cat" in text and "fox" in text  # its class names
+    assert main(["card", str(classifier_dir), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["num_classes"] == 3 and facts["prefix_names"] == ["CLS", "REG0"]
+
+
+def test_card_of_an_unknown_model_is_one_line(capsys):
+    assert main(["card", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "fashion-vit, dinov2-small" in err
