@@ -449,6 +449,11 @@ def test_public_mode_hides_local_paths(monkeypatch):
     assert "path" not in at.selectbox(key="model_choice").options
     assert any("hosted demo" in w.value for w in at.warning)
 
+    at.selectbox(key="model_choice").set_value("hf").run()
+    at.text_input(key="hf_repo").set_value("someone/huge-model").run()
+    assert_clean(at)
+    assert any("not one of the hub models this hosted demo loads" in e.value for e in at.error)
+
 
 # ----------------------------------------------------------------------------- dinov2-small
 

@@ -46,6 +46,7 @@ def test_summaries_match_the_configs_and_cards_exist():
     assert fv["has_head"] and fv["class_names"] == list(fm.CLASS_NAMES) and fv["label_smoothing"] == 0.1
     assert fv["supported_steps"] == list(STEPS) and not fv["unavailable_steps"]
     assert fv["architecture"]["params"] == load_builtin("fashion-vit").num_parameters()
+    assert f"**{fv['test_accuracy'] * 100:.2f}%** top-1" in model_card("fashion-vit")  # the card states the recorded figure
     assert dv["tokens"] == {"T": 257, "prefix": ["CLS"], "grid": (16, 16), "patches": 256}
     assert not dv["has_head"] and set(HEAD_STEPS) == set(dv["unavailable_steps"])
     assert dv["supported_steps"] == [s for s in STEPS if s not in HEAD_STEPS] and EXPLAIN in dv["limitations"]
