@@ -342,6 +342,13 @@ else:
     else:
         fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
         shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))
+        if curve := S.training_curve_of(ctx.model):
+            st.markdown(f"**Where the weights came from.** Training lowered this loss, averaged over the "
+                        f"{len(curve['epoch'])} passes over the training images (epochs), by gradient descent:")
+            fig = viz.training_curve_figure(curve, title=f"{ctx.facts['name']}: loss during training", theme=th)
+            shared.show_figure(fig, "wt_training", shared.file_stem(ctx, "step6_training_curve"))
+            st.caption("The training loss is measured on augmented images (flipped; half with a random box erased) against "
+                       "smoothed targets, so it sits above the test loss; the test images were never trained on.")
     table, questions = pair((1, 1))
     if td.has_head:
         with table:

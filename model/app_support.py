@@ -278,6 +278,13 @@ def model_facts(model) -> dict:
     }
 
 
+def training_curve_of(model) -> dict | None:
+    """The per-epoch training curve of a built-in model that ships one, else None."""
+    from .builtins import BUILTIN_NAMES, training_curve
+
+    return training_curve(model.source) if model.source in BUILTIN_NAMES else None
+
+
 def label_smoothing_target(model) -> float | None:
     """The probability a built-in model was trained to give the true class (1 − ε + ε/K with
     label smoothing ε), or None when it was trained without smoothing or is not a built-in."""

@@ -93,6 +93,15 @@ def _preprocessor(name: str):
     return onnx_dinov2.dinov2_small_preprocessor()
 
 
+def training_curve(name: str) -> dict | None:
+    """The loss and accuracy per epoch a built-in model was trained with (fashion-vit), or None."""
+    _check(name)
+    path = FASHION_DIR / "training_curve.json"
+    if name != "fashion-vit" or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
 def model_card(name: str) -> str:
     """The model card (markdown)."""
     _check(name)

@@ -111,6 +111,7 @@ def test_walkthrough_every_step_fashion_vit():
     assert "nats" in texts(at)
     # the loss step explains the floor label smoothing puts under the loss (ε = 0.1, K = 10)
     assert "its target for the true class was p = 0.91" in texts(at) and "0.094" in texts(at)
+    assert "fashion-vit: loss during training" in titles(at)
 
 
 @needs_fashion

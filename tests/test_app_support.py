@@ -281,7 +281,7 @@ def test_no_head_explains_itself(model):
     with pytest.raises(ValueError, match="no classification head"):
         S.loss_for(td, 0)
     assert "without a classification head" in S.unavailable_reason(model, "loss")
-    assert S.label_smoothing_target(model) is None  # not a built-in, no head
+    assert S.label_smoothing_target(model) is None and S.training_curve_of(model) is None  # not a built-in
 
 
 def test_color_top_saturates_a_single_outlier():

@@ -76,3 +76,31 @@ def test_logit_errors():
         viz.loss_figure([1.0, 2.0], None, label=5)
     with pytest.raises(ValueError, match="not a class name"):
         viz.loss_figure([1.0, 2.0], ["a", "b"], label="c")
+
+
+def test_training_curve_figure_plots_the_curve_it_is_given():
+    curve = {"epoch": [1, 2, 3], "train_loss": [1.5, 0.9, 0.7], "test_loss": [0.8, 0.5, 0.45],
+             "test_acc": [0.7, 0.85, 0.875]}
+    fig = viz.training_curve_figure(curve)
+    train, test = fig.data
+    assert list(train.x) == [1, 2, 3] and list(train.y) == [1.5, 0.9, 0.7]
+    assert list(test.y) == [0.8, 0.5, 0.45]
+    ends = [a.text for a in fig.layout.annotations]
+    assert ends == ["train 0.700", "test 0.450 (87.5% correct)"]
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] >= 1.5
+    assert not fig.layout.showlegend  # lines are named at their ends instead
+
+
+def test_training_curve_end_labels_move_apart_when_the_lines_meet():
+    fig = viz.training_curve_figure({"epoch": [1, 2], "train_loss": [1.0, 0.50], "test_loss": [1.1, 0.51]})
+    shifts = sorted(a.yshift for a in fig.layout.annotations)
+    assert shifts[0] < 0 < shifts[1]
+
+
+@pytest.mark.parametrize("curve, words", [
+    ({"epoch": [1, 2], "train_loss": [1.0]}, "lacks 'test_loss'"),
+    ({"epoch": [1, 2], "train_loss": [1.0], "test_loss": [1.0, 0.5]}, "differ in length"),
+])
+def test_training_curve_refuses_bad_input(curve, words):
+    with pytest.raises(ValueError, match=words):
+        viz.training_curve_figure(curve)

@@ -25,7 +25,7 @@ from .export import (
     overlay_png,
     render_figure,
 )
-from .logits import log_softmax, loss_figure, softmax, topk_figure
+from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
 from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
 from .patches import (
     mosaic_image,
@@ -63,6 +63,7 @@ __all__ = [
     # explanations, statistics, embeddings, logits
     "explanation_figure", "attention_distance_figure", "attention_entropy_figure", "prefix_attention_figure",
     "token_norms_figure", "pos_similarity_figure", "pca_image_figure", "topk_figure", "loss_figure",
+    "training_curve_figure",
     # walkthrough: one step of the model at a time
     "patch_flatten_figure", "attention_scores_figure", "value_mixing_figure", "residual_stream_figure",
     "mlp_activation_figure", "mass_mask_figure", "token_norms_lines_figure",

@@ -62,7 +62,7 @@ def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str
                        "%{customdata[2]}, col %{customdata[3]})<br>cosine %{z:.3f}<extra></extra>"),
     ))
     fig.layout = th.layout(title or "Position-embedding similarity", width, height, margin=margin,
-                                  xaxis=xa, yaxis=ya)
+                           xaxis=xa, yaxis=ya)
     return fig
 
 
@@ -86,5 +86,5 @@ def pca_image_figure(rgb, *, title: str | None = None, theme=None, classroom: bo
         z=img, name="PCA", hovertemplate="patch row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
     ))
     fig.layout = th.layout(title or "Patch embeddings: first 3 principal components as RGB",
-                                  width, height, margin=margin, xaxis=xa, yaxis=ya)
+                           width, height, margin=margin, xaxis=xa, yaxis=ya)
     return fig

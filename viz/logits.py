@@ -86,8 +86,8 @@ def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = Non
         hovertemplate="%{hovertext} (class %{customdata})<br>p = %{x:.4f}<extra></extra>",
     ))
     fig.layout = th.layout(title or f"Top-{k} predictions", width, height, margin=margin,
-                                  xaxis=xa, yaxis=ya, bargap=0.25,
-                                  meta={"probs": probs.tolist(), "indices": idx.tolist()})
+                           xaxis=xa, yaxis=ya, bargap=0.25,
+                           meta={"probs": probs.tolist(), "indices": idx.tolist()})
     return fig
 
 
@@ -144,3 +144,51 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
         meta={"loss": loss, "p_label": float(probs[c]), "label": c, "probs": probs.tolist()},
     )
     return fig
+
+
+def training_curve_figure(curve: dict, *, title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+    """How a model's loss fell while it trained: train and test cross-entropy per epoch.
+
+    ``curve`` has equal-length lists ``epoch``, ``train_loss``, ``test_loss`` and optionally
+    ``test_acc`` (as written by ``model.train_fashion``). Traces: 0 train loss, 1 test loss
+    (lines with markers, ``x = epoch``). Each line is named by a label at its last point
+    (no legend: labels read on a projector and in the PNG export); the test label also gives
+    the last test accuracy when known.
+    """
+    th = resolve_theme(theme, classroom)
+    try:
+        epochs = float_array(curve["epoch"], 1, "curve['epoch']", "one entry per epoch")
+        train = float_array(curve["train_loss"], 1, "curve['train_loss']", "one loss per epoch")
+        test = float_array(curve["test_loss"], 1, "curve['test_loss']", "one loss per epoch")
+    except KeyError as err:
+        raise ValueError(f"training curve lacks {err.args[0]!r}; expected epoch, train_loss and test_loss lists.")
+    if not len(epochs) == len(train) == len(test) or len(epochs) == 0:
+        raise ValueError(f"training curve lists differ in length ({len(epochs)} epochs, {len(train)} train "
+                         f"losses, {len(test)} test losses); expected one value per epoch.")
+    acc = curve.get("test_acc")
+    width, height, margin = F.figure_size(th, 0.55, 640, colorbar=False)
+    extra_r = round(F.text_width("test 0.341 (90.4% correct)", th.font_size))  # room for the end labels
+    margin["r"] += extra_r
+    width += extra_r
+    top = float(max(train.max(), test.max()))
+    xa = th.axis("epoch", chart=True, range=[float(epochs[0]) - 0.5, float(epochs[-1]) + 0.5])
+    ya = th.axis("cross-entropy (nats)", chart=True, range=[0, top * 1.08])
+    colors = (th.bar_color, th.accent_color)
+    traces, labels = [], []
+    for i, (name, values) in enumerate((("train", train), ("test", test))):
+        traces.append(go.Scatter(
+            x=epochs, y=values, mode="lines+markers", name=f"{name} loss",
+            line={"color": colors[i], "width": 2.5 * th.scale}, marker={"size": th.marker_size * 0.6, "color": colors[i]},
+            hovertemplate=f"epoch %{{x}}<br>{name} loss %{{y:.4f}}<extra></extra>",
+        ))
+        text = f"{name} {values[-1]:.3f}"
+        if name == "test" and acc:
+            text += f" ({100 * float(acc[-1]):.1f}% correct)"
+        labels.append(dict(text=text, x=float(epochs[-1]), y=float(values[-1]), xref="x", yref="y",
+                           xanchor="left", yanchor="middle", xshift=10, showarrow=False,
+                           font=th.font(th.font_size, colors[i])))
+    if abs(labels[0]["y"] - labels[1]["y"]) < top * 0.06:  # keep the two end labels apart
+        upper, lower = sorted(labels, key=lambda a: -a["y"])
+        upper["yshift"], lower["yshift"] = th.font_size * 0.7, -th.font_size * 0.7
+    return go.Figure(traces, layout=th.layout(title or "Loss during training", width, height, margin=margin,
+                                              xaxis=xa, yaxis=ya, annotations=labels))

@@ -41,7 +41,7 @@ def attention_distance_figure(distances, *, image_size: float | None = None, tit
         hovertemplate="layer %{x}, head %{customdata}<br>distance %{y:.1f} px<extra></extra>",
     ))
     fig.layout = th.layout(title or "Mean attention distance per head", width, height, margin=margin,
-                                  xaxis=xa, yaxis=ya)
+                           xaxis=xa, yaxis=ya)
     return fig
 
 

@@ -183,7 +183,7 @@ def attention_scores_figure(scores, probs, token_names, *, query_name: str, num_
         height += grow
     fig = go.Figure(traces)
     fig.layout = th.layout(title or default, width, height, margin=margin, annotations=ann,
-                                  meta={"keys": idx.tolist(), "mode": mode, "shown_weight": shown}, **lay)
+                           meta={"keys": idx.tolist(), "mode": mode, "shown_weight": shown}, **lay)
     return fig
 
 
