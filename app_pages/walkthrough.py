@@ -347,8 +347,9 @@ else:
                         f"{len(curve['epoch'])} passes over the training images (epochs), by gradient descent:")
             fig = viz.training_curve_figure(curve, title=f"{ctx.facts['name']}: loss during training", theme=th)
             shared.show_figure(fig, "wt_training", shared.file_stem(ctx, "step6_training_curve"))
-            st.caption("The training loss is measured on augmented images (flipped; half with a random box erased) against "
-                       "smoothed targets, so it sits above the test loss; the test images were never trained on.")
+            st.caption("The training loss is measured on augmented images (flipped; half with a random box "
+                       "erased) against smoothed targets, so it sits above the test loss; the test images were "
+                       "never trained on.")
     table, questions = pair((1, 1))
     if td.has_head:
         with table:

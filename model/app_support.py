@@ -326,7 +326,8 @@ def model_card_text(model) -> str:
 
 
 def unavailable_reason(model, step: str) -> str | None:
-    """Why a walkthrough step (``logits``, ``loss``) or the explanation maps (``explain``) are unavailable for `model`, or None."""
+    """Why a walkthrough step (``logits``, ``loss``) or the explanation maps (``explain``) are
+    unavailable for `model`, or None."""
     if model.cfg.has_head:
         return None
     from .builtins import BUILTIN_NAMES, builtin_summary
