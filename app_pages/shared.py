@@ -175,6 +175,13 @@ def load_selected_model():
     return source, key, model
 
 
+KEPT_UPLOAD = "_kept_upload"
+
+
+def _upload_id(upload) -> str:
+    return getattr(upload, "file_id", None) or upload.name
+
+
 def remember_upload() -> None:
     """The uploader's on_change: keep the file (or forget it when the user removed it).
 
@@ -186,10 +193,7 @@ def remember_upload() -> None:
     if upload is None:
         ss.pop(KEPT_UPLOAD, None)
     else:
-        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue(), getattr(upload, "file_id", None) or upload.name)
-
-
-KEPT_UPLOAD = "_kept_upload"
+        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue(), _upload_id(upload))
 
 
 def forget_upload() -> None:
@@ -210,7 +214,7 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
     if ss.get("image_source") == "upload":
         upload = ss.get("upload")
         if upload is not None:
-            name, data, fid = upload.name, upload.getvalue(), getattr(upload, "file_id", None) or upload.name
+            name, data, fid = upload.name, upload.getvalue(), _upload_id(upload)
         elif ss.get(KEPT_UPLOAD):
             name, data, fid = ss[KEPT_UPLOAD]
         else:

@@ -38,6 +38,12 @@ def numbers(text: str) -> None:
     st.markdown(f"**On this image:** {text}")
 
 
+def not_available(step: str) -> None:
+    """Say why a step needs a classification head this model lacks, and what to choose instead."""
+    st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, step)}. "
+            "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
+
+
 def pair(ratio=(3, 2)):
     """Two boxes side by side on a screen, one under the other on a projector (larger type)."""
     if shared.classroom():
@@ -295,8 +301,7 @@ elif step == "logits":
             numbers(f"K = {td.K} classes; the head is a {n['D']} × {td.K} matrix. Top class: "
                     f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
     if not td.has_head:
-        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'logits')}. "
-                "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
+        not_available("logits")
     else:
         fig = viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=th)
         shared.show_figure(fig, "wt_logits", shared.file_stem(ctx, "step5_topk"))
@@ -337,8 +342,7 @@ else:
                            f"was p = {target:.2f}, not 1, so even its surest answers sit near p ≈ {target:.2f} "
                            f"and a loss of about −log {target:.2f} = {-math.log(target):.3f}.")
     if not td.has_head:
-        st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, 'loss')}. "
-                "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
+        not_available("loss")
     else:
         fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
         shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))

@@ -9,6 +9,8 @@ Each has a model card in `model/cards/<name>.md`.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 
@@ -109,8 +111,16 @@ def model_card(name: str) -> str:
 
 
 def builtin_summary(name: str) -> dict:
-    """Facts for the sidebar and the CLI: source, licence, architecture, tokens, head, steps."""
-    _check(name)
+    """Facts for the sidebar and the CLI: source, licence, architecture, tokens, head, steps.
+
+    Read once per process (the files ship with the package; building them takes ~12 ms, the
+    app asks on every rerun of a page); each caller gets its own copy.
+    """
+    return copy.deepcopy(_summary(_check(name)))
+
+
+@functools.lru_cache(maxsize=None)
+def _summary(name: str) -> dict:
     cfg = builtin_config(name)
     pre = _preprocessor(name)
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost

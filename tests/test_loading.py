@@ -121,9 +121,13 @@ def test_native_round_trip(tiny_vit, tmp_path):
 
 
 def test_hub_source_uses_snapshot_download(hf_models, monkeypatch):
-    """hf:<repo> goes through huggingface_hub; here the download is a local directory."""
+    """hf:<repo> goes through huggingface_hub; here the download is a local directory, and the
+    hub itself is switched off, so nothing can reach the network even if the fake were bypassed."""
     import huggingface_hub
+    import huggingface_hub.constants as hub_constants
 
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
     directory, ref = hf_models["deit"]
     calls = []
 
