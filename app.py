@@ -52,7 +52,7 @@ with st.sidebar:
                          on_change=shared.remember_upload,
                          help=f"Up to {S.MAX_UPLOAD_MB} MB and {S.MAX_PIXELS // 1_000_000} megapixels.")
         if kept := shared.kept_upload_name():
-            st.caption(f"Showing your earlier upload **{kept}**; upload another file to replace it.")
+            st.caption(f"Showing your earlier upload **{S.md_text(kept)}**; upload another file to replace it.")
             st.button("Forget this upload", key="forget_upload", on_click=shared.forget_upload,
                       icon=":material/delete:")
 
@@ -70,16 +70,16 @@ with st.sidebar:
     try:
         _source, _key, _model = shared.load_selected_model()
     except ValueError as err:
-        st.error(str(err), icon=":material/error:")
+        st.error(S.md_text(err, 600), icon=":material/error:")
         st.button("Retry", key="retry_model", on_click=_retry)
     else:
         facts = S.model_facts(_model)
         st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
                    f"{facts['depth']} layers × {facts['num_heads']} heads")
         with st.expander("Model card"):
-            st.markdown(S.model_card_text(_model))
+            st.markdown(S.model_card_text(_model, quote=S.md_text))
     for note in st.session_state.pop("_notes", []):
-        st.warning(note)
+        st.warning(S.md_text(note, 600))
 
 shared.css()
 pages.run()

@@ -111,11 +111,12 @@ def _load_settings() -> None:
         ss["_settings_result"] = ("error", str(err))
         return
     shared.apply_settings(settings)
-    ss["_settings_result"] = ("ok", f"Loaded {len(settings)} settings." + "".join(f"\n- {w}" for w in warnings))
+    ss["_settings_result"] = ("ok", f"Loaded {len(settings)} settings." + "".join(f"\n- {S.md_text(w, 300)}"
+                                                                                for w in warnings))
 
 
 st.title("Downloads")
-st.caption(f"Everything for {ctx.facts['name']} on {ctx.image_name} with the current settings (layer {layer}, "
+st.caption(f"Everything for {ctx.model_label} on {ctx.image_label} with the current settings (layer {layer}, "
            f"head {head}, query {td.token_name(query)}). Files are made when you press a button.")
 
 figs, data = st.columns([3, 2], gap="large")
@@ -150,7 +151,7 @@ with data:
                      help="A file saved with the button above restores the model, sample and every view setting.")
     result = ss.pop("_settings_result", None)
     if result and result[0] == "error":
-        st.error(result[1], icon=":material/warning:")
+        st.error(S.md_text(result[1], 600), icon=":material/warning:")
     elif result:
         st.success(result[1], icon=":material/check_circle:")
     query_string = urlencode(S.settings_query(shared.current_settings(), shared.public()))

@@ -14,7 +14,7 @@ p = td.num_prefix_tokens
 prefix = list(td.prefix_names)
 
 st.title("Explorer")
-st.caption(f"{ctx.facts['name']} on {ctx.image_name}. Click any patch of the image to make it the query, or pick "
+st.caption(f"{ctx.model_label} on {ctx.image_label}. Click any patch of the image to make it the query, or pick "
            "a token in the list. Changing a layer, head, token, method setting or colormap never re-runs the model.")
 
 
@@ -134,7 +134,7 @@ def explanations(query: int, look: dict) -> None:
         st.selectbox("Class to explain", [-1] + list(range(td.K)), key="target_class",
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
-        st.info(f"{ctx.facts['name']} has no classification head, so only attention rollout is shown: gradient "
+        st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
                 "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
     if not shared.classroom():
         e1, e2, e3, e4 = st.columns(4)

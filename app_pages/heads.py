@@ -15,7 +15,7 @@ prefix = list(td.prefix_names)
 stats = shared.head_statistics(ctx.model_key, ctx.digest, td)
 
 st.title("Heads")
-st.caption(f"{td.L} layers × {td.H} heads of {ctx.facts['name']} on {ctx.image_name}. Click a dot or a cell to "
+st.caption(f"{td.L} layers × {td.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
            "open that head below, or choose it there.")
 
 

@@ -151,6 +151,16 @@ class Context:
     def theme(self):
         return theme()
 
+    @property
+    def model_label(self) -> str:
+        """The model's name as inert markdown (a hub id or a path is user-controlled)."""
+        return S.md_text(self.facts["name"])
+
+    @property
+    def image_label(self) -> str:
+        """The image's file name as inert markdown (an upload's name is user-controlled)."""
+        return S.md_text(self.image_name)
+
 
 def selected_model() -> tuple[str, str]:
     """(source, cache key) chosen in the sidebar, or ValueError saying what to type."""
@@ -178,10 +188,6 @@ def load_selected_model():
 KEPT_UPLOAD = "_kept_upload"
 
 
-def _upload_id(upload) -> str:
-    return getattr(upload, "file_id", None) or upload.name
-
-
 def remember_upload() -> None:
     """The uploader's on_change: keep the file (or forget it when the user removed it).
 
@@ -193,7 +199,7 @@ def remember_upload() -> None:
     if upload is None:
         ss.pop(KEPT_UPLOAD, None)
     else:
-        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue(), _upload_id(upload))
+        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue())
 
 
 def forget_upload() -> None:
@@ -214,17 +220,16 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
     if ss.get("image_source") == "upload":
         upload = ss.get("upload")
         if upload is not None:
-            name, data, fid = upload.name, upload.getvalue(), _upload_id(upload)
+            name, data = upload.name, upload.getvalue()
         elif ss.get(KEPT_UPLOAD):
-            name, data, fid = ss[KEPT_UPLOAD]
+            name, data = ss[KEPT_UPLOAD]
         else:
             raise LookupError("upload an image in the sidebar (PNG, JPEG, WebP, BMP, GIF or TIFF), "
                               "or switch the image source to the sample gallery")
-        memo = ss.setdefault("_digests", {})
-        if fid not in memo:  # hash each upload once, not on every rerun
-            memo.clear()
-            memo[fid] = S.image_digest(data)
-        return name, data, memo[fid], None
+        # The digest keys caches shared by every session, so it is taken from the bytes used now,
+        # on every run: a client may PUT new bytes under an old file id (issue 13). sha256 runs at
+        # ~1 GB/s, so even a 20 MB upload costs ~20 ms.
+        return name, data, S.image_digest(data), None
     sample = get_sample(ss.get("sample") or S.DEFAULTS["sample"])
     data = sample_bytes(sample.key)
     return sample.path.name, data, _sample_digest(sample.key), sample.label_index
@@ -244,22 +249,22 @@ def context() -> Context:
     try:
         source, key, model = load_selected_model()
     except ValueError as err:
-        st.error(f"**The model could not be loaded.** {err}", icon=":material/error:")
+        st.error(f"**The model could not be loaded.** {S.md_text(err, 600)}", icon=":material/error:")
         st.stop()
     try:
         name, data, digest, label = selected_image()
     except LookupError as err:
-        st.info(str(err), icon=":material/image:")
+        st.info(S.md_text(err, 600), icon=":material/image:")
         st.stop()
     ctx = Context(source, key, model, S.model_facts(model), name, data, digest, label)
     try:
-        with st.spinner(f"Running {ctx.facts['name']} on {name}…"):
+        with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
             ctx.td = live_trace(key, digest, name, model, data)
     except ImageError as err:
-        st.error(f"**This image cannot be used.** {err}", icon=":material/image:")
+        st.error(f"**This image cannot be used.** {S.md_text(err, 600)}", icon=":material/image:")
         st.stop()
     except (ValueError, RuntimeError) as err:  # e.g. an input size the checkpoint cannot take
-        st.error(f"**The model could not process this image.** {err}", icon=":material/error:")
+        st.error(f"**The model could not process this image.** {S.md_text(err, 600)}", icon=":material/error:")
         st.stop()
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
     apply_settings(S.clamp_settings(current_settings(), ctx.td.L, ctx.td.H, ctx.td.T, ctx.td.K))

@@ -40,7 +40,7 @@ def numbers(text: str) -> None:
 
 def not_available(step: str) -> None:
     """Say why a step needs a classification head this model lacks, and what to choose instead."""
-    st.info(f"**Not available for {ctx.facts['name']}:** {S.unavailable_reason(ctx.model, step)}. "
+    st.info(f"**Not available for {ctx.model_label}:** {S.unavailable_reason(ctx.model, step)}. "
             "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
 
 
@@ -56,7 +56,7 @@ def figure_choice(options: dict, key: str) -> str:
 
 
 st.title("Walkthrough: one image through the Vision Transformer")
-st.caption(f"Model **{ctx.facts['name']}** on **{ctx.image_name}** — {n['H_px']}×{n['W_px']} px in, "
+st.caption(f"Model **{ctx.model_label}** on **{ctx.image_label}** — {n['H_px']}×{n['W_px']} px in, "
            f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
 st.segmented_control("Step", STEPS, key="step", format_func=S.STEP_SHORT.get, required=True,
                      label_visibility="collapsed")

@@ -75,6 +75,26 @@ def check_upload(data: bytes, name: str, limit_mb: float = MAX_UPLOAD_MB) -> Non
         raise ImageError(f"{name}: .{suffix} files are not supported; upload a {SUPPORTED_FORMATS} file")
 
 
+def md_text(value, limit: int = 200) -> str:
+    """User-controlled text (a file name, a hub id, a query parameter, an error quoting them)
+    made inert inside Streamlit markdown: shown as typed, never as a link, an image, emphasis,
+    a heading, a colour directive or maths.
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark lets any of them be
+    escaped, and an escaped character starts no construct: no ``[text](url)``, ``![](url)``,
+    ``<http://…>``, ``:red[…]`` or ``$…$``); line breaks become spaces so that no block
+    (heading, list, quote) can start; a bare ``www.`` or ``://`` is broken with an escape as
+    well, so GFM's autolinks do not fire. Long values are cut to `limit` characters.
+    """
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return "".join("\\" + ch if ch in _MD_PUNCTUATION else ch for ch in text)
+
+
+_MD_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
 # ----------------------------------------------------------------------------- model sources
 
 BUILTIN_CHOICES = ("fashion-vit", "dinov2-small")
@@ -296,8 +316,12 @@ def label_smoothing_target(model) -> float | None:
     return 1 - eps + eps / model.cfg.num_classes if eps > 0 else None
 
 
-def model_card_text(model) -> str:
-    """The built-in model card, or a generated summary for any other model."""
+def model_card_text(model, quote=str) -> str:
+    """The built-in model card, or a generated summary for any other model.
+
+    `quote` turns checkpoint-supplied text (name, source, class names) into markdown: the app
+    passes ``md_text`` so that a crafted repo or label name stays text; the CLI prints as is.
+    """
     from .builtins import BUILTIN_NAMES, model_card
 
     name = model.cfg.name
@@ -309,9 +333,9 @@ def model_card_text(model) -> str:
     f = model_facts(model)
     grid_h, grid_w = (n // f["patch_size"] for n in f["input_size"])
     names = f["class_names"] or []
-    examples = f" ({', '.join(names[:5])}{', …' if len(names) > 5 else ''})" if names else ""
+    examples = f" ({', '.join(quote(n) for n in names[:5])}{', …' if len(names) > 5 else ''})" if names else ""
     lines = [
-        f"**{name}** ({f['family'] or 'ViT'}), loaded from `{f['source']}`",
+        f"**{quote(name)}** ({quote(f['family'] or 'ViT')}), loaded from {quote(f['source'])}",
         "",
         f"- patch size P = {f['patch_size']}, width D = {f['embed_dim']}, {f['depth']} layers × "
         f"{f['num_heads']} heads (d = {f['head_dim']}), MLP {f['mlp_dim']} ({f['activation']})",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -66,10 +67,15 @@ def titles(at: AppTest) -> list[str]:
     return [(f.get("layout", {}).get("title") or {}).get("text", "") for f in figures(at)]
 
 
+def plain(text: str) -> str:
+    """Markdown as the reader sees it: the app escapes user-controlled text (S.md_text)."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(text))
+
+
 def texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [plain(e.value) for e in at.error]
     parts += [i.value for i in at.info] + [t.value for t in at.title] + [h.value for h in at.header]
-    return "\n".join(str(p) for p in parts)
+    return plain("\n".join(str(p) for p in parts))
 
 
 def image_bytes(fmt="PNG", size=(96, 80), mode="RGB") -> bytes:
@@ -301,7 +307,7 @@ def test_settings_json_loads_back():
     assert_clean(at)
     assert at.session_state["layer"] == 2 and at.session_state["view"] == "matrix"
     assert at.session_state["colormap"] == "cividis"
-    assert "unknown setting 'zoom' ignored" in at.success[0].value
+    assert "unknown setting 'zoom' ignored" in plain(at.success[0].value)
     at.switch_page("app_pages/explorer.py").run()
     assert_clean(at)
     assert titles(at)[0].startswith("patch 7")
@@ -313,7 +319,7 @@ def test_broken_settings_file_is_an_error_not_a_crash():
     at = new_app("downloads")
     at.file_uploader(key="settings_file").set_value(("bad.json", b"{not json", "application/json")).run()
     assert_clean(at)
-    assert "not valid JSON" in at.error[0].value
+    assert "not valid JSON" in plain(at.error[0].value)
 
 
 @needs_fashion
@@ -384,7 +390,7 @@ def test_bad_uploads_show_an_error_and_the_app_keeps_working(name, data, words):
     at = new_app("explorer")
     upload(at, name, data)
     assert_clean(at)
-    assert at.error and words in at.error[0].value
+    assert at.error and words in plain(at.error[0].value)
     at.radio(key="image_source").set_value("gallery").run()
     assert_clean(at)
     assert not at.error and figures(at)
@@ -397,10 +403,10 @@ def test_oversized_uploads():
     Image.new("1", (6000, 5000)).save(buf, format="PNG")  # 30 MP in a few kB
     upload(at, "huge.png", buf.getvalue())
     assert_clean(at)
-    assert "MP limit" in at.error[0].value
+    assert "MP limit" in plain(at.error[0].value)
     upload(at, "heavy.png", b"\x89PNG" + b"0" * (S.MAX_UPLOAD_MB * 1024 * 1024 + 10))
     assert_clean(at)
-    assert f"over the {S.MAX_UPLOAD_MB} MB upload limit" in at.error[0].value
+    assert f"over the {S.MAX_UPLOAD_MB} MB upload limit" in plain(at.error[0].value)
 
 
 # ----------------------------------------------------------------------------- models
@@ -417,7 +423,7 @@ def test_unknown_hub_model_fails_fast_offline(monkeypatch):
     at.text_input(key="hf_repo").set_value("nobody/no-such-vit").run()
     assert time.time() - start < 20
     assert_clean(at)
-    assert any("cannot reach huggingface.co" in e.value for e in at.error)
+    assert any("cannot reach huggingface.co" in plain(e.value) for e in at.error)
     at.selectbox(key="model_choice").set_value("fashion-vit").run()
     assert_clean(at)
     assert not at.error and figures(at)
@@ -432,10 +438,10 @@ def test_a_checkpoint_that_is_not_a_vit(tmp_path, monkeypatch):
     at.selectbox(key="model_choice").set_value("path").run()
     at.text_input(key="local_path").set_value(str(bad)).run()
     assert_clean(at)
-    assert any("could not be loaded" in e.value or "safetensors" in e.value for e in at.error)
+    assert any("could not be loaded" in e.value or "safetensors" in plain(e.value) for e in at.error)
     at.text_input(key="local_path").set_value(str(tmp_path / "nothing-here")).run()
     assert_clean(at)
-    assert any("neither a built-in model" in e.value for e in at.error)
+    assert any("neither a built-in model" in plain(e.value) for e in at.error)
     at.button(key="retry_model").click().run()
     assert_clean(at)
 
@@ -448,12 +454,12 @@ def test_public_mode_hides_local_paths(monkeypatch):
     at.run()
     assert_clean(at)
     assert "path" not in at.selectbox(key="model_choice").options
-    assert any("hosted demo" in w.value for w in at.warning)
+    assert any("hosted demo" in plain(w.value) for w in at.warning)
 
     at.selectbox(key="model_choice").set_value("hf").run()
     at.text_input(key="hf_repo").set_value("someone/huge-model").run()
     assert_clean(at)
-    assert any("not one of the hub models this hosted demo loads" in e.value for e in at.error)
+    assert any("not one of the hub models this hosted demo loads" in plain(e.value) for e in at.error)
 
 
 # ----------------------------------------------------------------------------- dinov2-small
