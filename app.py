@@ -6,7 +6,8 @@ hosted-demo mode on (no local model paths).
 import streamlit as st
 
 from app_pages import shared
-from model import app_support as S
+from app_core import sources, safe_text, uploads
+from model import cards
 from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=":material/flashlight_on:",
@@ -16,8 +17,8 @@ shared.init_state()
 MODEL_LABELS = {
     "fashion-vit": "fashion-vit — small classifier (Fashion-MNIST)",
     "dinov2-small": "dinov2-small — DINOv2 ViT-S/14 (photos, no head)",
-    S.HF_CHOICE: "Hugging Face hub (hf:<owner>/<name>)",
-    S.PATH_CHOICE: "Local path (directory or weight file)",
+    sources.HF_CHOICE: "Hugging Face hub (hf:<owner>/<name>)",
+    sources.PATH_CHOICE: "Local path (directory or weight file)",
 }
 
 
@@ -47,39 +48,39 @@ with st.sidebar:
         st.caption(f"{sample.credit} · {sample.licence}. Suits **{sample.suggested_model}**.")
     else:
         # No `type=` filter: Streamlit would refuse other files with a generic message; the app
-        # checks the name and the content itself and says what is wrong (model.app_support).
+        # checks the name and the content itself and says what is wrong (app_core.uploads).
         st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)", key="upload",
                          on_change=shared.remember_upload,
-                         help=f"Up to {S.MAX_UPLOAD_MB} MB and {S.MAX_PIXELS // 1_000_000} megapixels.")
+                         help=f"Up to {uploads.MAX_UPLOAD_MB} MB and {uploads.MAX_PIXELS // 1_000_000} megapixels.")
         if kept := shared.kept_upload_name():
-            st.caption(f"Showing your earlier upload **{S.md_text(kept)}**; upload another file to replace it.")
+            st.caption(f"Showing your earlier upload **{safe_text.md_text(kept)}**; upload another file to replace it.")
             st.button("Forget this upload", key="forget_upload", on_click=shared.forget_upload,
                       icon=":material/delete:")
 
     st.subheader("Model")
-    st.selectbox("Model", S.model_choices(shared.public()), key="model_choice", format_func=MODEL_LABELS.get,
+    st.selectbox("Model", sources.model_choices(shared.public()), key="model_choice", format_func=MODEL_LABELS.get,
                  on_change=shared.fit_sample_to_model)
-    if st.session_state["model_choice"] == S.HF_CHOICE:
-        allowed = S.hub_allow_list() if shared.public() else None
+    if st.session_state["model_choice"] == sources.HF_CHOICE:
+        allowed = sources.hub_allow_list() if shared.public() else None
         st.text_input("Hub repo id", key="hf_repo", placeholder="google/vit-base-patch16-224",
                       help="Downloaded once with huggingface_hub (needs internet), then cached."
                       + (f" This demo loads: {', '.join(allowed) or 'none'}." if allowed is not None else ""))
-    elif st.session_state["model_choice"] == S.PATH_CHOICE:
+    elif st.session_state["model_choice"] == sources.PATH_CHOICE:
         st.text_input("Model path", key="local_path", placeholder="/path/to/model-directory",
                       help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")
     try:
         _source, _key, _model = shared.load_selected_model()
     except ValueError as err:
-        st.error(S.md_text(err, 600), icon=":material/error:")
+        st.error(safe_text.md_text(err, 600), icon=":material/error:")
         st.button("Retry", key="retry_model", on_click=_retry)
     else:
-        facts = S.model_facts(_model)
+        facts = cards.model_facts(_model)
         st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
                    f"{facts['depth']} layers × {facts['num_heads']} heads")
         with st.expander("Model card"):
-            st.markdown(S.model_card_text(_model, quote=S.md_text))
+            st.markdown(cards.model_card_text(_model, quote=safe_text.md_text))
     for note in st.session_state.pop("_notes", []):
-        st.warning(S.md_text(note, 600))
+        st.warning(safe_text.md_text(note, 600))
 
 shared.css()
 pages.run()

@@ -6,7 +6,7 @@ import streamlit as st
 
 import viz
 from app_pages import shared
-from model import app_support as S
+from app_core import exports, settings, safe_text, traces, views
 from model import patch_embedding_pca, pos_embed_similarity
 
 ctx = shared.context()
@@ -48,16 +48,16 @@ FIGURES = [
     ("Position-embedding similarity", "position_similarity", lambda: viz.pos_similarity_figure(
         pos_embed_similarity(td.pos_embed, td.grid, p), theme=th)),
     (f"Attention of {td.token_name(query)}, layer {layer}, head {head}", f"attention_l{layer}_h{head}_t{query}",
-     lambda: viz.attention_overlay_figure(td.image, S.attention_map(td, layer, head, query), **where, **look)),
+     lambda: viz.attention_overlay_figure(td.image, views.attention_map(td, layer, head, query), **where, **look)),
     (f"All heads of layer {layer}", f"heads_l{layer}_t{query}", lambda: viz.attention_heads_figure(
-        S.heads_maps(td, layer, query), image=td.image, layer=layer, zmax=S.color_top(S.heads_maps(td, layer, query)),
+        views.heads_maps(td, layer, query), image=td.image, layer=layer, zmax=views.color_top(views.heads_maps(td, layer, query)),
         **where, **look)),
     (f"All layers of head {head}", f"layers_h{head}_t{query}", lambda: viz.attention_layers_figure(
-        S.layers_maps(td, head, query), image=td.image, head=head, zmax=S.color_top(S.layers_maps(td, head, query)),
+        views.layers_maps(td, head, query), image=td.image, head=head, zmax=views.color_top(views.layers_maps(td, head, query)),
         **where, **look)),
     ("Every layer × head", f"grid_t{query}", lambda: viz.attention_grid_figure(
-        S.grid_maps(td, query), query=query, num_prefix_tokens=p, prefix_names=prefix, colormap=cmap,
-        zmax=S.color_top(S.grid_maps(td, query)), theme=th)),
+        views.grid_maps(td, query), query=query, num_prefix_tokens=p, prefix_names=prefix, colormap=cmap,
+        zmax=views.color_top(views.grid_maps(td, query)), theme=th)),
     (f"Attention matrix, layer {layer}, head {head}", f"matrix_l{layer}_h{head}", lambda: viz.attention_matrix_figure(
         td.attentions[layer, head], num_prefix_tokens=p, prefix_names=prefix, grid=td.grid, layer=layer, head=head,
         colormap=cmap, theme=th)),
@@ -89,15 +89,15 @@ def _png(build):
 
 
 def _maps() -> dict:
-    maps = {f"attention_l{layer}_h{head}_t{query}": S.attention_map(td, layer, head, query)}
+    maps = {f"attention_l{layer}_h{head}_t{query}": views.attention_map(td, layer, head, query)}
     maps.update(_explanations())
     return maps
 
 
 def _maps_all() -> dict:
     maps = _maps()
-    maps[f"heads_l{layer}_t{query}"] = S.heads_maps(td, layer, query)
-    maps[f"layers_h{head}_t{query}"] = S.layers_maps(td, head, query)
+    maps[f"heads_l{layer}_t{query}"] = views.heads_maps(td, layer, query)
+    maps[f"layers_h{head}_t{query}"] = views.layers_maps(td, head, query)
     return maps
 
 
@@ -106,12 +106,12 @@ def _load_settings() -> None:
     if upload is None:
         return
     try:
-        settings, warnings = S.settings_from_json(upload.getvalue(), shared.public())
+        loaded, warnings = settings.settings_from_json(upload.getvalue(), shared.public())
     except ValueError as err:
         ss["_settings_result"] = ("error", str(err))
         return
-    shared.apply_settings(settings)
-    ss["_settings_result"] = ("ok", f"Loaded {len(settings)} settings." + "".join(f"\n- {S.md_text(w, 300)}"
+    shared.apply_settings(loaded)
+    ss["_settings_result"] = ("ok", f"Loaded {len(loaded)} settings." + "".join(f"\n- {safe_text.md_text(w, 300)}"
                                                                                 for w in warnings))
 
 
@@ -129,13 +129,13 @@ with figs:
                                     icon=":material/image:", width="stretch")
 with data:
     st.subheader("Data")
-    st.download_button("Current maps (NPZ)", data=lambda: S.maps_npz(_maps_all()),
+    st.download_button("Current maps (NPZ)", data=lambda: exports.maps_npz(_maps_all()),
                        file_name=shared.file_stem(ctx, "maps") + ".npz", mime="application/octet-stream",
                        key="dl_maps_npz", on_click="ignore", icon=":material/dataset:", width="stretch")
-    st.download_button("Current maps (CSV)", data=lambda: S.maps_csv(_maps()),
+    st.download_button("Current maps (CSV)", data=lambda: exports.maps_csv(_maps()),
                        file_name=shared.file_stem(ctx, "maps") + ".csv", mime="text/csv", key="dl_maps_csv",
                        on_click="ignore", icon=":material/table:", width="stretch")
-    st.download_button("Whole trace (NPZ)", data=lambda: S.trace_npz(td),
+    st.download_button("Whole trace (NPZ)", data=lambda: traces.trace_npz(td),
                        file_name=shared.file_stem(ctx, "trace") + ".npz", mime="application/octet-stream",
                        key="dl_trace", on_click="ignore", icon=":material/inventory_2:", width="stretch",
                        help="attentions, hidden_states, patch_embeddings, pos_embed, pixel_values, logits, grid, "
@@ -144,17 +144,17 @@ with data:
     st.subheader("Settings")
     image_info = ({"sample": ss["sample"]} if ss["image_source"] == "gallery"
                   else {"upload": ctx.image_name, "sha256": ctx.digest})
-    st.download_button("Settings (JSON)", data=S.settings_to_json(shared.current_settings(), image_info),
+    st.download_button("Settings (JSON)", data=settings.settings_to_json(shared.current_settings(), image_info),
                        file_name="patchlight_settings.json", mime="application/json", key="dl_settings",
                        on_click="ignore", icon=":material/settings:", width="stretch")
     st.file_uploader("Load settings (JSON)", type=["json"], key="settings_file", on_change=_load_settings,
                      help="A file saved with the button above restores the model, sample and every view setting.")
     result = ss.pop("_settings_result", None)
     if result and result[0] == "error":
-        st.error(S.md_text(result[1], 600), icon=":material/warning:")
+        st.error(safe_text.md_text(result[1], 600), icon=":material/warning:")
     elif result:
         st.success(result[1], icon=":material/check_circle:")
-    query_string = urlencode(S.settings_query(shared.current_settings(), shared.public()))
+    query_string = urlencode(settings.settings_query(shared.current_settings(), shared.public()))
     base = (st.context.url or "").split("?")[0].rsplit("/", 1)[0] + "/explorer"
     st.markdown("**Link to this view** (open it to restore the settings):")
     st.code(f"{base}?{query_string}" if query_string else base, language=None, wrap_lines=True)

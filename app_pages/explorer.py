@@ -5,7 +5,7 @@ import streamlit as st
 import viz
 from app_pages import shared
 from model import FUSIONS
-from model import app_support as S
+from app_core import clicks, settings, views
 
 ctx = shared.context()
 td = ctx.td
@@ -21,7 +21,7 @@ st.caption(f"{ctx.model_label} on {ctx.image_label}. Click any patch of the imag
 def _clicked() -> None:
     event = st.session_state.get("explorer_click")
     points = event["selection"]["points"] if event else []
-    token = S.token_from_points(points, td.T)
+    token = clicks.token_from_points(points, td.T)
     if token is not None:
         st.session_state["query"] = token
 
@@ -37,7 +37,7 @@ def explorer() -> None:
     else:
         image_col, control_col = st.columns([2, 1], gap="medium")
         control_cols = [control_col] * 3
-    control_cols[0].selectbox("Query token", S.query_options(td), key="query", format_func=td.token_name,
+    control_cols[0].selectbox("Query token", views.query_options(td), key="query", format_func=td.token_name,
                               help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                    "distillation, registers) first, then the patches row by row.")
     control_cols[1].slider("Layer", 0, td.L - 1, key="layer")
@@ -45,9 +45,9 @@ def explorer() -> None:
     with control_col:
         if not shared.classroom():
             with st.expander("Display: colormap, opacity, smoothing"):
-                st.selectbox("Colormap", S.COLORMAPS, key="colormap")
+                st.selectbox("Colormap", settings.COLORMAPS, key="colormap")
                 st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
-                st.radio("Map upsampling", S.UPSAMPLES, key="upsample", horizontal=True,
+                st.radio("Map upsampling", settings.UPSAMPLES, key="upsample", horizontal=True,
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
     layer, head, query = ss["layer"], ss["head"], ss["query"]
     look = dict(colormap=ss["colormap"], alpha=ss["opacity"], upsample=ss["upsample"], theme=th)
@@ -56,7 +56,7 @@ def explorer() -> None:
         st.markdown(f"**{td.token_name(query)}** in layer {layer}, head {head}: the brighter a patch, the more "
                     "of this token's attention goes there. The outlined patch is the query itself.")
         if p:
-            share = S.prefix_share(td, layer, head, query)
+            share = views.prefix_share(td, layer, head, query)
             st.markdown(f"{100 * share:.1f}% of this row goes to the prefix token{'s' if p > 1 else ''} "
                         f"({', '.join(prefix)}), which the map does not show.")
 
@@ -67,7 +67,7 @@ def explorer() -> None:
                            on_select=_clicked)
 
     with st.container():
-        st.segmented_control("View", S.VIEWS, key="view", format_func=S.VIEW_LABELS.get, required=True,
+        st.segmented_control("View", settings.VIEWS, key="view", format_func=settings.VIEW_LABELS.get, required=True,
                              label_visibility="collapsed")
         view = ss["view"]
         stem = shared.file_stem(ctx, f"{view}_l{layer}_h{head}_t{query}")
@@ -91,7 +91,7 @@ def explorer() -> None:
                 "Share of the attention", 0.1, 1.0, 0.6, 0.05, key="mask_threshold",
                 help="DINO (Caron et al. 2021) keeps the smallest set of patches holding 60% of the attention.")
             fig = shared.figure(ctx, "mask", (layer, head, query, share), lambda: viz.mass_mask_figure(
-                td.image, *S.mass_mask(td, layer, head, query, share), patch_size=td.patch_size, threshold=share,
+                td.image, *views.mass_mask(td, layer, head, query, share), patch_size=td.patch_size, threshold=share,
                 theme=th))
         else:
             explanations(query, look)
@@ -103,25 +103,25 @@ def explorer() -> None:
 
 
 def grid_figure(query: int, cmap: str):
-    maps = S.grid_maps(td, query)
+    maps = views.grid_maps(td, query)
     return viz.attention_grid_figure(maps, query=query, num_prefix_tokens=p, prefix_names=prefix, colormap=cmap,
-                                     zmax=S.color_top(maps), theme=th)
+                                     zmax=views.color_top(maps), theme=th)
 
 
 def heads_figure(layer: int, query: int, look: dict, where: dict):
-    maps = S.heads_maps(td, layer, query)
-    return viz.attention_heads_figure(maps, image=td.image, layer=layer, zmax=S.color_top(maps), **where, **look)
+    maps = views.heads_maps(td, layer, query)
+    return viz.attention_heads_figure(maps, image=td.image, layer=layer, zmax=views.color_top(maps), **where, **look)
 
 
 def layers_figure(head: int, query: int, look: dict, where: dict):
-    maps = S.layers_maps(td, head, query)
-    return viz.attention_layers_figure(maps, image=td.image, head=head, zmax=S.color_top(maps), **where, **look)
+    maps = views.layers_maps(td, head, query)
+    return viz.attention_layers_figure(maps, image=td.image, head=head, zmax=views.color_top(maps), **where, **look)
 
 
 def clickable_overlay(layer: int, head: int, query: int, look: dict, where: dict):
-    fig = viz.attention_overlay_figure(td.image, S.attention_map(td, layer, head, query), **where, **look,
+    fig = viz.attention_overlay_figure(td.image, views.attention_map(td, layer, head, query), **where, **look,
                                        title=f"{td.token_name(query)} → layer {layer}, head {head}")
-    xs, ys, tokens = S.patch_centres(td)
+    xs, ys, tokens = clicks.patch_centres(td)
     return shared.add_click_targets(fig, xs, ys, tokens, shared.plot_px(fig)[0] / td.grid[1],
                                     "token %{customdata}: click to make it the query<extra></extra>")
 
@@ -130,7 +130,7 @@ def explanations(query: int, look: dict) -> None:
     ss = st.session_state
     names = td.class_names()
     if td.has_head:
-        top = S.top_classes(td, 1)[0]["class"]
+        top = views.top_classes(td, 1)[0]["class"]
         st.selectbox("Class to explain", [-1] + list(range(td.K)), key="target_class",
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
@@ -145,11 +145,11 @@ def explanations(query: int, look: dict) -> None:
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
         e4.slider("Start layer", 0, td.L - 1, key="start_layer", help="Compose layers from this one on.")
     cls = shared.class_index(ctx, ss["target_class"])
-    settings = (cls, ss["fusion"], ss["discard_ratio"], ss["residual_alpha"], ss["start_layer"], query)
+    method_args = (cls, ss["fusion"], ss["discard_ratio"], ss["residual_alpha"], ss["start_layer"], query)
     with st.spinner("Computing attention gradients for this class (once per class)…"):
-        maps = shared.explanation_maps(ctx.model_key, ctx.digest, *settings, ctx)
+        maps = shared.explanation_maps(ctx.model_key, ctx.digest, *method_args, ctx)
     label = names[cls] if cls is not None else None
-    fig = shared.figure(ctx, "explain", settings + (look["colormap"], look["alpha"], look["upsample"]),
+    fig = shared.figure(ctx, "explain", method_args + (look["colormap"], look["alpha"], look["upsample"]),
                         lambda: viz.explanation_figure(
                             td.image, maps, alpha=look["alpha"], colormap=look["colormap"],
                             upsample=look["upsample"], patch_size=td.patch_size, label=label, theme=th,

@@ -5,7 +5,7 @@ import streamlit as st
 
 import viz
 from app_pages import shared
-from model import app_support as S
+from app_core import clicks, views
 
 ctx = shared.context()
 td = ctx.td
@@ -22,7 +22,7 @@ st.caption(f"{td.L} layers × {td.H} heads of {ctx.model_label} on {ctx.image_la
 def _clicked(key: str) -> None:
     event = st.session_state.get(key)
     points = event["selection"]["points"] if event else []
-    hit = S.head_from_points(points, td.L, td.H)
+    hit = clicks.head_from_points(points, td.L, td.H)
     if hit is not None:
         st.session_state["layer"], st.session_state["head"] = hit
         st.toast(f"Opened layer {hit[0]}, head {hit[1]} in “The chosen head” at the bottom of the page.",
@@ -108,7 +108,7 @@ def chosen_head() -> None:
     with right:
         st.slider("Layer", 0, td.L - 1, key="layer")
         shared.head_picker(st, td.H)
-        st.selectbox("Query token", S.query_options(td), key="query", format_func=td.token_name)
+        st.selectbox("Query token", views.query_options(td), key="query", format_func=td.token_name)
         layer, head, query = ss["layer"], ss["head"], ss["query"]
         m1, m2 = st.columns(2)
         m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")
@@ -121,7 +121,7 @@ def chosen_head() -> None:
     with left:
         fig = shared.figure(ctx, "head_overlay", (layer, head, query, ss["colormap"], ss["opacity"], ss["upsample"]),
                             lambda: viz.attention_overlay_figure(
-                                td.image, S.attention_map(td, layer, head, query), query=query, num_prefix_tokens=p,
+                                td.image, views.attention_map(td, layer, head, query), query=query, num_prefix_tokens=p,
                                 prefix_names=prefix, patch_size=td.patch_size, colormap=ss["colormap"],
                                 alpha=ss["opacity"], upsample=ss["upsample"], theme=th,
                                 title=f"{td.token_name(query)} → layer {layer}, head {head}"))

@@ -1,6 +1,6 @@
 """What every page shares: session settings, the caches, the current model and trace,
 and one way to show a figure (with its PNG / CSV downloads). UI glue only: the numbers
-come from model.app_support, the figures from viz.
+come from app_core, the figures from viz.
 
 Caching (DESIGN.md "Data flow"): the model is a bounded ``st.cache_resource`` keyed by its
 source; the trace is a bounded ``st.cache_data`` keyed by (model id, image sha256), with a
@@ -19,7 +19,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import viz
-from model import app_support as S
+from app_core import settings, sources, safe_text, traces, uploads, views
+from model import cards
 from model.gallery import get_sample, list_samples
 from model.preprocess import ImageError
 
@@ -27,7 +28,7 @@ from model.preprocess import ImageError
 
 def public() -> bool:
     """Hosted-demo mode, read from the environment on every run (PATCHLIGHT_PUBLIC=1)."""
-    return S.is_public()
+    return sources.is_public()
 
 CLICK_KEYS = ("explorer_click", "heads_click")  # plotly selection widgets: not settings
 
@@ -41,38 +42,38 @@ def init_state() -> None:
     ss = st.session_state
     if "_initialised" not in ss:
         ss["_initialised"] = True
-        for key, value in S.DEFAULTS.items():
+        for key, value in settings.DEFAULTS.items():
             ss.setdefault(key, value)
         if st.query_params:
-            settings, warnings = S.parse_settings(st.query_params.to_dict(), public())
-            apply_settings(settings)
-            if "sample" not in settings:
+            parsed, warnings = settings.parse_settings(st.query_params.to_dict(), public())
+            apply_settings(parsed)
+            if "sample" not in parsed:
                 fit_sample_to_model()
             ss["_notes"] = warnings
-    for key in S.SETTING_KEYS:
+    for key in settings.SETTING_KEYS:
         if key in ss:
             ss[key] = ss[key]
         else:
-            ss[key] = S.DEFAULTS[key]
+            ss[key] = settings.DEFAULTS[key]
 
 
 def fit_sample_to_model() -> None:
     """A built-in model with a gallery image meant for the other one: switch to a fitting sample."""
     ss = st.session_state
     choice = ss.get("model_choice")
-    if choice in S.BUILTIN_CHOICES and ss.get("image_source") == "gallery":
+    if choice in sources.BUILTIN_CHOICES and ss.get("image_source") == "gallery":
         if get_sample(ss["sample"]).suggested_model != choice:
             ss["sample"] = next(s.key for s in list_samples() if s.suggested_model == choice)
 
 
-def apply_settings(settings: dict) -> None:
+def apply_settings(values: dict) -> None:
     """Write validated settings into session state (call before the widgets are drawn)."""
-    for key, value in settings.items():
+    for key, value in values.items():
         st.session_state[key] = value
 
 
 def current_settings() -> dict:
-    return {key: st.session_state.get(key, S.DEFAULTS[key]) for key in S.SETTING_KEYS}
+    return {key: st.session_state.get(key, settings.DEFAULTS[key]) for key in settings.SETTING_KEYS}
 
 
 def theme():
@@ -89,17 +90,17 @@ def classroom() -> bool:
 @st.cache_resource(max_entries=3, show_spinner=False)
 def get_model(model_key: str, source: str):
     """Loaded once per source, shared by every session and never modified."""
-    return S.load(source)
+    return sources.load(source)
 
 
 @st.cache_data(max_entries=12, ttl=3600, show_spinner=False)
-def trace_data(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> S.TraceData:
+def trace_data(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> traces.TraceData:
     """Keyed by (model id, image sha256) only: the file name does not change the numbers."""
-    return S.run_trace(_model, _data, _image_name, model_key)
+    return traces.run_trace(_model, _data, _image_name, model_key)
 
 
 @st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)
-def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> S.TraceData:
+def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> traces.TraceData:
     """The cached trace as one shared, read-only object: no copy per rerun."""
     return trace_data(model_key, digest, _image_name, _model, _data).freeze()
 
@@ -107,12 +108,12 @@ def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: byt
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
 def attention_gradients(model_key: str, digest: str, class_index: int, _image_name: str, _model,
                         _data: bytes) -> np.ndarray:
-    return S.run_gradients(_model, _data, _image_name, class_index)
+    return traces.run_gradients(_model, _data, _image_name, class_index)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def head_statistics(model_key: str, digest: str, _td: S.TraceData) -> dict:
-    return S.head_statistics(_td)
+def head_statistics(model_key: str, digest: str, _td: traces.TraceData) -> dict:
+    return views.head_statistics(_td)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -121,7 +122,7 @@ def explanation_maps(model_key: str, digest: str, class_index: int | None, fusio
     grads = None
     if class_index is not None:
         grads = attention_gradients(model_key, digest, class_index, _ctx.image_name, _ctx.model, _ctx.data)
-    return S.explanation_maps(_ctx.td, grads, fusion=fusion, discard_ratio=discard_ratio,
+    return views.explanation_maps(_ctx.td, grads, fusion=fusion, discard_ratio=discard_ratio,
                               residual_alpha=residual_alpha, start_layer=start_layer, query=query)
 
 
@@ -145,7 +146,7 @@ class Context:
     data: bytes
     digest: str
     true_label: int | None
-    td: S.TraceData | None = None
+    td: traces.TraceData | None = None
 
     @property
     def theme(self):
@@ -154,19 +155,19 @@ class Context:
     @property
     def model_label(self) -> str:
         """The model's name as inert markdown (a hub id or a path is user-controlled)."""
-        return S.md_text(self.facts["name"])
+        return safe_text.md_text(self.facts["name"])
 
     @property
     def image_label(self) -> str:
         """The image's file name as inert markdown (an upload's name is user-controlled)."""
-        return S.md_text(self.image_name)
+        return safe_text.md_text(self.image_name)
 
 
 def selected_model() -> tuple[str, str]:
     """(source, cache key) chosen in the sidebar, or ValueError saying what to type."""
     ss = st.session_state
-    source = S.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""), public())
-    return source, S.source_key(source)
+    source = sources.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""), public())
+    return source, sources.source_key(source)
 
 
 def load_selected_model():
@@ -177,7 +178,7 @@ def load_selected_model():
     if key in failed:
         raise ValueError(failed[key])
     try:
-        with st.spinner(S.loading_message(source)):
+        with st.spinner(sources.loading_message(source)):
             model = get_model(key, source)
     except ValueError as err:
         failed[key] = str(err)
@@ -229,15 +230,15 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
         # The digest keys caches shared by every session, so it is taken from the bytes used now,
         # on every run: a client may PUT new bytes under an old file id (issue 13). sha256 runs at
         # ~1 GB/s, so even a 20 MB upload costs ~20 ms.
-        return name, data, S.image_digest(data), None
-    sample = get_sample(ss.get("sample") or S.DEFAULTS["sample"])
+        return name, data, uploads.image_digest(data), None
+    sample = get_sample(ss.get("sample") or settings.DEFAULTS["sample"])
     data = sample_bytes(sample.key)
     return sample.path.name, data, _sample_digest(sample.key), sample.label_index
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _sample_digest(key: str) -> str:
-    return S.image_digest(sample_bytes(key))
+    return uploads.image_digest(sample_bytes(key))
 
 
 def context() -> Context:
@@ -249,25 +250,25 @@ def context() -> Context:
     try:
         source, key, model = load_selected_model()
     except ValueError as err:
-        st.error(f"**The model could not be loaded.** {S.md_text(err, 600)}", icon=":material/error:")
+        st.error(f"**The model could not be loaded.** {safe_text.md_text(err, 600)}", icon=":material/error:")
         st.stop()
     try:
         name, data, digest, label = selected_image()
     except LookupError as err:
-        st.info(S.md_text(err, 600), icon=":material/image:")
+        st.info(safe_text.md_text(err, 600), icon=":material/image:")
         st.stop()
-    ctx = Context(source, key, model, S.model_facts(model), name, data, digest, label)
+    ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, label)
     try:
         with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
             ctx.td = live_trace(key, digest, name, model, data)
     except ImageError as err:
-        st.error(f"**This image cannot be used.** {S.md_text(err, 600)}", icon=":material/image:")
+        st.error(f"**This image cannot be used.** {safe_text.md_text(err, 600)}", icon=":material/image:")
         st.stop()
     except (ValueError, RuntimeError) as err:  # e.g. an input size the checkpoint cannot take
-        st.error(f"**The model could not process this image.** {S.md_text(err, 600)}", icon=":material/error:")
+        st.error(f"**The model could not process this image.** {safe_text.md_text(err, 600)}", icon=":material/error:")
         st.stop()
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
-    apply_settings(S.clamp_settings(current_settings(), ctx.td.L, ctx.td.H, ctx.td.T, ctx.td.K))
+    apply_settings(settings.clamp_settings(current_settings(), ctx.td.L, ctx.td.H, ctx.td.T, ctx.td.K))
     return ctx
 
 

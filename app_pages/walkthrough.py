@@ -12,14 +12,15 @@ import streamlit as st
 
 import viz
 from app_pages import shared
-from model import app_support as S
+from app_core import traces, views
+from model import cards, steps
 from model import patch_embedding_pca, pos_embed_similarity
 
 ctx = shared.context()
 td = ctx.td
 th = ctx.theme
-n = S.shapes(td, ctx.facts)
-STEPS = list(S.STEPS)
+n = traces.shapes(td, ctx.facts)
+STEPS = list(steps.STEPS)
 PREFIX = list(td.prefix_names)
 
 
@@ -40,7 +41,7 @@ def numbers(text: str) -> None:
 
 def not_available(step: str) -> None:
     """Say why a step needs a classification head this model lacks, and what to choose instead."""
-    st.info(f"**Not available for {ctx.model_label}:** {S.unavailable_reason(ctx.model, step)}. "
+    st.info(f"**Not available for {ctx.model_label}:** {cards.unavailable_reason(ctx.model, step)}. "
             "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
 
 
@@ -58,17 +59,17 @@ def figure_choice(options: dict, key: str) -> str:
 st.title("Walkthrough: one image through the Vision Transformer")
 st.caption(f"Model **{ctx.model_label}** on **{ctx.image_label}** — {n['H_px']}×{n['W_px']} px in, "
            f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
-st.segmented_control("Step", STEPS, key="step", format_func=S.STEP_SHORT.get, required=True,
+st.segmented_control("Step", STEPS, key="step", format_func=steps.STEP_SHORT.get, required=True,
                      label_visibility="collapsed")
 step = st.session_state["step"]
-st.header(S.STEP_TITLES[step])
+st.header(steps.STEP_TITLES[step])
 words, maths = pair()
 
 # ------------------------------------------------------------------------------------ 1 patches
 if step == "patches":
-    W, b = S.patch_projection(ctx.model)
-    patch = S.centre_patch(td)
-    chk = S.projection_check(td, W, b, patch)
+    W, b = traces.patch_projection(ctx.model)
+    patch = views.centre_patch(td)
+    chk = views.projection_check(td, W, b, patch)
     with words:
         st.markdown(
             "A transformer reads a **sequence of vectors**, not a picture. The ViT cuts the prepared image into "
@@ -87,7 +88,7 @@ if step == "patches":
                           "flattened": "All patches flattened", "embeddings": "Embedding matrix",
                           "pca": "PCA of embeddings"}, "wt_patch_fig")
     if what == "one":
-        fig = viz.patch_flatten_figure(S.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
+        fig = viz.patch_flatten_figure(views.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
                                        theme=th)
     elif what == "grid":
         fig = viz.patch_grid_figure(td.image, td.patch_size, num_prefix_tokens=n["p"], theme=th)
@@ -122,8 +123,8 @@ if step == "patches":
 
 # ------------------------------------------------------------------------------------ 2 positions
 elif step == "positions":
-    token = n["p"] + S.centre_patch(td)
-    ps = S.position_sum(td, token)
+    token = n["p"] + views.centre_patch(td)
+    ps = views.position_sum(td, token)
     with words:
         st.markdown(
             "Attention treats its input as a **set**: shuffle the patches and the outputs are shuffled the same "
@@ -173,11 +174,11 @@ elif step == "attention":
     def attention_step() -> None:
         """Token, layer and head change only this part (the model is never re-run)."""
         c1, c2, c3 = st.columns([3, 3, 3])
-        c1.selectbox("Token (the query)", S.query_options(td), key="query", format_func=td.token_name)
+        c1.selectbox("Token (the query)", views.query_options(td), key="query", format_func=td.token_name)
         c2.slider("Layer", 0, td.L - 1, key="layer")
         shared.head_picker(c3, td.H)
         layer, head, query = st.session_state["layer"], st.session_state["head"], st.session_state["query"]
-        q = S.qkv_step(td, layer, head, query)
+        q = views.qkv_step(td, layer, head, query)
         numbers(
             f"{td.token_name(query)}, layer {layer}, head {head}: d = {q['d']}, √d = {q['sqrt_d']:.2f}. "
             f"The {td.T} scores softmax to weights summing to {q['weight_sum']:.4f} (equal to the traced "
@@ -185,7 +186,7 @@ elif step == "attention":
             f"prefix tokens.")
         what = figure_choice({"scores": "Scores → softmax", "mix": "Weighted sum of values",
                               "row": "Softmax row on the image", "heads": "All heads of the layer"}, "wt_attn_fig")
-        names = S.short_token_names(td)
+        names = views.short_token_names(td)
         if what == "scores":
             fig = viz.attention_scores_figure(q["scores"], td.attentions[layer, head, query], names,
                                               query_name=td.token_name(query), num_prefix_tokens=n["p"], theme=th)
@@ -195,12 +196,12 @@ elif step == "attention":
                                           theme=th)
         elif what == "row":
             fig = viz.attention_overlay_figure(
-                td.image, S.attention_map(td, layer, head, query), query=query, num_prefix_tokens=n["p"],
+                td.image, views.attention_map(td, layer, head, query), query=query, num_prefix_tokens=n["p"],
                 prefix_names=PREFIX, patch_size=td.patch_size, theme=th,
                 title=f"{td.token_name(query)}: layer {layer}, head {head}")
         else:
             fig = viz.attention_heads_figure(
-                S.heads_maps(td, layer, query), image=td.image, layer=layer, query=query, num_prefix_tokens=n["p"],
+                views.heads_maps(td, layer, query), image=td.image, layer=layer, query=query, num_prefix_tokens=n["p"],
                 prefix_names=PREFIX, patch_size=td.patch_size, theme=th)
         shared.show_figure(fig, "wt_attention", shared.file_stem(ctx, f"step3_{what}_l{layer}_h{head}"))
         table, questions = pair((1, 1))
@@ -241,9 +242,9 @@ elif step == "mlp":
         st.latex(r"\begin{gathered}z'_l=z_{l-1}+\gamma_1\,\mathrm{MSA}(\mathrm{LN}(z_{l-1}))\\"
                  r"z_l=z'_l+\gamma_2\,\mathrm{MLP}(\mathrm{LN}(z'_l))\\"
                  r"\mathrm{MLP}(x)=\mathrm{GELU}(xW_1+b_1)\,W_2+b_2\end{gathered}")
-        st.selectbox("Token", S.query_options(td), key="query", format_func=td.token_name)
+        st.selectbox("Token", views.query_options(td), key="query", format_func=td.token_name)
         token = st.session_state["query"]
-        rows = S.residual_table(td, token)
+        rows = views.residual_table(td, token)
         numbers(
             f"W₁ is {n['D']} × {n['mlp']}, W₂ is {n['mlp']} × {n['D']}, applied to each of the {n['T']} tokens. "
             f"{td.token_name(token)}: ‖z‖ goes from {rows[0]['‖z before‖']:.1f} to {rows[-1]['‖z after‖']:.1f} "
@@ -252,12 +253,12 @@ elif step == "mlp":
     what = figure_choice({"stream": "This token's residual stream", "units": "Its MLP units",
                           "lines": "All token norms", "heatmap": "Token norms, every token"}, "wt_mlp_fig")
     if what == "stream":
-        norms = S.residual_norms(td, token)
+        norms = views.residual_norms(td, token)
         fig = viz.residual_stream_figure(norms["attn"], norms["mlp"], norms["stream"],
                                          token_name=td.token_name(token), theme=th)
     elif what == "units":
         block = st.slider("Block", 0, td.L - 1, key="layer")
-        fig = viz.mlp_activation_figure(S.mlp_hidden(ctx.model, td, block, token),
+        fig = viz.mlp_activation_figure(views.mlp_hidden(ctx.model, td, block, token),
                                         token_name=f"{td.token_name(token)}, block {block}", theme=th)
     elif what == "lines":
         fig = viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=n["p"], prefix_names=PREFIX,
@@ -297,7 +298,7 @@ elif step == "logits":
         st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
                  r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
         if td.has_head:
-            top = S.top_classes(td, 5)
+            top = views.top_classes(td, 5)
             numbers(f"K = {td.K} classes; the head is a {n['D']} × {td.K} matrix. Top class: "
                     f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
     if not td.has_head:
@@ -333,11 +334,11 @@ else:
                                                 + (" (true label)" if ctx.true_label is not None else " (top class)"))
                          if i == -1 else names[i])
             label = st.session_state["loss_label"]
-            loss = S.loss_for(td, auto if label == -1 else label)
+            loss = views.loss_for(td, auto if label == -1 else label)
             numbers(f"p({names[loss['label']]}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
                     f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
                     f"{td.K} classes costs ln {td.K} = {loss['uniform']:.2f}.")
-            if target := S.label_smoothing_target(ctx.model):
+            if target := cards.label_smoothing_target(ctx.model):
                 st.caption(f"{ctx.facts['name']} was trained with label smoothing: its target for the true class "
                            f"was p = {target:.2f}, not 1, so even its surest answers sit near p ≈ {target:.2f} "
                            f"and a loss of about −log {target:.2f} = {-math.log(target):.3f}.")
@@ -346,7 +347,7 @@ else:
     else:
         fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
         shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))
-        if curve := S.training_curve_of(ctx.model):
+        if curve := cards.training_curve_of(ctx.model):
             st.markdown(f"**Where the weights came from.** Training lowered this loss, averaged over the "
                         f"{len(curve['epoch'])} passes over the training images (epochs), by gradient descent:")
             fig = viz.training_curve_figure(curve, title=f"{ctx.facts['name']}: loss during training", theme=th)
@@ -358,7 +359,7 @@ else:
     if td.has_head:
         with table:
             st.markdown("**The loss for every possible label:**")
-            st.dataframe(pd.DataFrame(S.loss_table(td)), hide_index=True, width="stretch",
+            st.dataframe(pd.DataFrame(views.loss_table(td)), hide_index=True, width="stretch",
                          column_config={"p": st.column_config.NumberColumn(format="%.4f"),
                                         "loss −log p": st.column_config.NumberColumn(format="%.3f")})
     with questions:

@@ -126,7 +126,7 @@ def cmd_card(args) -> None:
     if args.name in BUILTIN_NAMES:
         print(json.dumps(builtin_summary(args.name), indent=2) if args.json else model_card(args.name))
         return
-    from .app_support import model_card_text, model_facts
+    from .cards import model_card_text, model_facts
     from .loading import load_model
 
     model = load_model(args.name, device=args.device)  # any other source: a card generated from the model

@@ -18,7 +18,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from model import app_support as S
+from app_core import settings, sources, uploads
+from model import steps
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -68,7 +69,7 @@ def titles(at: AppTest) -> list[str]:
 
 
 def plain(text: str) -> str:
-    """Markdown as the reader sees it: the app escapes user-controlled text (S.md_text)."""
+    """Markdown as the reader sees it: the app escapes user-controlled text (safe_text.md_text)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(text))
 
 
@@ -106,10 +107,10 @@ def fresh_caches():
 def test_walkthrough_every_step_fashion_vit():
     at = new_app()
     assert "Walkthrough" in at.title[0].value
-    for step in S.STEPS:
+    for step in steps.STEPS:
         at.segmented_control(key="step").set_value(step).run()
         assert_clean(at)
-        assert at.header[0].value == S.STEP_TITLES[step]
+        assert at.header[0].value == steps.STEP_TITLES[step]
         assert at.latex, f"step {step} has no equation"
         assert any(e.label == "Answer" for e in at.expander), f"step {step} has no question"
         assert "On this image" in texts(at) or step in ("loss",), step
@@ -202,7 +203,7 @@ def test_explorer_every_control():
     at.slider(key="opacity").set_value(0.3).run()
     at.radio(key="upsample").set_value("smooth").run()
     assert_clean(at)
-    for view in S.VIEWS:
+    for view in settings.VIEWS:
         at.segmented_control(key="view").set_value(view).run()
         assert_clean(at)
         assert len(figures(at)) == 2, view
@@ -247,7 +248,7 @@ def test_changing_views_never_reruns_the_model(monkeypatch, fresh_caches):
         widget = at.slider(key=key) if key in ("layer", "opacity") else at.selectbox(key=key)
         widget.set_value(value).run()
     at.segmented_control(key="head").set_value(3).run()
-    for view in S.VIEWS:
+    for view in settings.VIEWS:
         at.segmented_control(key="view").set_value(view).run()
     assert len(calls) == 2 and calls[0] is None and isinstance(calls[1], int), calls  # one gradient pass
     grads_before = len(calls)
@@ -300,10 +301,10 @@ def test_downloads_page_offers_every_file():
 @needs_fashion
 def test_settings_json_loads_back():
     at = new_app("downloads")
-    settings = {"patchlight_settings": 1, "model": "fashion-vit", "layer": 2, "head": 1, "query": 7,
+    saved = {"patchlight_settings": 1, "model": "fashion-vit", "layer": 2, "head": 1, "query": 7,
                 "view": "matrix", "colormap": "cividis", "zoom": 3}
     at.file_uploader(key="settings_file").set_value(
-        ("view.json", json.dumps(settings).encode(), "application/json")).run()
+        ("view.json", json.dumps(saved).encode(), "application/json")).run()
     assert_clean(at)
     assert at.session_state["layer"] == 2 and at.session_state["view"] == "matrix"
     assert at.session_state["colormap"] == "cividis"
@@ -404,9 +405,9 @@ def test_oversized_uploads():
     upload(at, "huge.png", buf.getvalue())
     assert_clean(at)
     assert "MP limit" in plain(at.error[0].value)
-    upload(at, "heavy.png", b"\x89PNG" + b"0" * (S.MAX_UPLOAD_MB * 1024 * 1024 + 10))
+    upload(at, "heavy.png", b"\x89PNG" + b"0" * (uploads.MAX_UPLOAD_MB * 1024 * 1024 + 10))
     assert_clean(at)
-    assert f"over the {S.MAX_UPLOAD_MB} MB upload limit" in plain(at.error[0].value)
+    assert f"over the {uploads.MAX_UPLOAD_MB} MB upload limit" in plain(at.error[0].value)
 
 
 # ----------------------------------------------------------------------------- models
@@ -414,7 +415,7 @@ def test_oversized_uploads():
 @needs_fashion
 def test_unknown_hub_model_fails_fast_offline(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # conftest sets it; test the network probe instead
-    monkeypatch.setattr(S, "hub_reachable", lambda timeout=1.5: False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=1.5: False)
     at = new_app("explorer")
     at.selectbox(key="model_choice").set_value("hf").run()
     assert_clean(at)
@@ -431,7 +432,7 @@ def test_unknown_hub_model_fails_fast_offline(monkeypatch):
 
 @needs_fashion
 def test_a_checkpoint_that_is_not_a_vit(tmp_path, monkeypatch):
-    monkeypatch.delenv(S.PUBLIC_ENV, raising=False)
+    monkeypatch.delenv(sources.PUBLIC_ENV, raising=False)
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"\x00" * 64)
     at = new_app("walkthrough")
@@ -448,7 +449,7 @@ def test_a_checkpoint_that_is_not_a_vit(tmp_path, monkeypatch):
 
 @needs_fashion
 def test_public_mode_hides_local_paths(monkeypatch):
-    monkeypatch.setenv(S.PUBLIC_ENV, "1")
+    monkeypatch.setenv(sources.PUBLIC_ENV, "1")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.query_params["model"] = "/etc"
     at.run()
@@ -492,7 +493,7 @@ def test_every_figure_on_every_page_exports_to_png():
 
     at = new_app("walkthrough")
     specs = []
-    for step in S.STEPS:
+    for step in steps.STEPS:
         at.segmented_control(key="step").set_value(step).run()
         specs += figures(at)
     for page in ("explorer", "heads"):

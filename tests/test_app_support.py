@@ -1,4 +1,4 @@
-"""model.app_support: the app's glue, tested without streamlit on a tiny random ViT.
+"""app_core: the app's Streamlit-free glue, tested without streamlit on a tiny random ViT.
 
 The tiny model (conftest.tiny_vit) has registers and a class head, so every path — prefix
 tokens, gradients, losses — is exercised in a fraction of a second.
@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from model import ImageError, Preprocessor, attention_rollout, patch_map
-from model import app_support as S
+from app_core import clicks, exports, settings, sources, traces, uploads, views
+from model import cards
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -39,18 +40,18 @@ def model(tiny_vit):
 
 @pytest.fixture()
 def td(model):
-    return S.run_trace(model, png_bytes(), "test.png", "tiny")
+    return traces.run_trace(model, png_bytes(), "test.png", "tiny")
 
 
 # ----------------------------------------------------------------------------- inputs
 
 def test_public_mode_reads_the_environment():
-    assert S.is_public({"PATCHLIGHT_PUBLIC": "1"})
-    assert S.is_public({"PATCHLIGHT_PUBLIC": "true"})
-    assert not S.is_public({"PATCHLIGHT_PUBLIC": "0"})
-    assert not S.is_public({})
-    assert S.PATH_CHOICE not in S.model_choices(public=True)
-    assert S.PATH_CHOICE in S.model_choices(public=False)
+    assert sources.is_public({"PATCHLIGHT_PUBLIC": "1"})
+    assert sources.is_public({"PATCHLIGHT_PUBLIC": "true"})
+    assert not sources.is_public({"PATCHLIGHT_PUBLIC": "0"})
+    assert not sources.is_public({})
+    assert sources.PATH_CHOICE not in sources.model_choices(public=True)
+    assert sources.PATH_CHOICE in sources.model_choices(public=False)
 
 
 @pytest.mark.parametrize("data, name, words", [
@@ -60,85 +61,85 @@ def test_public_mode_reads_the_environment():
 ])
 def test_check_upload_refuses_with_a_reason(data, name, words):
     with pytest.raises(ImageError, match=words):
-        S.check_upload(data, name, limit_mb=2)
+        uploads.check_upload(data, name, limit_mb=2)
 
 
 def test_resolve_source():
-    assert S.resolve_source("dinov2-small") == "dinov2-small"
-    assert S.resolve_source("hf", hf_repo=" google/vit-base-patch16-224 ") == "hf:google/vit-base-patch16-224"
-    assert S.resolve_source("hf", hf_repo="hf:owner/name") == "hf:owner/name"
+    assert sources.resolve_source("dinov2-small") == "dinov2-small"
+    assert sources.resolve_source("hf", hf_repo=" google/vit-base-patch16-224 ") == "hf:google/vit-base-patch16-224"
+    assert sources.resolve_source("hf", hf_repo="hf:owner/name") == "hf:owner/name"
     with pytest.raises(ValueError, match="type a Hugging Face repo id"):
-        S.resolve_source("hf", hf_repo="")
+        sources.resolve_source("hf", hf_repo="")
     with pytest.raises(ValueError, match="not a hub repo id"):
-        S.resolve_source("hf", hf_repo="just-a-name")
+        sources.resolve_source("hf", hf_repo="just-a-name")
     with pytest.raises(ValueError, match="turned off in the hosted demo"):
-        S.resolve_source("path", local_path="/tmp/x", public=True)
+        sources.resolve_source("path", local_path="/tmp/x", public=True)
 
 
 def test_public_demo_loads_only_allowed_hub_repos(monkeypatch):
-    monkeypatch.delenv(S.HUB_ALLOW_ENV, raising=False)
-    assert S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True) == "hf:facebook/dinov2-small"
-    assert S.resolve_source("hf", hf_repo="Facebook/DINOv2-small", public=True) == "hf:Facebook/DINOv2-small"
+    monkeypatch.delenv(sources.HUB_ALLOW_ENV, raising=False)
+    assert sources.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True) == "hf:facebook/dinov2-small"
+    assert sources.resolve_source("hf", hf_repo="Facebook/DINOv2-small", public=True) == "hf:Facebook/DINOv2-small"
     with pytest.raises(ValueError, match="not one of the hub models this hosted demo loads .*google/vit-base"):
-        S.resolve_source("hf", hf_repo="someone/huge-model", public=True)
-    assert S.resolve_source("hf", hf_repo="someone/huge-model") == "hf:someone/huge-model"  # local: any repo
-    monkeypatch.setenv(S.HUB_ALLOW_ENV, "me/a, me/b")
-    assert S.hub_allow_list() == ("me/a", "me/b")
+        sources.resolve_source("hf", hf_repo="someone/huge-model", public=True)
+    assert sources.resolve_source("hf", hf_repo="someone/huge-model") == "hf:someone/huge-model"  # local: any repo
+    monkeypatch.setenv(sources.HUB_ALLOW_ENV, "me/a, me/b")
+    assert sources.hub_allow_list() == ("me/a", "me/b")
     with pytest.raises(ValueError, match=r"\(me/a, me/b\)"):
-        S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
-    monkeypatch.setenv(S.HUB_ALLOW_ENV, "*")
-    assert S.resolve_source("hf", hf_repo="someone/huge-model", public=True) == "hf:someone/huge-model"
-    monkeypatch.setenv(S.HUB_ALLOW_ENV, "")
+        sources.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
+    monkeypatch.setenv(sources.HUB_ALLOW_ENV, "*")
+    assert sources.resolve_source("hf", hf_repo="someone/huge-model", public=True) == "hf:someone/huge-model"
+    monkeypatch.setenv(sources.HUB_ALLOW_ENV, "")
     with pytest.raises(ValueError, match=r"\(none\)"):
-        S.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
+        sources.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True)
     with pytest.raises(ValueError, match="type the path"):
-        S.resolve_source("path", local_path="  ")
+        sources.resolve_source("path", local_path="  ")
 
 
 def test_source_key_changes_when_a_checkpoint_is_rewritten(tmp_path):
     f = tmp_path / "w.safetensors"
     f.write_bytes(b"1")
-    first = S.source_key(str(f))
+    first = sources.source_key(str(f))
     time.sleep(0.01)
     f.write_bytes(b"22")
     import os
     os.utime(f, ns=(time.time_ns(), time.time_ns() + 10_000_000))
-    assert S.source_key(str(f)) != first
-    assert S.source_key("fashion-vit") == "fashion-vit"
+    assert sources.source_key(str(f)) != first
+    assert sources.source_key("fashion-vit") == "fashion-vit"
 
 
 def test_unreachable_hub_fails_fast_with_a_message(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     start = time.time()
     with pytest.raises(ValueError, match="cannot reach huggingface.co"):
-        S.load("hf:nobody/not-a-model-xyz", reachable=lambda: False)
+        sources.load("hf:nobody/not-a-model-xyz", reachable=lambda: False)
     assert time.time() - start < 2.0
 
 
 def test_the_hub_probe_answers_within_its_time_limit():
     start = time.time()
-    assert S.hub_reachable(timeout=0.5) in (True, False)
+    assert sources.hub_reachable(timeout=0.5) in (True, False)
     assert time.time() - start < 1.5
 
 
 def test_offline_flag_names_the_fix(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="HF_HUB_OFFLINE"):
-        S.hub_precheck("nobody/not-a-model-xyz", reachable=lambda: True)
+        sources.hub_precheck("nobody/not-a-model-xyz", reachable=lambda: True)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "model.safetensors"
     bad.write_bytes(b"this is not a safetensors file")
     with pytest.raises(ValueError, match="could not be loaded|not|unsupported"):
-        S.load(str(bad))
+        sources.load(str(bad))
     folder = tmp_path / "folder"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
     with pytest.raises(ValueError):
-        S.load(str(folder))
+        sources.load(str(folder))
     with pytest.raises(ValueError, match="neither a built-in"):
-        S.load(str(tmp_path / "missing"))
+        sources.load(str(tmp_path / "missing"))
 
 
 # ----------------------------------------------------------------------------- trace data
@@ -146,13 +147,13 @@ def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
 def test_npz_arrays_match_the_trace_contract(model):
     img = Image.open(io.BytesIO(png_bytes())).convert("RGB")
     trace = model.trace([img])
-    td = S.TraceData.from_trace(trace, "tiny", "x.png")
+    td = traces.TraceData.from_trace(trace, "tiny", "x.png")
     ref = trace.arrays()
     mine = td.npz_arrays()
     assert set(mine) == set(ref)
     for key in ref:
         np.testing.assert_allclose(mine[key], ref[key], rtol=0, atol=0, err_msg=key)
-    back = np.load(io.BytesIO(S.trace_npz(td)))
+    back = np.load(io.BytesIO(traces.trace_npz(td)))
     assert set(back.files) == set(ref)
 
 
@@ -167,27 +168,27 @@ def test_freeze_makes_the_shared_arrays_read_only(td):
 
 def test_decoding_errors_are_image_errors(model):
     with pytest.raises(ImageError, match="not an image"):
-        S.run_trace(model, b"definitely not an image", "x.png")
+        traces.run_trace(model, b"definitely not an image", "x.png")
     with pytest.raises(ImageError, match="truncated or corrupt"):
-        S.run_trace(model, b"\x89PNG\r\n\x1a\n garbage after the signature", "x.png")
+        traces.run_trace(model, b"\x89PNG\r\n\x1a\n garbage after the signature", "x.png")
     jpeg = png_bytes(size=(64, 64), fmt="JPEG")
     with pytest.raises(ImageError, match="truncated or corrupt"):
-        S.run_trace(model, jpeg[: len(jpeg) // 2], "cut.jpg")
+        traces.run_trace(model, jpeg[: len(jpeg) // 2], "cut.jpg")
     buf = io.BytesIO()
     Image.new("1", (6000, 5000)).save(buf, format="PNG")  # 30 MP, a few kB
     with pytest.raises(ImageError, match="MP limit"):
-        S.run_trace(model, buf.getvalue(), "huge.png")
+        traces.run_trace(model, buf.getvalue(), "huge.png")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
 def test_every_upload_format_traces(model, fmt):
-    td = S.run_trace(model, png_bytes(fmt=fmt), f"x.{fmt.lower()}")
+    td = traces.run_trace(model, png_bytes(fmt=fmt), f"x.{fmt.lower()}")
     assert td.image.shape == (24, 24, 3)
 
 
 def test_qkv_step_reproduces_the_traced_attention(td):
     for layer, head, query in [(0, 0, 0), (2, 1, 7), (1, 2, 18)]:
-        q = S.qkv_step(td, layer, head, query, top=5)
+        q = views.qkv_step(td, layer, head, query, top=5)
         np.testing.assert_allclose(q["weights"], td.attentions[layer, head, query], atol=1e-5)
         assert q["max_diff"] < 1e-5
         assert abs(q["weight_sum"] - 1) < 1e-9
@@ -197,40 +198,40 @@ def test_qkv_step_reproduces_the_traced_attention(td):
 
 
 def test_projection_position_and_residual_checks_hold(model, td):
-    w, b = S.patch_projection(model)
+    w, b = traces.patch_projection(model)
     assert w.shape == (td.D, td.patches.shape[1])
-    assert S.projection_check(td, w, b, S.centre_patch(td))["max_diff"] < 1e-4
-    assert S.position_sum(td, td.num_prefix_tokens + 3)["max_diff"] < 1e-5
-    rows = S.residual_table(td, 0)
+    assert views.projection_check(td, w, b, views.centre_patch(td))["max_diff"] < 1e-4
+    assert views.position_sum(td, td.num_prefix_tokens + 3)["max_diff"] < 1e-5
+    rows = views.residual_table(td, 0)
     assert len(rows) == td.L and max(r["check"] for r in rows) < 1e-4
 
 
 def test_attention_views_have_the_right_shapes(td):
     h, w = td.grid
-    assert S.attention_map(td, 1, 2, 0).shape == (h, w)
-    assert S.attention_map(td, 1, "mean", 0).shape == (h, w)
-    assert S.heads_maps(td, 1, 5).shape == (td.H, h, w)
-    assert S.layers_maps(td, 0, 5).shape == (td.L, h, w)
-    assert S.grid_maps(td, 5).shape == (td.L, td.H, h, w)
-    share = S.prefix_share(td, 1, 2, 0)
-    np.testing.assert_allclose(share + S.attention_map(td, 1, 2, 0).sum(), 1.0, atol=1e-5)
+    assert views.attention_map(td, 1, 2, 0).shape == (h, w)
+    assert views.attention_map(td, 1, "mean", 0).shape == (h, w)
+    assert views.heads_maps(td, 1, 5).shape == (td.H, h, w)
+    assert views.layers_maps(td, 0, 5).shape == (td.L, h, w)
+    assert views.grid_maps(td, 5).shape == (td.L, td.H, h, w)
+    share = views.prefix_share(td, 1, 2, 0)
+    np.testing.assert_allclose(share + views.attention_map(td, 1, 2, 0).sum(), 1.0, atol=1e-5)
 
 
 def test_explanation_maps(model, td):
-    only = S.explanation_maps(td, None, query=4)
+    only = views.explanation_maps(td, None, query=4)
     assert list(only) == ["rollout"]
     ref = patch_map(attention_rollout(td.attentions, num_prefix_tokens=td.num_prefix_tokens)[4], td.grid,
                     td.num_prefix_tokens)
     np.testing.assert_allclose(only["rollout"], ref)
-    grads = S.run_gradients(model, png_bytes(), "test.png", 2)
+    grads = traces.run_gradients(model, png_bytes(), "test.png", 2)
     assert grads.shape == td.attentions.shape and np.abs(grads).sum() > 0
-    maps = S.explanation_maps(td, grads, fusion="max", discard_ratio=0.5, residual_alpha=0.7, start_layer=1)
+    maps = views.explanation_maps(td, grads, fusion="max", discard_ratio=0.5, residual_alpha=0.7, start_layer=1)
     assert list(maps) == ["rollout", "gradient rollout", "Chefer et al."]
     assert all(m.shape == td.grid for m in maps.values())
 
 
 def test_head_statistics(td):
-    st = S.head_statistics(td)
+    st = views.head_statistics(td)
     for key in ("distance", "entropy", "prefix"):
         assert st[key].shape == (td.L, td.H)
     assert st["norms"].shape == (td.L + 1, td.T)
@@ -238,22 +239,22 @@ def test_head_statistics(td):
 
 
 def test_clicks_become_tokens_and_heads():
-    assert S.token_from_points([{"customdata": 17, "x": 3}], T=20) == 17
-    assert S.token_from_points([{"customdata": [5]}], T=20) == 5
-    assert S.token_from_points([{"customdata": 99}], T=20) is None
-    assert S.token_from_points([{"x": 1, "y": 2}], T=20) is None
-    assert S.token_from_points([], T=20) is None
-    assert S.head_from_points([{"customdata": [3, 1, 0.5]}], L=4, H=2) == (3, 1)
-    assert S.head_from_points([{"x": 2, "customdata": 1}], L=4, H=2) == (2, 1)
-    assert S.head_from_points([{"customdata": [9, 9]}], L=4, H=2) is None
+    assert clicks.token_from_points([{"customdata": 17, "x": 3}], T=20) == 17
+    assert clicks.token_from_points([{"customdata": [5]}], T=20) == 5
+    assert clicks.token_from_points([{"customdata": 99}], T=20) is None
+    assert clicks.token_from_points([{"x": 1, "y": 2}], T=20) is None
+    assert clicks.token_from_points([], T=20) is None
+    assert clicks.head_from_points([{"customdata": [3, 1, 0.5]}], L=4, H=2) == (3, 1)
+    assert clicks.head_from_points([{"x": 2, "customdata": 1}], L=4, H=2) == (2, 1)
+    assert clicks.head_from_points([{"customdata": [9, 9]}], L=4, H=2) is None
     # what Streamlit really sends for a row of a 2-D customdata array (seen in Chromium)
     clicked = {"curve_number": 1, "point_index": 11, "x": 3, "y": 2, "customdata": {"0": 2, "1": 3, "2": 3.40}}
-    assert S.head_from_points([clicked], L=4, H=4) == (2, 3)
-    assert S.token_from_points([{"customdata": {"0": 7}}], T=20) == 7
+    assert clicks.head_from_points([clicked], L=4, H=4) == (2, 3)
+    assert clicks.token_from_points([{"customdata": {"0": 7}}], T=20) == 7
 
 
 def test_patch_centres_are_the_click_targets(td):
-    xs, ys, tokens = S.patch_centres(td)
+    xs, ys, tokens = clicks.patch_centres(td)
     P = td.patch_size
     assert len(xs) == td.N and tokens[0] == td.num_prefix_tokens and tokens[-1] == td.T - 1
     assert xs[1] - xs[0] == P and ys[td.grid[1]] - ys[0] == P
@@ -263,12 +264,12 @@ def test_loss_is_minus_log_p(td):
     z = td.logits.astype(np.float64)
     p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     for label in range(td.K):
-        loss = S.loss_for(td, label)
+        loss = views.loss_for(td, label)
         assert loss["loss"] == pytest.approx(-np.log(p[label]))
-    assert S.loss_for(td, 0)["uniform"] == pytest.approx(np.log(td.K))
+    assert views.loss_for(td, 0)["uniform"] == pytest.approx(np.log(td.K))
     with pytest.raises(ValueError, match="out of range"):
-        S.loss_for(td, td.K)
-    top = S.top_classes(td, 3)
+        views.loss_for(td, td.K)
+    top = views.top_classes(td, 3)
     assert [r["class"] for r in top][0] == td.class_names()[int(np.argmax(z))]
 
 
@@ -276,47 +277,47 @@ def test_no_head_explains_itself(model):
     model.head = None
     model.cfg.num_classes = 0
     model.cfg.head_type = "none"
-    td = S.run_trace(model, png_bytes(), "x.png")
+    td = traces.run_trace(model, png_bytes(), "x.png")
     assert not td.has_head and td.class_names() == []
     with pytest.raises(ValueError, match="no classification head"):
-        S.loss_for(td, 0)
-    assert "without a classification head" in S.unavailable_reason(model, "loss")
-    assert S.label_smoothing_target(model) is None and S.training_curve_of(model) is None  # not a built-in
+        views.loss_for(td, 0)
+    assert "without a classification head" in cards.unavailable_reason(model, "loss")
+    assert cards.label_smoothing_target(model) is None and cards.training_curve_of(model) is None  # not a built-in
 
 
 def test_color_top_saturates_a_single_outlier():
     maps = np.full((4, 4, 5, 5), 0.01)
     maps[0, 0, 0, 0] = 0.9
-    assert S.color_top(maps) < 0.05
-    assert S.color_top(np.zeros((2, 2))) == 1.0
+    assert views.color_top(maps) < 0.05
+    assert views.color_top(np.zeros((2, 2))) == 1.0
 
 
 def test_maps_files_round_trip():
     maps = {"rollout": np.arange(6.0).reshape(2, 3), "Chefer et al.": np.ones((2, 3))}
-    back = np.load(io.BytesIO(S.maps_npz(maps)))
+    back = np.load(io.BytesIO(exports.maps_npz(maps)))
     np.testing.assert_array_equal(back["rollout"], maps["rollout"])
     assert "chefer_et_al" in back.files
-    lines = S.maps_csv(maps).splitlines()
+    lines = exports.maps_csv(maps).splitlines()
     assert lines[0] == "map,row,col,value" and len(lines) == 1 + 12
     assert lines[1] == "rollout,0,0,0.0"
 
 
 def test_model_facts_and_card(model):
-    facts = S.model_facts(model)
+    facts = cards.model_facts(model)
     assert facts["depth"] == 3 and facts["num_heads"] == 3 and facts["prefix_names"] == ["CLS", "REG0", "REG1"]
     assert facts["device"] == "cpu" and facts["has_head"]
-    assert "3 layers × 3 heads" in S.model_card_text(model)
+    assert "3 layers × 3 heads" in cards.model_card_text(model)
 
 
 # ----------------------------------------------------------------------------- settings
 
 def test_settings_json_round_trip():
-    s = dict(S.DEFAULTS, model_choice="hf", hf_repo="owner/name", layer=3, head=2, query=7, view="matrix",
+    s = dict(settings.DEFAULTS, model_choice="hf", hf_repo="owner/name", layer=3, head=2, query=7, view="matrix",
              colormap="viridis", opacity=0.3, discard_ratio=0.9, classroom=True)
-    text = S.settings_to_json(s, {"sample": "chelsea"})
+    text = settings.settings_to_json(s, {"sample": "chelsea"})
     data = json.loads(text)
     assert data["model"] == "hf:owner/name" and data["layer"] == 3 and data["image"] == {"sample": "chelsea"}
-    back, warnings = S.settings_from_json(text)
+    back, warnings = settings.settings_from_json(text)
     assert warnings == []
     for key in ("model_choice", "hf_repo", "layer", "head", "query", "view", "colormap", "opacity",
                 "discard_ratio", "classroom"):
@@ -324,39 +325,39 @@ def test_settings_json_round_trip():
 
 
 def test_bad_settings_are_skipped_with_a_warning_each():
-    settings, warnings = S.parse_settings({"layer": "two", "colormap": "rainbow", "opacity": 3, "zoom": 1,
+    parsed, warnings = settings.parse_settings({"layer": "two", "colormap": "rainbow", "opacity": 3, "zoom": 1,
                                            "head": "4", "classroom": "yes", "sample": "no-such"})
-    assert settings == {"head": 4, "classroom": True}
+    assert parsed == {"head": 4, "classroom": True}
     assert len(warnings) == 5
     assert any("layer" in w for w in warnings) and any("zoom" in w for w in warnings)
-    _, warnings = S.parse_settings({"model": "/some/dir"}, public=True)
+    _, warnings = settings.parse_settings({"model": "/some/dir"}, public=True)
     assert "hosted demo" in warnings[0]
     with pytest.raises(ValueError, match="not valid JSON"):
-        S.settings_from_json("{oops")
+        settings.settings_from_json("{oops")
     with pytest.raises(ValueError, match="JSON object"):
-        S.parse_settings([1, 2])
+        settings.parse_settings([1, 2])
 
 
 def test_query_parameters_carry_the_changed_settings():
-    s = dict(S.DEFAULTS, model_choice="dinov2-small", sample="chelsea", layer=4, view="matrix")
-    q = S.settings_query(s)
+    s = dict(settings.DEFAULTS, model_choice="dinov2-small", sample="chelsea", layer=4, view="matrix")
+    q = settings.settings_query(s)
     assert q == {"model": "dinov2-small", "sample": "chelsea", "layer": "4", "view": "matrix"}
-    back, warnings = S.parse_settings({k: [v] for k, v in q.items()})
+    back, warnings = settings.parse_settings({k: [v] for k, v in q.items()})
     assert not warnings and back["layer"] == 4 and back["model_choice"] == "dinov2-small"
 
 
 def test_clamp_settings_to_a_smaller_model():
-    s = dict(S.DEFAULTS, layer=11, head=5, query=256, start_layer=11, target_class=7, loss_label=3)
-    changes = S.clamp_settings(s, L=4, H=4, T=50, K=0)
+    s = dict(settings.DEFAULTS, layer=11, head=5, query=256, start_layer=11, target_class=7, loss_label=3)
+    changes = settings.clamp_settings(s, L=4, H=4, T=50, K=0)
     assert changes == {"layer": 3, "head": 3, "query": 49, "start_layer": 3, "target_class": -1, "loss_label": -1}
-    assert S.clamp_settings(S.DEFAULTS, L=4, H=4, T=50, K=10) == {}
+    assert settings.clamp_settings(settings.DEFAULTS, L=4, H=4, T=50, K=10) == {}
 
 
 def test_gradient_call_leaves_grad_mode_as_it_was(model):
     before = torch.is_grad_enabled()
-    S.run_gradients(model, png_bytes(), "x.png", 1)
+    traces.run_gradients(model, png_bytes(), "x.png", 1)
     assert torch.is_grad_enabled() == before
-    td = S.run_trace(model, png_bytes(), "x.png")
+    td = traces.run_trace(model, png_bytes(), "x.png")
     assert td.attentions.dtype == np.float32
 
 
@@ -366,13 +367,13 @@ def test_streamlit_config_matches_the_code():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == S.MAX_UPLOAD_MB
+    assert config["server"]["maxUploadSize"] == uploads.MAX_UPLOAD_MB
     assert config["client"]["showErrorDetails"] == "none"  # no tracebacks in the browser
 
 
 def test_mlp_hidden_units_reproduce_the_traced_update(model, td):
     for layer, token in [(0, 0), (2, 7)]:
-        hidden = S.mlp_hidden(model, td, layer, token)
+        hidden = views.mlp_hidden(model, td, layer, token)
         assert hidden.shape == (model.cfg.mlp_dim,)
         with torch.no_grad():
             block = model.blocks[layer]
@@ -382,17 +383,17 @@ def test_mlp_hidden_units_reproduce_the_traced_update(model, td):
 
 def test_patch_helpers(td):
     P = td.patch_size
-    assert S.patch_pixels(td, 0).shape == (P, P, 3)
-    np.testing.assert_array_equal(S.patch_pixels(td, td.grid[1] + 1), td.image[P:2 * P, P:2 * P])
-    names = S.token_names(td)
+    assert views.patch_pixels(td, 0).shape == (P, P, 3)
+    np.testing.assert_array_equal(views.patch_pixels(td, td.grid[1] + 1), td.image[P:2 * P, P:2 * P])
+    names = views.token_names(td)
     assert len(set(names)) == td.T
-    short = S.short_token_names(td)
+    short = views.short_token_names(td)
     assert len(set(short)) == td.T and short[0] == "CLS" and short[3] == "3 (r0,c0)"
-    norms = S.residual_norms(td, 3)
+    norms = views.residual_norms(td, 3)
     assert norms["attn"].shape == (td.L,) and norms["stream"].shape == (td.L + 1,)
 
 
 def test_mass_mask_keeps_the_share(td):
-    m, mask = S.mass_mask(td, 1, 0, 0, 0.6)
+    m, mask = views.mass_mask(td, 1, 0, 0, 0.6)
     assert mask.shape == td.grid and mask.dtype == bool
     assert m[mask].sum() >= 0.6 * m.sum() - 1e-9

@@ -111,7 +111,7 @@ def test_md_text_renders_as_the_text_itself(text):
 
     import markdown_it
 
-    from model.app_support import md_text
+    from app_core.safe_text import md_text
 
     rendered = markdown_it.MarkdownIt("commonmark").enable("strikethrough").render(md_text(text))
     for tag in ("<a", "<img", "<em", "<strong", "<code", "<h1", "<ul", "<blockquote", "<s>", "<del"):

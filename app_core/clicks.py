@@ -1,0 +1,58 @@
+"""Clicks on figures: the click targets laid over a map, and the token or (layer, head) a click
+selected, read from the points Streamlit reports."""
+from __future__ import annotations
+
+import numpy as np
+
+from .traces import TraceData
+
+def patch_centres(td: TraceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel centres (x, y) of every patch and its token index, row-major — click targets."""
+    h, w = td.grid
+    P = td.patch_size
+    rows, cols = np.divmod(np.arange(h * w), w)
+    return cols * P + (P - 1) / 2, rows * P + (P - 1) / 2, rows * w + cols + td.num_prefix_tokens
+
+
+def _customdata(pt) -> object:
+    """A clicked point's customdata; Streamlit sends a row of a 2-D array as {"0": a, "1": b}."""
+    cd = pt.get("customdata") if isinstance(pt, dict) else None
+    if isinstance(cd, dict):
+        try:
+            cd = [cd[k] for k in sorted(cd, key=int)]
+        except (TypeError, ValueError):
+            return None
+    return cd
+
+
+def token_from_points(points, T: int) -> int | None:
+    """The token of the first clicked point that carries a token index as customdata."""
+    for pt in points or []:
+        cd = _customdata(pt)
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if isinstance(cd, (int, float)) and not isinstance(cd, bool) and 0 <= int(cd) < T:
+            return int(cd)
+    return None
+
+
+def head_from_points(points, L: int, H: int) -> tuple[int, int] | None:
+    """(layer, head) of the first clicked point whose customdata is ``[layer, head]``,
+    or of a point with ``x = layer`` and customdata ``head`` (the distance scatter)."""
+    for pt in points or []:
+        if not isinstance(pt, dict):
+            continue
+        cd = _customdata(pt)
+        if isinstance(cd, (list, tuple)) and len(cd) >= 2:
+            layer, head = cd[0], cd[1]
+        elif isinstance(cd, (int, float)) and "x" in pt:
+            layer, head = pt["x"], cd
+        else:
+            continue
+        try:
+            layer, head = int(layer), int(head)
+        except (TypeError, ValueError):
+            continue
+        if 0 <= layer < L and 0 <= head < H:
+            return layer, head
+    return None
