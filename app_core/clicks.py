@@ -3,6 +3,7 @@ selected, read from the points Streamlit reports."""
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
 
 from .traces import TraceData
 
@@ -56,3 +57,26 @@ def head_from_points(points, L: int, H: int) -> tuple[int, int] | None:
         if 0 <= layer < L and 0 <= head < H:
             return layer, head
     return None
+
+
+def add_click_targets(fig: go.Figure, xs, ys, customdata, size_px: float, hover: str, xref="x", yref="y",
+                      name: str = "click targets") -> go.Figure:
+    """Invisible markers on top of a figure: plotly selects points of scatter traces only,
+    so a heatmap or image becomes clickable through a transparent scatter over it."""
+    fig.add_trace(go.Scatter(
+        x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=name, xaxis=xref, yaxis=yref,
+        customdata=np.asarray(customdata),
+        marker={"size": max(6.0, float(size_px)), "symbol": "square", "color": "rgba(0,0,0,0)",
+                "opacity": 0.01, "line": {"width": 0}},
+        selected={"marker": {"opacity": 0.01}}, unselected={"marker": {"opacity": 0.01}},
+        hovertemplate=hover, showlegend=False,
+    ))
+    fig.update_layout(clickmode="event+select", dragmode=False, hovermode="closest")
+    return fig
+
+
+def plot_px(fig: go.Figure) -> tuple[float, float]:
+    """Width and height in px of the main plot area of a figure."""
+    lay = fig.layout
+    m = lay.margin
+    return (lay.width or 700) - (m.l or 0) - (m.r or 0), (lay.height or 450) - (m.t or 0) - (m.b or 0)

@@ -6,86 +6,23 @@ import streamlit as st
 
 import viz
 from app_pages import shared
-from app_core import exports, settings, safe_text, traces, views
-from model import patch_embedding_pca, pos_embed_similarity
+from app_core import exports, figures, settings, safe_text, traces, views
 
 ctx = shared.context()
 td = ctx.td
-th = ctx.theme
 ss = st.session_state
-p = td.num_prefix_tokens
-prefix = list(td.prefix_names)
 # Every value is read now: the files are made later, on a click, in a thread without the session.
-layer, head, query = ss["layer"], ss["head"], ss["query"]
-cmap, alpha, upsample = ss["colormap"], ss["opacity"], ss["upsample"]
-look = dict(colormap=cmap, alpha=alpha, upsample=upsample, theme=th)
-where = dict(query=query, num_prefix_tokens=p, prefix_names=prefix, patch_size=td.patch_size)
-cls = shared.class_index(ctx, ss["target_class"])
-method = (cls, ss["fusion"], ss["discard_ratio"], ss["residual_alpha"], ss["start_layer"], query)
-loss_label = (ss["loss_label"] if ss["loss_label"] >= 0 else
-              ctx.true_label if ctx.true_label is not None else int(td.logits.argmax()) if td.has_head else 0)
+view = shared.current_view(ctx)
+layer, head, query = view.layer, view.head, view.query
+inputs = shared.figure_inputs(ctx)
 
 
 def _explanations() -> dict:
-    return shared.explanation_maps(ctx.model_key, ctx.digest, *method, ctx)
+    return inputs.explanations(view)
 
 
-def _stats() -> dict:
-    return shared.head_statistics(ctx.model_key, ctx.digest, td)
-
-
-# (label, file name part, builder): each builds its figure only when its button is pressed.
-FIGURES = [
-    ("Patch grid", "patch_grid", lambda: viz.patch_grid_figure(td.image, td.patch_size, num_prefix_tokens=p,
-                                                                theme=th)),
-    ("Patches as a sequence", "patch_mosaic", lambda: viz.patch_mosaic_figure(td.image, td.patch_size,
-                                                                              num_prefix_tokens=p, theme=th)),
-    ("Flattened patches", "patch_matrix", lambda: viz.patch_matrix_figure(td.image, td.patch_size, theme=th)),
-    ("Patch-embedding matrix", "patch_embeddings", lambda: viz.patch_embedding_figure(td.patch_embeddings,
-                                                                                        theme=th)),
-    ("Patch-embedding PCA", "patch_pca", lambda: viz.pca_image_figure(
-        patch_embedding_pca(td.patch_embeddings, td.grid)[0], theme=th)),
-    ("Position-embedding similarity", "position_similarity", lambda: viz.pos_similarity_figure(
-        pos_embed_similarity(td.pos_embed, td.grid, p), theme=th)),
-    (f"Attention of {td.token_name(query)}, layer {layer}, head {head}", f"attention_l{layer}_h{head}_t{query}",
-     lambda: viz.attention_overlay_figure(td.image, views.attention_map(td, layer, head, query), **where, **look)),
-    (f"All heads of layer {layer}", f"heads_l{layer}_t{query}", lambda: viz.attention_heads_figure(
-        views.heads_maps(td, layer, query), image=td.image, layer=layer, zmax=views.color_top(views.heads_maps(td, layer, query)),
-        **where, **look)),
-    (f"All layers of head {head}", f"layers_h{head}_t{query}", lambda: viz.attention_layers_figure(
-        views.layers_maps(td, head, query), image=td.image, head=head, zmax=views.color_top(views.layers_maps(td, head, query)),
-        **where, **look)),
-    ("Every layer × head", f"grid_t{query}", lambda: viz.attention_grid_figure(
-        views.grid_maps(td, query), query=query, num_prefix_tokens=p, prefix_names=prefix, colormap=cmap,
-        zmax=views.color_top(views.grid_maps(td, query)), theme=th)),
-    (f"Attention matrix, layer {layer}, head {head}", f"matrix_l{layer}_h{head}", lambda: viz.attention_matrix_figure(
-        td.attentions[layer, head], num_prefix_tokens=p, prefix_names=prefix, grid=td.grid, layer=layer, head=head,
-        colormap=cmap, theme=th)),
-    ("Rollout and class maps", f"explanations_t{query}", lambda: viz.explanation_figure(
-        td.image, _explanations(), alpha=alpha, colormap=cmap, upsample=upsample,
-        patch_size=td.patch_size, label=td.class_names()[cls] if cls is not None else None, theme=th)),
-    ("Mean attention distance", "attention_distance", lambda: viz.attention_distance_figure(
-        _stats()["distance"], image_size=float(td.image.shape[1]), theme=th)),
-    ("Attention entropy", "attention_entropy", lambda: viz.attention_entropy_figure(_stats()["entropy"],
-                                                                                    num_keys=td.T, theme=th)),
-    ("Token norms and artifact tokens", "token_norms", lambda: viz.token_norms_figure(
-        _stats()["norms"], num_prefix_tokens=p, prefix_names=prefix, artifact_tokens=_stats()["artifacts"],
-        log_scale=True, theme=th)),
-]
-if p:
-    FIGURES.append(("Prefix-token attention", "prefix_attention",
-                    lambda: viz.prefix_attention_figure(_stats()["prefix"], theme=th)))
-if td.has_head:
-    FIGURES += [
-        ("Top-5 predictions", "topk", lambda: viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K),
-                                                               theme=th)),
-        ("Loss for the chosen label", "loss", lambda: viz.loss_figure(td.logits, td.class_names(), loss_label,
-                                                                      k=min(8, td.K), theme=th)),
-    ]
-
-
-def _png(build):
-    return lambda: viz.figure_to_png(build())
+def _png(name: str):
+    return lambda: viz.figure_to_png(shared.figure(ctx, name, view))
 
 
 def _maps() -> dict:
@@ -123,9 +60,10 @@ figs, data = st.columns([3, 2], gap="large")
 with figs:
     st.subheader("Figures as PNG")
     cols = st.columns(2)
-    for i, (label, stem, build) in enumerate(FIGURES):
-        cols[i % 2].download_button(label, data=_png(build), file_name=shared.file_stem(ctx, stem) + ".png",
-                                    mime="image/png", key=f"dl_fig_{stem.split('_')[0]}_{i}", on_click="ignore",
+    for i, spec in enumerate(figures.available(inputs)):
+        cols[i % 2].download_button(spec.label, data=_png(spec.name),
+                                    file_name=shared.file_stem(ctx, spec.file_stem(view)) + ".png",
+                                    mime="image/png", key=f"dl_fig_{spec.name}", on_click="ignore",
                                     icon=":material/image:", width="stretch")
 with data:
     st.subheader("Data")

@@ -2,14 +2,12 @@
 head, the T×T matrix, and rollout / gradient rollout / Chefer maps side by side."""
 import streamlit as st
 
-import viz
 from app_pages import shared
 from model import FUSIONS
 from app_core import clicks, settings, views
 
 ctx = shared.context()
 td = ctx.td
-th = ctx.theme
 p = td.num_prefix_tokens
 prefix = list(td.prefix_names)
 
@@ -50,8 +48,6 @@ def explorer() -> None:
                 st.radio("Map upsampling", settings.UPSAMPLES, key="upsample", horizontal=True,
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
     layer, head, query = ss["layer"], ss["head"], ss["query"]
-    look = dict(colormap=ss["colormap"], alpha=ss["opacity"], upsample=ss["upsample"], theme=th)
-    where = dict(query=query, num_prefix_tokens=p, prefix_names=prefix, patch_size=td.patch_size)
     with control_col:
         st.markdown(f"**{td.token_name(query)}** in layer {layer}, head {head}: the brighter a patch, the more "
                     "of this token's attention goes there. The outlined patch is the query itself.")
@@ -61,73 +57,35 @@ def explorer() -> None:
                         f"({', '.join(prefix)}), which the map does not show.")
 
     with image_col:
-        fig = shared.figure(ctx, "overlay", (layer, head, query, ss["colormap"], ss["opacity"], ss["upsample"]),
-                            lambda: clickable_overlay(layer, head, query, look, where))
-        shared.show_figure(fig, "explorer_click", shared.file_stem(ctx, f"attention_l{layer}_h{head}_t{query}"),
-                           on_select=_clicked)
+        shared.show(ctx, "attention_overlay", "explorer_click", on_select=_clicked)
 
     with st.container():
         st.segmented_control("View", settings.VIEWS, key="view", format_func=settings.VIEW_LABELS.get, required=True,
                              label_visibility="collapsed")
         view = ss["view"]
-        stem = shared.file_stem(ctx, f"{view}_l{layer}_h{head}_t{query}")
-        cmap = ss["colormap"]
-        if view == "grid":
-            fig = shared.figure(ctx, "grid", (query, cmap), lambda: grid_figure(query, cmap))
-        elif view == "heads":
-            fig = shared.figure(ctx, "heads", (layer, query, cmap, ss["opacity"], ss["upsample"]),
-                                lambda: heads_figure(layer, query, look, where))
-        elif view == "layers":
-            fig = shared.figure(ctx, "layers", (head, query, cmap, ss["opacity"], ss["upsample"]),
-                                lambda: layers_figure(head, query, look, where))
-        elif view == "matrix":
-            log = st.toggle("Log colour scale", key="matrix_log",
-                            help="Small weights become visible on a log₁₀ scale.")
-            fig = shared.figure(ctx, "matrix", (layer, head, log, cmap), lambda: viz.attention_matrix_figure(
-                td.attentions[layer, head], num_prefix_tokens=p, prefix_names=prefix, grid=td.grid, layer=layer,
-                head=head, log_scale=log, colormap=cmap, theme=th))
+        if view == "matrix":
+            st.toggle("Log colour scale", key="matrix_log", help="Small weights become visible on a log₁₀ scale.")
         elif view == "mask":
-            share = st.columns([1, 2])[0].slider(
+            st.columns([1, 2])[0].slider(
                 "Share of the attention", 0.1, 1.0, 0.6, 0.05, key="mask_threshold",
                 help="DINO (Caron et al. 2021) keeps the smallest set of patches holding 60% of the attention.")
-            fig = shared.figure(ctx, "mask", (layer, head, query, share), lambda: viz.mass_mask_figure(
-                td.image, *views.mass_mask(td, layer, head, query, share), patch_size=td.patch_size, threshold=share,
-                theme=th))
-        else:
-            explanations(query, look)
-            return
-        shared.show_figure(fig, "explorer_view", stem)
+        elif view == "explain":
+            explanation_controls()
+        shared.show(ctx, VIEW_FIGURES[view], "explorer_view")
         if view in ("grid", "heads", "layers"):
             st.caption("All tiles share one colour scale, which saturates at the 99.5th percentile so that one "
                        "very sharp head does not leave the others black.")
+        elif view == "explain":
+            st.caption("Each map is divided by its largest value, so all share one colour scale from 0 to 1. "
+                       "Rollout follows the chosen query token; gradient rollout and Chefer et al. explain the "
+                       "class logit, which the model reads from CLS.")
 
 
-def grid_figure(query: int, cmap: str):
-    maps = views.grid_maps(td, query)
-    return viz.attention_grid_figure(maps, query=query, num_prefix_tokens=p, prefix_names=prefix, colormap=cmap,
-                                     zmax=views.color_top(maps), theme=th)
+VIEW_FIGURES = {"grid": "layer_head_grid", "heads": "heads_of_layer", "layers": "layers_of_head",
+                "matrix": "attention_matrix", "mask": "mass_mask", "explain": "explanations"}
 
 
-def heads_figure(layer: int, query: int, look: dict, where: dict):
-    maps = views.heads_maps(td, layer, query)
-    return viz.attention_heads_figure(maps, image=td.image, layer=layer, zmax=views.color_top(maps), **where, **look)
-
-
-def layers_figure(head: int, query: int, look: dict, where: dict):
-    maps = views.layers_maps(td, head, query)
-    return viz.attention_layers_figure(maps, image=td.image, head=head, zmax=views.color_top(maps), **where, **look)
-
-
-def clickable_overlay(layer: int, head: int, query: int, look: dict, where: dict):
-    fig = viz.attention_overlay_figure(td.image, views.attention_map(td, layer, head, query), **where, **look,
-                                       title=f"{td.token_name(query)} → layer {layer}, head {head}")
-    xs, ys, tokens = clicks.patch_centres(td)
-    return shared.add_click_targets(fig, xs, ys, tokens, shared.plot_px(fig)[0] / td.grid[1],
-                                    "token %{customdata}: click to make it the query<extra></extra>")
-
-
-def explanations(query: int, look: dict) -> None:
-    ss = st.session_state
+def explanation_controls() -> None:
     names = td.class_names()
     if td.has_head:
         top = views.top_classes(td, 1)[0]["class"]
@@ -144,21 +102,6 @@ def explanations(query: int, look: dict) -> None:
         e3.slider("Residual weight α", 0.0, 1.0, step=0.05, key="residual_alpha",
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
         e4.slider("Start layer", 0, td.L - 1, key="start_layer", help="Compose layers from this one on.")
-    cls = shared.class_index(ctx, ss["target_class"])
-    method_args = (cls, ss["fusion"], ss["discard_ratio"], ss["residual_alpha"], ss["start_layer"], query)
-    with st.spinner("Computing attention gradients for this class (once per class)…"):
-        maps = shared.explanation_maps(ctx.model_key, ctx.digest, *method_args, ctx)
-    label = names[cls] if cls is not None else None
-    fig = shared.figure(ctx, "explain", method_args + (look["colormap"], look["alpha"], look["upsample"]),
-                        lambda: viz.explanation_figure(
-                            td.image, maps, alpha=look["alpha"], colormap=look["colormap"],
-                            upsample=look["upsample"], patch_size=td.patch_size, label=label, theme=th,
-                            title=f"Rollout of {td.token_name(query)}"
-                                  + (f" · class maps for “{label}” (CLS)" if label else "")))
-    shared.show_figure(fig, "explorer_view", shared.file_stem(ctx, f"explanations_t{query}"))
-    st.caption("Each map is divided by its largest value, so all share one colour scale from 0 to 1. Rollout "
-               "follows the chosen query token; gradient rollout and Chefer et al. explain the class logit, "
-               "which the model reads from CLS.")
 
 
 explorer()

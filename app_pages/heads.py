@@ -3,13 +3,11 @@ attention parked on prefix tokens, high-norm artifact tokens. Click a head to op
 import numpy as np
 import streamlit as st
 
-import viz
 from app_pages import shared
-from app_core import clicks, views
+from app_core import clicks, figures, views
 
 ctx = shared.context()
 td = ctx.td
-th = ctx.theme
 p = td.num_prefix_tokens
 prefix = list(td.prefix_names)
 stats = shared.head_statistics(ctx.model_key, ctx.digest, td)
@@ -29,27 +27,13 @@ def _clicked(key: str) -> None:
                  icon=":material/arrow_downward:")
 
 
-def _cell_targets(fig, values: np.ndarray, what: str, fmt: str) -> None:
-    """Click targets on the cells of a layer × head heatmap (x = head, y = layer)."""
-    layers, heads = np.meshgrid(np.arange(td.L), np.arange(td.H), indexing="ij")
-    w, h = shared.plot_px(fig)
-    shared.add_click_targets(
-        fig, heads.ravel(), layers.ravel(), np.stack([layers.ravel(), heads.ravel(), values.ravel()], axis=-1),
-        min(w / td.H, h / td.L),
-        "layer %{customdata[0]}, head %{customdata[1]}<br>" + what + " %{customdata[2]:" + fmt + "}"
-        "<br>click to open<extra></extra>")
-
-
 def overview() -> None:
     # Not a fragment: a click here must also redraw the chosen head below (a full rerun).
     # One figure per row, its explanation beside it: the figures keep their designed width.
     st.subheader("How far does each head look?")
     fig_col, text_col = shared.figure_and_text()
     with fig_col:
-        fig = viz.attention_distance_figure(stats["distance"], image_size=float(td.image.shape[1]), theme=th)
-        fig.update_layout(clickmode="event+select", dragmode=False)  # its dots carry x = layer, head
-        shared.show_figure(fig, "heads_distance", shared.file_stem(ctx, "attention_distance"),
-                           on_select=lambda: _clicked("heads_distance"))
+        shared.show(ctx, "attention_distance", "heads_distance", on_select=lambda: _clicked("heads_distance"))
     with text_col:
         st.markdown("Mean distance in pixels between a patch and the patches it attends to, one dot per head "
                     "(ViT paper, Fig. 7). Early layers mix local and global heads; later layers look further.")
@@ -57,11 +41,7 @@ def overview() -> None:
     st.subheader("How focused is each head?")
     fig_col, text_col = shared.figure_and_text()
     with fig_col:
-        fig = viz.attention_entropy_figure(stats["entropy"], num_keys=td.T, theme=th,
-                                           title="Attention entropy per head")
-        _cell_targets(fig, stats["entropy"], "entropy", ".2f")
-        shared.show_figure(fig, "heads_entropy", shared.file_stem(ctx, "attention_entropy"),
-                           on_select=lambda: _clicked("heads_entropy"))
+        shared.show(ctx, "attention_entropy", "heads_entropy", on_select=lambda: _clicked("heads_entropy"))
     with text_col:
         st.markdown(f"Entropy of the attention rows in nats: 0 means a head looks at one token only, "
                     f"ln {td.T} = {np.log(td.T):.2f} means it spreads evenly over all {td.T} tokens.")
@@ -70,10 +50,7 @@ def overview() -> None:
         st.subheader("Attention parked on prefix tokens")
         fig_col, text_col = shared.figure_and_text()
         with fig_col:
-            fig = viz.prefix_attention_figure(stats["prefix"], theme=th, title="Attention to prefix tokens")
-            _cell_targets(fig, stats["prefix"], "prefix share", ".2f")
-            shared.show_figure(fig, "heads_prefix", shared.file_stem(ctx, "prefix_attention"),
-                               on_select=lambda: _clicked("heads_prefix"))
+            shared.show(ctx, "prefix_attention", "heads_prefix", on_select=lambda: _clicked("heads_prefix"))
         with text_col:
             st.markdown(f"The share of each patch's attention that goes to {', '.join(prefix)}, averaged over "
                         "the patches. Heads with nothing to do often park their attention there.")
@@ -81,9 +58,7 @@ def overview() -> None:
     st.subheader("Artifact tokens")
     fig_col, text_col = shared.figure_and_text()
     with fig_col:
-        fig = viz.token_norms_figure(stats["norms"], num_prefix_tokens=p, prefix_names=prefix,
-                                     artifact_tokens=stats["artifacts"], log_scale=True, theme=th)
-        shared.show_figure(fig, "heads_norms", shared.file_stem(ctx, "token_norms"))
+        shared.show(ctx, "token_norms", "heads_norms")
     with text_col:
         if stats["artifacts"]:
             st.markdown(f"**{len(stats['artifacts'])} high-norm token(s)** in the last layer (norm above "
@@ -109,7 +84,7 @@ def chosen_head() -> None:
         st.slider("Layer", 0, td.L - 1, key="layer")
         shared.head_picker(st, td.H)
         st.selectbox("Query token", views.query_options(td), key="query", format_func=td.token_name)
-        layer, head, query = ss["layer"], ss["head"], ss["query"]
+        layer, head = ss["layer"], ss["head"]
         m1, m2 = st.columns(2)
         m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")
         m2.metric("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")
@@ -119,17 +94,9 @@ def chosen_head() -> None:
                     "T×T matrix of the head — row i is token i's softmax over all tokens, the first rows and "
                     "columns are the prefix tokens.")
     with left:
-        fig = shared.figure(ctx, "head_overlay", (layer, head, query, ss["colormap"], ss["opacity"], ss["upsample"]),
-                            lambda: viz.attention_overlay_figure(
-                                td.image, views.attention_map(td, layer, head, query), query=query, num_prefix_tokens=p,
-                                prefix_names=prefix, patch_size=td.patch_size, colormap=ss["colormap"],
-                                alpha=ss["opacity"], upsample=ss["upsample"], theme=th,
-                                title=f"{td.token_name(query)} → layer {layer}, head {head}"))
-        shared.show_figure(fig, "heads_map", shared.file_stem(ctx, f"head_l{layer}_h{head}_t{query}"))
-        fig = shared.figure(ctx, "matrix", (layer, head, False, ss["colormap"]), lambda: viz.attention_matrix_figure(
-            td.attentions[layer, head], num_prefix_tokens=p, prefix_names=prefix, grid=td.grid, layer=layer,
-            head=head, colormap=ss["colormap"], theme=th))
-        shared.show_figure(fig, "heads_matrix", shared.file_stem(ctx, f"matrix_l{layer}_h{head}"))
+        shared.show(ctx, "attention_overlay", "heads_map")
+        shared.show(ctx, "attention_matrix", "heads_matrix", view=figures.replace(shared.current_view(ctx),
+                                                                                  matrix_log=False))
 
 
 overview()

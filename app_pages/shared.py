@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import viz
-from app_core import settings, sources, safe_text, traces, uploads, views
+from app_core import figures, settings, sources, safe_text, traces, uploads, views
 from model import cards
 from model.gallery import get_sample, list_samples
 from model.preprocess import ImageError
@@ -300,41 +300,55 @@ def class_index(ctx: Context, setting: int) -> int | None:
 # ----------------------------------------------------------------------------- figures
 
 
-@st.cache_resource(max_entries=48, ttl=1800, show_spinner=False)
-def _cached_figure(key: tuple, _build) -> go.Figure:
-    return streamlit_safe_colors(_build())
+def current_view(ctx: Context) -> figures.View:
+    """The settings every figure may depend on, read once from session state."""
+    ss = st.session_state
+    loss_label = (ss["loss_label"] if ss["loss_label"] >= 0 else ctx.true_label if ctx.true_label is not None
+                  else int(np.argmax(ctx.td.logits)) if ctx.td.has_head else 0)
+    return figures.View(
+        layer=ss["layer"], head=ss["head"], query=ss["query"], colormap=ss["colormap"], opacity=ss["opacity"],
+        upsample=ss["upsample"], classroom=classroom(), matrix_log=bool(ss.get("matrix_log", False)),
+        mask_share=float(ss.get("mask_threshold", 0.6)), class_index=class_index(ctx, ss["target_class"]),
+        fusion=ss["fusion"], discard_ratio=ss["discard_ratio"], residual_alpha=ss["residual_alpha"],
+        start_layer=ss["start_layer"], loss_label=loss_label)
 
 
-def figure(ctx: Context, what: str, params: tuple, build) -> go.Figure:
-    """A figure built once per (model, image, theme, what, params) and shared read-only.
+def figure_inputs(ctx: Context) -> figures.FigureInputs:
+    """The trace and the cached extras the registry's builders read."""
+    def explanations(view: figures.View) -> dict:
+        return explanation_maps(ctx.model_key, ctx.digest, view.class_index, view.fusion, view.discard_ratio,
+                                view.residual_alpha, view.start_layer, view.query, ctx)
+
+    return figures.FigureInputs(
+        trace=ctx.td, model_name=ctx.facts["name"],
+        statistics=lambda: head_statistics(ctx.model_key, ctx.digest, ctx.td),
+        explanations=explanations,
+        mlp_hidden=lambda layer, token: views.mlp_hidden(ctx.model, ctx.td, layer, token),
+        training_curve=cards.training_curve_of(ctx.model))
+
+
+@st.cache_resource(max_entries=64, ttl=1800, show_spinner=False)
+def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
+    return streamlit_safe_colors(figures.build(_name, _inputs, _view))
+
+
+def figure(ctx: Context, name: str, view: figures.View | None = None) -> go.Figure:
+    """Registry figure `name`, built once per (model, image, the settings it depends on) and
+    shared read-only by every session (callers never modify it).
 
     Building a plotly figure (validation) costs far more than drawing it, so going back to a
-    layer or head already seen is instant. Callers never modify the returned figure.
+    layer or head already seen is instant, and a class looking at one sample builds it once.
     """
-    return _cached_figure((ctx.model_key, ctx.digest, bool(classroom()), what) + tuple(params), build)
+    view = view or current_view(ctx)
+    key = (ctx.model_key, ctx.digest) + figures.cache_key(name, view)
+    return _cached_figure(key, name, figure_inputs(ctx), view)
 
 
-def add_click_targets(fig: go.Figure, xs, ys, customdata, size_px: float, hover: str, xref="x", yref="y",
-                      name: str = "click targets") -> go.Figure:
-    """Invisible markers on top of a figure: plotly selects points of scatter traces only,
-    so a heatmap or image becomes clickable through a transparent scatter over it."""
-    fig.add_trace(go.Scatter(
-        x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=name, xaxis=xref, yaxis=yref,
-        customdata=np.asarray(customdata),
-        marker={"size": max(6.0, float(size_px)), "symbol": "square", "color": "rgba(0,0,0,0)",
-                "opacity": 0.01, "line": {"width": 0}},
-        selected={"marker": {"opacity": 0.01}}, unselected={"marker": {"opacity": 0.01}},
-        hovertemplate=hover, showlegend=False,
-    ))
-    fig.update_layout(clickmode="event+select", dragmode=False, hovermode="closest")
-    return fig
-
-
-def plot_px(fig: go.Figure) -> tuple[float, float]:
-    """Width and height in px of the main plot area of a figure."""
-    lay = fig.layout
-    m = lay.margin
-    return (lay.width or 700) - (m.l or 0) - (m.r or 0), (lay.height or 450) - (m.t or 0) - (m.b or 0)
+def show(ctx: Context, name: str, key: str, *, view: figures.View | None = None, on_select=None):
+    """Draw registry figure `name` with its downloads; the file name says what it shows."""
+    view = view or current_view(ctx)
+    fig = figure(ctx, name, view)
+    return show_figure(fig, key, file_stem(ctx, figures.spec(name).file_stem(view)), on_select=on_select)
 
 
 # Streamlit's plotly frontend rewrites the colours #000001…#000030 in every figure (they are its

@@ -10,15 +10,12 @@ import math
 import pandas as pd
 import streamlit as st
 
-import viz
 from app_pages import shared
 from app_core import traces, views
 from model import cards, steps
-from model import patch_embedding_pca, pos_embed_similarity
 
 ctx = shared.context()
 td = ctx.td
-th = ctx.theme
 n = traces.shapes(td, ctx.facts)
 STEPS = list(steps.STEPS)
 PREFIX = list(td.prefix_names)
@@ -53,7 +50,9 @@ def pair(ratio=(3, 2)):
 
 
 def figure_choice(options: dict, key: str) -> str:
-    return st.radio("Figure", list(options), key=key, horizontal=True, format_func=options.get)
+    """A radio over {choice: (label, registry figure name)}; returns the chosen figure's name."""
+    choice = st.radio("Figure", list(options), key=key, horizontal=True, format_func=lambda c: options[c][0])
+    return options[choice][1]
 
 
 st.title("Walkthrough: one image through the Vision Transformer")
@@ -84,25 +83,12 @@ if step == "patches":
             f"N = {n['H_px']}·{n['W_px']}/{n['P']}² = **{n['N']} patches**. Each patch flattens to "
             f"{n['P']}·{n['P']}·{n['C']} = **{n['patch_len']} numbers**; E is **{W.shape[1]} × {W.shape[0]}**, so "
             f"[{n['N']} × {n['patch_len']}] · [{n['patch_len']} × {n['D']}] = **[{n['N']} × {n['D']}]** embeddings.")
-    what = figure_choice({"grid": "Patch grid", "one": "One patch → its embedding", "mosaic": "As a sequence",
-                          "flattened": "All patches flattened", "embeddings": "Embedding matrix",
-                          "pca": "PCA of embeddings"}, "wt_patch_fig")
-    if what == "one":
-        fig = viz.patch_flatten_figure(views.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
-                                       theme=th)
-    elif what == "grid":
-        fig = viz.patch_grid_figure(td.image, td.patch_size, num_prefix_tokens=n["p"], theme=th)
-    elif what == "mosaic":
-        fig = viz.patch_mosaic_figure(td.image, td.patch_size, num_prefix_tokens=n["p"], theme=th)
-    elif what == "flattened":
-        fig = viz.patch_matrix_figure(td.image, td.patch_size, theme=th)
-    elif what == "embeddings":
-        fig = viz.patch_embedding_figure(td.patch_embeddings, theme=th)
-    else:
-        rgb, ratio = patch_embedding_pca(td.patch_embeddings, td.grid)
-        fig = viz.pca_image_figure(rgb, theme=th, title=f"Patch embeddings: 3 principal components as RGB "
-                                                         f"({100 * ratio.sum():.0f}% of the variance)")
-    shared.show_figure(fig, "wt_patches", shared.file_stem(ctx, f"step1_{what}"))
+    what = figure_choice({"grid": ("Patch grid", "patch_grid"), "one": ("One patch → its embedding", "patch_one"),
+                          "mosaic": ("As a sequence", "patch_mosaic"),
+                          "flattened": ("All patches flattened", "patch_matrix"),
+                          "embeddings": ("Embedding matrix", "patch_embeddings"),
+                          "pca": ("PCA of embeddings", "patch_pca")}, "wt_patch_fig")
+    shared.show(ctx, what, "wt_patches")
     details, questions = pair((1, 1))
     with details:
         st.markdown(
@@ -142,13 +128,9 @@ elif step == "positions":
             f"T = {n['p']} prefix token{'s' if n['p'] != 1 else ''} ({', '.join(PREFIX) or 'none'}) + "
             f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {td.token_name(token)}: "
             f"‖x_p·E‖ = {ps['content_norm']:.2f}, ‖E_pos‖ = {ps['pos_norm']:.2f}, ‖z₀‖ = {ps['sum_norm']:.2f}.")
-    what = figure_choice({"similarity": "Position similarity", "z0": "The sum z₀"}, "wt_pos_fig")
-    if what == "similarity":
-        fig = viz.pos_similarity_figure(pos_embed_similarity(td.pos_embed, td.grid, n["p"]), theme=th)
-    else:
-        fig = viz.patch_embedding_figure(td.hidden_states[0], num_prefix_tokens=n["p"], theme=th,
-                                         title=f"z₀ = embeddings + positions: {n['T']} tokens × {n['D']}")
-    shared.show_figure(fig, "wt_positions", shared.file_stem(ctx, f"step2_{what}"))
+    what = figure_choice({"similarity": ("Position similarity", "position_similarity"),
+                          "z0": ("The sum z₀", "z0")}, "wt_pos_fig")
+    shared.show(ctx, what, "wt_positions")
     question(
         "In the similarity grid, what does each tile look like? What would you expect if the position "
         "embeddings were random vectors?",
@@ -184,26 +166,11 @@ elif step == "attention":
             f"The {td.T} scores softmax to weights summing to {q['weight_sum']:.4f} (equal to the traced "
             f"attention within {q['max_diff']:.1e}); {100 * q['prefix_share']:.1f}% of the weight goes to "
             f"prefix tokens.")
-        what = figure_choice({"scores": "Scores → softmax", "mix": "Weighted sum of values",
-                              "row": "Softmax row on the image", "heads": "All heads of the layer"}, "wt_attn_fig")
-        names = views.short_token_names(td)
-        if what == "scores":
-            fig = viz.attention_scores_figure(q["scores"], td.attentions[layer, head, query], names,
-                                              query_name=td.token_name(query), num_prefix_tokens=n["p"], theme=th)
-        elif what == "mix":
-            fig = viz.value_mixing_figure(td.attentions[layer, head, query], td.values[layer, head], q["out"],
-                                          names, query_name=td.token_name(query), num_prefix_tokens=n["p"],
-                                          theme=th)
-        elif what == "row":
-            fig = viz.attention_overlay_figure(
-                td.image, views.attention_map(td, layer, head, query), query=query, num_prefix_tokens=n["p"],
-                prefix_names=PREFIX, patch_size=td.patch_size, theme=th,
-                title=f"{td.token_name(query)}: layer {layer}, head {head}")
-        else:
-            fig = viz.attention_heads_figure(
-                views.heads_maps(td, layer, query), image=td.image, layer=layer, query=query, num_prefix_tokens=n["p"],
-                prefix_names=PREFIX, patch_size=td.patch_size, theme=th)
-        shared.show_figure(fig, "wt_attention", shared.file_stem(ctx, f"step3_{what}_l{layer}_h{head}"))
+        what = figure_choice({"scores": ("Scores → softmax", "attention_scores"),
+                              "mix": ("Weighted sum of values", "value_mixing"),
+                              "row": ("Softmax row on the image", "attention_overlay"),
+                              "heads": ("All heads of the layer", "heads_of_layer")}, "wt_attn_fig")
+        shared.show(ctx, what, "wt_attention")
         table, questions = pair((1, 1))
         with table:
             st.markdown(f"q = `{shared.fmt_vec(q['q'])}`, out = Σ A·v = `{shared.fmt_vec(q['out'])}`; "
@@ -250,23 +217,12 @@ elif step == "mlp":
             f"{td.token_name(token)}: ‖z‖ goes from {rows[0]['‖z before‖']:.1f} to {rows[-1]['‖z after‖']:.1f} "
             f"over {n['L']} layers; z_l = z_(l−1) + attention + MLP holds within "
             f"{max(r['check'] for r in rows):.1e}.")
-    what = figure_choice({"stream": "This token's residual stream", "units": "Its MLP units",
-                          "lines": "All token norms", "heatmap": "Token norms, every token"}, "wt_mlp_fig")
-    if what == "stream":
-        norms = views.residual_norms(td, token)
-        fig = viz.residual_stream_figure(norms["attn"], norms["mlp"], norms["stream"],
-                                         token_name=td.token_name(token), theme=th)
-    elif what == "units":
-        block = st.slider("Block", 0, td.L - 1, key="layer")
-        fig = viz.mlp_activation_figure(views.mlp_hidden(ctx.model, td, block, token),
-                                        token_name=f"{td.token_name(token)}, block {block}", theme=th)
-    elif what == "lines":
-        fig = viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=n["p"], prefix_names=PREFIX,
-                                           artifact_tokens=stats["artifacts"], theme=th)
-    else:
-        fig = viz.token_norms_figure(stats["norms"], num_prefix_tokens=n["p"], prefix_names=PREFIX,
-                                     artifact_tokens=stats["artifacts"], log_scale=True, theme=th)
-    shared.show_figure(fig, "wt_norms", shared.file_stem(ctx, f"step4_{what}"))
+    what = figure_choice({"stream": ("This token's residual stream", "residual_stream"),
+                          "units": ("Its MLP units", "mlp_units"), "lines": ("All token norms", "token_norm_lines"),
+                          "heatmap": ("Token norms, every token", "token_norms")}, "wt_mlp_fig")
+    if what == "mlp_units":
+        st.slider("Block", 0, td.L - 1, key="layer")
+    shared.show(ctx, what, "wt_norms")
     table, questions = pair((1, 1))
     with table:
         st.markdown(f"**{td.token_name(token)}, layer by layer:** the stream's norm before the block, the sizes "
@@ -304,8 +260,7 @@ elif step == "logits":
     if not td.has_head:
         not_available("logits")
     else:
-        fig = viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=th)
-        shared.show_figure(fig, "wt_logits", shared.file_stem(ctx, "step5_topk"))
+        shared.show(ctx, "topk", "wt_logits")
     table, questions = pair((1, 1))
     if td.has_head:
         table.dataframe(pd.DataFrame(top), hide_index=True, width="stretch",
@@ -345,13 +300,11 @@ else:
     if not td.has_head:
         not_available("loss")
     else:
-        fig = viz.loss_figure(td.logits, td.class_names(), loss["label"], k=min(8, td.K), theme=th)
-        shared.show_figure(fig, "wt_loss", shared.file_stem(ctx, "step6_loss"))
+        shared.show(ctx, "loss", "wt_loss")
         if curve := cards.training_curve_of(ctx.model):
             st.markdown(f"**Where the weights came from.** Training lowered this loss, averaged over the "
                         f"{len(curve['epoch'])} passes over the training images (epochs), by gradient descent:")
-            fig = viz.training_curve_figure(curve, title=f"{ctx.facts['name']}: loss during training", theme=th)
-            shared.show_figure(fig, "wt_training", shared.file_stem(ctx, "step6_training_curve"))
+            shared.show(ctx, "training_curve", "wt_training")
             st.caption("The training loss is measured on augmented images (flipped; half with a random box "
                        "erased) against smoothed targets, so it sits above the test loss; the test images were "
                        "never trained on.")

@@ -1,0 +1,342 @@
+"""The one figure registry: every figure the app shows or exports, named once.
+
+A figure is a :class:`FigureSpec` — its name, the view settings it depends on, and how to
+build it from one image's trace. Pages ask for a figure by name; the Downloads page lists
+them all; the cache key is (model, image, name, the values of exactly those settings), so a
+figure is built once per inputs and shared by every session that asks for it.
+
+Builders here only pick arrays out of the trace (through ``views``) and call ``viz``; the
+numbers come from model/ and app_core.views, the drawing from viz.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import plotly.graph_objects as go
+
+import viz
+from model import patch_embedding_pca, pos_embed_similarity
+
+from . import clicks, views
+from .traces import TraceData
+
+
+@dataclass(frozen=True)
+class View:
+    """Every setting besides the trace that some figure depends on (hashable: part of cache keys)."""
+
+    layer: int = 0
+    head: int = 0
+    query: int = 0
+    colormap: str = "inferno"
+    opacity: float = 0.6
+    upsample: str = "nearest"
+    classroom: bool = False
+    matrix_log: bool = False
+    mask_share: float = 0.6
+    class_index: int | None = None  # the class a class-specific map explains (None: no head)
+    fusion: str = "mean"
+    discard_ratio: float = 0.0
+    residual_alpha: float = 0.5
+    start_layer: int = 0
+    loss_label: int = 0
+
+    @property
+    def theme(self) -> str | None:
+        return "classroom" if self.classroom else None
+
+    def key(self, fields: tuple[str, ...]) -> tuple:
+        """The values of `fields` (and the theme, which every figure depends on)."""
+        return (self.classroom,) + tuple(getattr(self, f) for f in fields)
+
+
+@dataclass
+class FigureInputs:
+    """What builders read: the trace, and lazily computed (and separately cached) extras."""
+
+    trace: TraceData
+    model_name: str
+    statistics: Callable[[], dict]
+    explanations: Callable[[View], dict]
+    mlp_hidden: Callable[[int, int], np.ndarray]
+    training_curve: dict | None = None
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str
+    label: str  # what the Downloads page calls it
+    depends: tuple[str, ...]  # the View fields it reads
+    build: Callable[[FigureInputs, View], go.Figure]
+    available: Callable[[FigureInputs], bool] = lambda inputs: True
+
+    def file_stem(self, view: View) -> str:
+        """A file name part that says which layer/head/token the figure shows."""
+        marks = {"layer": "l", "head": "h", "query": "t", "loss_label": "label"}
+        return self.name + "".join(f"_{marks[f]}{getattr(view, f)}" for f in self.depends if f in marks)
+
+
+# ----------------------------------------------------------------------------- shared pieces
+
+LOOK = ("colormap", "opacity", "upsample")
+
+
+def _where(td: TraceData, v: View) -> dict:
+    """Where a map sits: the query outline, prefix tokens and patch size (overlay arguments)."""
+    return dict(query=v.query, num_prefix_tokens=td.num_prefix_tokens, prefix_names=list(td.prefix_names),
+                patch_size=td.patch_size)
+
+
+def _look(v: View) -> dict:
+    return dict(colormap=v.colormap, alpha=v.opacity, upsample=v.upsample, theme=v.theme)
+
+
+def _clickable(fig: go.Figure, td: TraceData) -> go.Figure:
+    xs, ys, tokens = clicks.patch_centres(td)
+    return clicks.add_click_targets(fig, xs, ys, tokens, clicks.plot_px(fig)[0] / td.grid[1],
+                                    "token %{customdata}: click to make it the query<extra></extra>")
+
+
+def _cell_targets(fig: go.Figure, values: np.ndarray, what: str, fmt: str) -> go.Figure:
+    """Click targets on the cells of a layer × head heatmap (x = head, y = layer)."""
+    L, H = values.shape
+    layers, heads = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
+    w, h = clicks.plot_px(fig)
+    return clicks.add_click_targets(
+        fig, heads.ravel(), layers.ravel(), np.stack([layers.ravel(), heads.ravel(), values.ravel()], axis=-1),
+        min(w / H, h / L),
+        "layer %{customdata[0]}, head %{customdata[1]}<br>" + what + " %{customdata[2]:" + fmt + "}"
+        "<br>click to open<extra></extra>")
+
+
+def _has_head(inputs: FigureInputs) -> bool:
+    return inputs.trace.has_head
+
+
+# ----------------------------------------------------------------------------- 1 patches, 2 positions
+
+def _patch_one(inputs, v):
+    td = inputs.trace
+    patch = views.centre_patch(td)
+    return viz.patch_flatten_figure(views.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
+                                    theme=v.theme)
+
+
+def _patch_pca(inputs, v):
+    rgb, ratio = patch_embedding_pca(inputs.trace.patch_embeddings, inputs.trace.grid)
+    return viz.pca_image_figure(rgb, theme=v.theme, title=f"Patch embeddings: 3 principal components as RGB "
+                                                          f"({100 * ratio.sum():.0f}% of the variance)")
+
+
+def _z0(inputs, v):
+    td = inputs.trace
+    return viz.patch_embedding_figure(td.hidden_states[0], num_prefix_tokens=td.num_prefix_tokens, theme=v.theme,
+                                      title=f"z₀ = embeddings + positions: {td.T} tokens × {td.D}")
+
+
+# ----------------------------------------------------------------------------- 3 attention
+
+def _overlay(inputs, v):
+    td = inputs.trace
+    fig = viz.attention_overlay_figure(td.image, views.attention_map(td, v.layer, v.head, v.query), **_where(td, v),
+                                       **_look(v), title=f"{td.token_name(v.query)} → layer {v.layer}, head {v.head}")
+    return _clickable(fig, td)
+
+
+def _scores(inputs, v):
+    td = inputs.trace
+    q = views.qkv_step(td, v.layer, v.head, v.query)
+    return viz.attention_scores_figure(q["scores"], td.attentions[v.layer, v.head, v.query],
+                                       views.short_token_names(td), query_name=td.token_name(v.query),
+                                       num_prefix_tokens=td.num_prefix_tokens, theme=v.theme)
+
+
+def _mixing(inputs, v):
+    td = inputs.trace
+    q = views.qkv_step(td, v.layer, v.head, v.query)
+    return viz.value_mixing_figure(td.attentions[v.layer, v.head, v.query], td.values[v.layer, v.head], q["out"],
+                                   views.short_token_names(td), query_name=td.token_name(v.query),
+                                   num_prefix_tokens=td.num_prefix_tokens, theme=v.theme)
+
+
+def _heads(inputs, v):
+    td = inputs.trace
+    maps = views.heads_maps(td, v.layer, v.query)
+    return viz.attention_heads_figure(maps, image=td.image, layer=v.layer, zmax=views.color_top(maps),
+                                      **_where(td, v), **_look(v))
+
+
+def _layers(inputs, v):
+    td = inputs.trace
+    maps = views.layers_maps(td, v.head, v.query)
+    return viz.attention_layers_figure(maps, image=td.image, head=v.head, zmax=views.color_top(maps),
+                                       **_where(td, v), **_look(v))
+
+
+def _grid(inputs, v):
+    td = inputs.trace
+    maps = views.grid_maps(td, v.query)
+    return viz.attention_grid_figure(maps, query=v.query, num_prefix_tokens=td.num_prefix_tokens,
+                                     prefix_names=list(td.prefix_names), colormap=v.colormap,
+                                     zmax=views.color_top(maps), theme=v.theme)
+
+
+def _matrix(inputs, v):
+    td = inputs.trace
+    return viz.attention_matrix_figure(td.attentions[v.layer, v.head], num_prefix_tokens=td.num_prefix_tokens,
+                                       prefix_names=list(td.prefix_names), grid=td.grid, layer=v.layer, head=v.head,
+                                       log_scale=v.matrix_log, colormap=v.colormap, theme=v.theme)
+
+
+def _mask(inputs, v):
+    td = inputs.trace
+    return viz.mass_mask_figure(td.image, *views.mass_mask(td, v.layer, v.head, v.query, v.mask_share),
+                                patch_size=td.patch_size, threshold=v.mask_share, theme=v.theme)
+
+
+def _explanations(inputs, v):
+    td = inputs.trace
+    label = td.class_names()[v.class_index] if v.class_index is not None else None
+    return viz.explanation_figure(
+        td.image, inputs.explanations(v), alpha=v.opacity, colormap=v.colormap, upsample=v.upsample,
+        patch_size=td.patch_size, label=label, theme=v.theme,
+        title=f"Rollout of {td.token_name(v.query)}" + (f" · class maps for “{label}” (CLS)" if label else ""))
+
+
+# ----------------------------------------------------------------------------- 4 MLP and the stream
+
+def _stream(inputs, v):
+    td = inputs.trace
+    norms = views.residual_norms(td, v.query)
+    return viz.residual_stream_figure(norms["attn"], norms["mlp"], norms["stream"],
+                                      token_name=td.token_name(v.query), theme=v.theme)
+
+
+def _units(inputs, v):
+    td = inputs.trace
+    return viz.mlp_activation_figure(inputs.mlp_hidden(v.layer, v.query),
+                                     token_name=f"{td.token_name(v.query)}, block {v.layer}", theme=v.theme)
+
+
+def _norm_lines(inputs, v):
+    td, stats = inputs.trace, inputs.statistics()
+    return viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=td.num_prefix_tokens,
+                                        prefix_names=list(td.prefix_names), artifact_tokens=stats["artifacts"],
+                                        theme=v.theme)
+
+
+def _norms(inputs, v):
+    td, stats = inputs.trace, inputs.statistics()
+    return viz.token_norms_figure(stats["norms"], num_prefix_tokens=td.num_prefix_tokens,
+                                  prefix_names=list(td.prefix_names), artifact_tokens=stats["artifacts"],
+                                  log_scale=True, theme=v.theme)
+
+
+# ----------------------------------------------------------------------------- heads
+
+def _distance(inputs, v):
+    fig = viz.attention_distance_figure(inputs.statistics()["distance"],
+                                        image_size=float(inputs.trace.image.shape[1]), theme=v.theme)
+    fig.update_layout(clickmode="event+select", dragmode=False)  # its dots carry x = layer, customdata = head
+    return fig
+
+
+def _entropy(inputs, v):
+    entropy = inputs.statistics()["entropy"]
+    fig = viz.attention_entropy_figure(entropy, num_keys=inputs.trace.T, theme=v.theme,
+                                       title="Attention entropy per head")
+    return _cell_targets(fig, entropy, "entropy", ".2f")
+
+
+def _prefix(inputs, v):
+    share = inputs.statistics()["prefix"]
+    fig = viz.prefix_attention_figure(share, theme=v.theme, title="Attention to prefix tokens")
+    return _cell_targets(fig, share, "prefix share", ".2f")
+
+
+# ----------------------------------------------------------------------------- 5 logits, 6 loss
+
+def _topk(inputs, v):
+    td = inputs.trace
+    return viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=v.theme)
+
+
+def _loss(inputs, v):
+    td = inputs.trace
+    return viz.loss_figure(td.logits, td.class_names(), v.loss_label, k=min(8, td.K), theme=v.theme)
+
+
+def _training(inputs, v):
+    return viz.training_curve_figure(inputs.training_curve, title=f"{inputs.model_name}: loss during training",
+                                     theme=v.theme)
+
+
+def _spec(name, label, depends, build, available=None) -> FigureSpec:
+    return FigureSpec(name, label, tuple(depends), build, available or (lambda inputs: True))
+
+
+ATTENTION = ("layer", "head", "query")
+FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
+    _spec("patch_grid", "Patch grid", (), lambda i, v: viz.patch_grid_figure(
+        i.trace.image, i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+    _spec("patch_one", "One patch → its embedding", (), _patch_one),
+    _spec("patch_mosaic", "Patches as a sequence", (), lambda i, v: viz.patch_mosaic_figure(
+        i.trace.image, i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+    _spec("patch_matrix", "Flattened patches", (), lambda i, v: viz.patch_matrix_figure(
+        i.trace.image, i.trace.patch_size, theme=v.theme)),
+    _spec("patch_embeddings", "Patch-embedding matrix", (), lambda i, v: viz.patch_embedding_figure(
+        i.trace.patch_embeddings, theme=v.theme)),
+    _spec("patch_pca", "Patch-embedding PCA", (), _patch_pca),
+    _spec("position_similarity", "Position-embedding similarity", (), lambda i, v: viz.pos_similarity_figure(
+        pos_embed_similarity(i.trace.pos_embed, i.trace.grid, i.trace.num_prefix_tokens), theme=v.theme)),
+    _spec("z0", "z₀ = embeddings + positions", (), _z0),
+    _spec("attention_overlay", "Attention of the query token", ATTENTION + LOOK, _overlay),
+    _spec("attention_scores", "Scores → softmax", ATTENTION, _scores),
+    _spec("value_mixing", "Weighted sum of values", ATTENTION, _mixing),
+    _spec("heads_of_layer", "All heads of the layer", ("layer", "query") + LOOK, _heads),
+    _spec("layers_of_head", "All layers of the head", ("head", "query") + LOOK, _layers),
+    _spec("layer_head_grid", "Every layer × head", ("query", "colormap"), _grid),
+    _spec("attention_matrix", "Attention matrix (T×T)", ("layer", "head", "matrix_log", "colormap"), _matrix),
+    _spec("mass_mask", "Attention mass mask", ATTENTION + ("mask_share",), _mask),
+    _spec("explanations", "Rollout and class maps",
+          ("query", "class_index", "fusion", "discard_ratio", "residual_alpha", "start_layer") + LOOK, _explanations),
+    _spec("residual_stream", "The query token's residual stream", ("query",), _stream),
+    _spec("mlp_units", "MLP units of the query token", ("layer", "query"), _units),
+    _spec("token_norm_lines", "All token norms (lines)", (), _norm_lines),
+    _spec("token_norms", "Token norms and artifact tokens", (), _norms),
+    _spec("attention_distance", "Mean attention distance", (), _distance),
+    _spec("attention_entropy", "Attention entropy", (), _entropy),
+    _spec("prefix_attention", "Prefix-token attention", (), _prefix,
+          lambda i: i.trace.num_prefix_tokens > 0),
+    _spec("topk", "Top-5 predictions", (), _topk, _has_head),
+    _spec("loss", "Loss for the chosen label", ("loss_label",), _loss, _has_head),
+    _spec("training_curve", "Loss during training", (), _training, lambda i: i.training_curve is not None),
+]}
+
+
+def spec(name: str) -> FigureSpec:
+    try:
+        return FIGURES[name]
+    except KeyError:
+        raise KeyError(f"no figure named {name!r}; the registry has {', '.join(FIGURES)}") from None
+
+
+def build(name: str, inputs: FigureInputs, view: View) -> go.Figure:
+    """Build figure `name` (uncached: the app caches it by ``cache_key``)."""
+    return spec(name).build(inputs, view)
+
+
+def cache_key(name: str, view: View) -> tuple:
+    return (name,) + view.key(spec(name).depends)
+
+
+def available(inputs: FigureInputs) -> list[FigureSpec]:
+    """The figures this model and image can show, in registry order (the Downloads list)."""
+    return [s for s in FIGURES.values() if s.available(inputs)]
+
+
+def replace(view: View, **changes) -> View:
+    return dataclasses.replace(view, **changes)
