@@ -12,6 +12,7 @@ from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=":material/flashlight_on:",
                    layout="wide", initial_sidebar_state="expanded")
+shared.install_upload_quota()
 shared.init_state()
 
 MODEL_LABELS = {

@@ -50,6 +50,13 @@ def hub_allow_list(environ=None) -> tuple[str, ...] | None:
     return None if "*" in ids else ids
 
 
+def model_cache_size(environ=None) -> int:
+    """How many loaded models the server keeps: every model a public demo offers (the built-ins
+    and the allow-listed hub repos, so that no visitor's choice evicts another's), at least 3."""
+    allowed = hub_allow_list(environ)
+    return max(3, len(BUILTIN_CHOICES) + (len(allowed) if allowed is not None else 3))
+
+
 def model_choices(public: bool) -> list[str]:
     """What the sidebar offers: the built-ins, ``hf:`` and (only when local) a path."""
     return list(BUILTIN_CHOICES) + [HF_CHOICE] + ([] if public else [PATH_CHOICE])
@@ -165,10 +172,12 @@ def hub_precheck(repo_id: str, reachable=None) -> None:
             "downloaded; unset HF_HUB_OFFLINE on a machine with internet, or load a local directory"
         )
     if not (reachable or hub_reachable)():
+        fix = ("choose one of the built-in models, which work offline" if is_public() else
+               "connect to the internet, or download it elsewhere and load its folder as a local path — the "
+               "built-in models work offline")
         raise ValueError(
             f"cannot reach huggingface.co to download hf:{repo_id} (no internet connection here?) and it is "
-            "not in the local cache; connect to the internet, or download it elsewhere and load its folder as "
-            "a local path — the built-in models work offline"
+            f"not in the local cache; {fix}"
         )
 
 

@@ -42,3 +42,51 @@ def decode_upload(data: bytes, name: str):
         # Pillow can fail while reading the header (e.g. a PNG signature followed by junk),
         # before decode_image's own checks; it is the same problem for the person uploading.
         raise ImageError(f"{name} is truncated or corrupt ({err}); re-export or re-download it") from None
+
+
+# ----------------------------------------------------------------------------- upload quotas
+
+# Streamlit keeps every file a session PUTs, under file ids the client chooses, until the
+# session ends. Without a bound one visitor stored 30 × 19 MB in two seconds (issue 13).
+MAX_SESSION_FILES = 3  # the image, a settings file, and one more while the image is replaced
+MAX_SESSION_MB = 2 * MAX_UPLOAD_MB
+TOTAL_UPLOAD_ENV = "PATCHLIGHT_UPLOAD_TOTAL_MB"
+DEFAULT_TOTAL_UPLOAD_MB = 1024
+
+
+class UploadRefused(Exception):
+    """An upload over the server-wide quota; the message says what to do."""
+
+
+def total_upload_limit_mb(environ=None) -> float:
+    """The server-wide bound on uploads held at once (``PATCHLIGHT_UPLOAD_TOTAL_MB``)."""
+    import os
+
+    raw = (os.environ if environ is None else environ).get(TOTAL_UPLOAD_ENV, "")
+    try:
+        return float(raw) if raw.strip() else float(DEFAULT_TOTAL_UPLOAD_MB)
+    except ValueError:
+        return float(DEFAULT_TOTAL_UPLOAD_MB)
+
+
+def files_to_evict(held: list[tuple[str, int]], new_size: int) -> list[str]:
+    """The file ids (oldest first) a session drops so that the new file fits its quota.
+
+    `held`: (file id, size in bytes) of the session's other files, oldest first. A session
+    keeps its newest files: uploading a new image replaces the old one rather than failing.
+    """
+    limit = MAX_SESSION_MB * 1024 * 1024
+    kept = list(held)
+    evict: list[str] = []
+    while kept and (len(kept) + 1 > MAX_SESSION_FILES or sum(size for _, size in kept) + new_size > limit):
+        evict.append(kept.pop(0)[0])
+    return evict
+
+
+def check_total(total_bytes: int, new_size: int, limit_mb: float | None = None) -> None:
+    """Refuse a file that would take the server's held uploads over the limit."""
+    limit_mb = total_upload_limit_mb() if limit_mb is None else limit_mb
+    if total_bytes + new_size > limit_mb * 1024 * 1024:
+        raise UploadRefused(
+            f"the server is holding {total_bytes / 1024 / 1024:.0f} MB of uploads from other visitors, its limit; "
+            "try again in a minute, or pick a sample from the gallery")

@@ -6,7 +6,7 @@ import streamlit as st
 
 import viz
 from app_pages import shared
-from app_core import exports, figures, settings, safe_text, traces, views
+from app_core import exports, figures, settings, safe_text, views
 
 ctx = shared.context()
 td = ctx.td
@@ -73,7 +73,7 @@ with data:
     st.download_button("Current maps (CSV)", data=lambda: exports.maps_csv(_maps()),
                        file_name=shared.file_stem(ctx, "maps") + ".csv", mime="text/csv", key="dl_maps_csv",
                        on_click="ignore", icon=":material/table:", width="stretch")
-    st.download_button("Whole trace (NPZ)", data=lambda: traces.trace_npz(td),
+    st.download_button("Whole trace (NPZ)", data=lambda: shared.trace_npz(ctx.model_key, ctx.digest, td),
                        file_name=shared.file_stem(ctx, "trace") + ".npz", mime="application/octet-stream",
                        key="dl_trace", on_click="ignore", icon=":material/inventory_2:", width="stretch",
                        help="attentions, hidden_states, patch_embeddings, pos_embed, pixel_values, logits, grid, "

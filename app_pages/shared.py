@@ -26,6 +26,51 @@ from model.preprocess import ImageError
 
 
 
+def install_upload_quota() -> None:
+    """Bound what the upload endpoint keeps: per session (oldest files dropped first) and in
+    total (refused with HTTP 429 and a message). Streamlit's in-memory file manager is given
+    the quota by swapping in a subclass, keeping its state; without a running server (AppTest)
+    there is nothing to bound."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    if not Runtime.exists():
+        return
+    manager = Runtime.instance().uploaded_file_mgr
+    if type(manager) is MemoryUploadedFileManager:
+        manager.__class__ = _QuotaFileManager
+
+
+def _quota_error(message: str) -> Exception:
+    try:
+        from starlette.exceptions import HTTPException
+    except ImportError:  # an older, Tornado-based server: a plain error still stops the upload
+        return uploads.UploadRefused(message)
+    return HTTPException(status_code=429, detail=message)
+
+
+def _quota_class():
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    class QuotaFileManager(MemoryUploadedFileManager):
+        def add_file(self, session_id, file) -> None:
+            with self._lock:
+                held = [(fid, len(rec.data)) for fid, rec in self.file_storage.get(session_id, {}).items()
+                        if fid != file.file_id]
+            for fid in uploads.files_to_evict(held, len(file.data)):
+                self.remove_file(session_id, fid)
+            try:
+                uploads.check_total(self._total_bytes, len(file.data))
+            except uploads.UploadRefused as err:
+                raise _quota_error(str(err)) from None
+            super().add_file(session_id, file)
+
+    return QuotaFileManager
+
+
+_QuotaFileManager = _quota_class()
+
+
 def public() -> bool:
     """Hosted-demo mode, read from the environment on every run (PATCHLIGHT_PUBLIC=1)."""
     return sources.is_public()
@@ -87,9 +132,11 @@ def classroom() -> bool:
 # ----------------------------------------------------------------------------- caches
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
+@st.cache_resource(max_entries=sources.model_cache_size(), show_spinner=False)
 def get_model(model_key: str, source: str):
-    """Loaded once per source, shared by every session and never modified."""
+    """Loaded once per source, shared by every session and never modified. The cache holds
+    every model a public demo offers, so visitors choosing different models do not evict
+    each other's (each reload would cost seconds and a download)."""
     return sources.load(source)
 
 
@@ -124,6 +171,13 @@ def explanation_maps(model_key: str, digest: str, class_index: int | None, fusio
         grads = attention_gradients(model_key, digest, class_index, _ctx.image_name, _ctx.model, _ctx.data)
     return views.explanation_maps(_ctx.td, grads, fusion=fusion, discard_ratio=discard_ratio,
                               residual_alpha=residual_alpha, start_layer=start_layer, query=query)
+
+
+@st.cache_data(max_entries=4, ttl=1800, show_spinner=False)
+def trace_npz(model_key: str, digest: str, _td) -> bytes:
+    """The whole-trace download (~0.75 s of compression, ~23 MB for dinov2-small), made once
+    per (model, image) however often any visitor asks for it."""
+    return traces.trace_npz(_td)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -462,6 +462,15 @@ def test_public_mode_hides_local_paths(monkeypatch):
     assert_clean(at)
     assert any("not one of the hub models this hosted demo loads" in plain(e.value) for e in at.error)
 
+    # offline, an allowed repo that is not cached: the message offers what the demo has (issue 13, item 5)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda timeout=1.5: False)
+    at.text_input(key="hf_repo").set_value("facebook/dinov2-small").run()
+    assert_clean(at)
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert "cannot reach huggingface.co" in errors and "built-in models" in errors
+    assert "local path" not in errors
+
 
 # ----------------------------------------------------------------------------- dinov2-small
 

@@ -137,3 +137,43 @@ def test_query_parameters_and_hub_ids_are_shown_as_text():
     assert any("Log in again" in text for text in shown), shown
     for text in shown:
         assert "](" not in text and "![" not in text, text
+
+
+# ----------------------------------------------------------------------------- upload quotas
+
+def test_a_session_keeps_only_its_newest_uploads():
+    from app_core import uploads
+
+    mb = 1024 * 1024
+    assert uploads.files_to_evict([], 5 * mb) == []
+    held = [(f"f{i}", mb) for i in range(uploads.MAX_SESSION_FILES)]
+    assert uploads.files_to_evict(held, mb) == ["f0"]
+    big = [("a", 19 * mb), ("b", 19 * mb)]
+    assert uploads.files_to_evict(big, 19 * mb) == ["a"]  # 40 MB per session
+    assert uploads.files_to_evict([("a", 1)], 1) == []
+
+
+def test_the_upload_manager_enforces_both_quotas(monkeypatch):
+    """Issue 13, item 3: 30 uploads of 19 MB under chosen file ids leave at most the session's
+    quota in memory, and the server-wide total refuses more with a message."""
+    from starlette.exceptions import HTTPException
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    from app_core import uploads
+    from app_pages import shared
+
+    manager = shared._QuotaFileManager("/_stcore/upload_file")
+    blob = b"x" * (19 * 1024 * 1024)
+    for i in range(30):
+        manager.add_file("attacker", UploadedFileRec(file_id=f"id{i}", name="a.png", type="image/png", data=blob))
+    held = manager.file_storage["attacker"]
+    assert len(held) <= uploads.MAX_SESSION_FILES
+    assert sum(len(r.data) for r in held.values()) <= uploads.MAX_SESSION_MB * 1024 * 1024
+    assert list(held)[-1] == "id29"  # the newest upload is the one kept in use
+
+    monkeypatch.setenv(uploads.TOTAL_UPLOAD_ENV, "60")
+    with pytest.raises(HTTPException) as refused:
+        for session in range(5):
+            manager.add_file(f"s{session}", UploadedFileRec(file_id="x", name="b.png", type="image/png", data=blob))
+    assert refused.value.status_code == 429 and "try again" in refused.value.detail
+    assert manager._total_bytes <= 60 * 1024 * 1024
