@@ -37,14 +37,14 @@ pages = st.navigation([
 with st.sidebar:
     st.markdown("## :material/flashlight_on: Patchlight\n"
                 "See what a Vision Transformer sees, step by step, on your own image.")
-    st.toggle("Classroom mode", key="classroom",
+    st.toggle("Classroom mode", **shared.kept("classroom"),
               help="Larger text and figures for a projector, fewer controls.")
 
     st.subheader("Image")
-    st.radio("Image source", ["gallery", "upload"], key="image_source", horizontal=True,
+    st.radio("Image source", ["gallery", "upload"], **shared.kept("image_source"), horizontal=True,
              format_func={"gallery": "Sample gallery", "upload": "Upload"}.get)
     if st.session_state["image_source"] == "gallery":
-        st.selectbox("Sample", shared.samples_for_select(), key="sample", format_func=shared.sample_label)
+        st.selectbox("Sample", shared.samples_for_select(), **shared.kept("sample"), format_func=shared.sample_label)
         sample = get_sample(st.session_state["sample"])
         st.caption(f"{sample.credit} · {sample.licence}. Suits **{sample.suggested_model}**.")
     else:
@@ -59,15 +59,15 @@ with st.sidebar:
                       icon=":material/delete:")
 
     st.subheader("Model")
-    st.selectbox("Model", sources.model_choices(shared.public()), key="model_choice", format_func=MODEL_LABELS.get,
-                 on_change=shared.fit_sample_to_model)
+    st.selectbox("Model", sources.model_choices(shared.public()), format_func=MODEL_LABELS.get,
+                 **shared.kept("model_choice", then=shared.fit_sample_to_model))
     if st.session_state["model_choice"] == sources.HF_CHOICE:
         allowed = sources.hub_allow_list() if shared.public() else None
-        st.text_input("Hub repo id", key="hf_repo", placeholder="google/vit-base-patch16-224",
+        st.text_input("Hub repo id", **shared.kept("hf_repo"), placeholder="google/vit-base-patch16-224",
                       help="Downloaded once with huggingface_hub (needs internet), then cached."
                       + (f" This demo loads: {', '.join(allowed) or 'none'}." if allowed is not None else ""))
     elif st.session_state["model_choice"] == sources.PATH_CHOICE:
-        st.text_input("Model path", key="local_path", placeholder="/path/to/model-directory",
+        st.text_input("Model path", **shared.kept("local_path"), placeholder="/path/to/model-directory",
                       help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")
     try:
         _source, _key, _model = shared.load_selected_model()
@@ -84,4 +84,5 @@ with st.sidebar:
         st.warning(safe_text.md_text(note, 600))
 
 shared.css()
+shared.sync_query_params()
 pages.run()

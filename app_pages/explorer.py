@@ -21,7 +21,7 @@ def _clicked() -> None:
     points = event["selection"]["points"] if event else []
     token = clicks.token_from_points(points, td.T)
     if token is not None:
-        st.session_state["query"] = token
+        shared.set_setting("query", token)
 
 
 @st.fragment
@@ -35,17 +35,17 @@ def explorer() -> None:
     else:
         image_col, control_col = st.columns([2, 1], gap="medium")
         control_cols = [control_col] * 3
-    control_cols[0].selectbox("Query token", views.query_options(td), key="query", format_func=td.token_name,
+    control_cols[0].selectbox("Query token", views.query_options(td), **shared.kept("query"), format_func=td.token_name,
                               help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                    "distillation, registers) first, then the patches row by row.")
-    control_cols[1].slider("Layer", 0, td.L - 1, key="layer")
+    control_cols[1].slider("Layer", 0, td.L - 1, **shared.kept("layer"))
     shared.head_picker(control_cols[2], td.H)
     with control_col:
         if not shared.classroom():
             with st.expander("Display: colormap, opacity, smoothing"):
-                st.selectbox("Colormap", settings.COLORMAPS, key="colormap")
-                st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key="opacity")
-                st.radio("Map upsampling", settings.UPSAMPLES, key="upsample", horizontal=True,
+                st.selectbox("Colormap", settings.COLORMAPS, **shared.kept("colormap"))
+                st.slider("Overlay opacity", 0.0, 1.0, step=0.05, **shared.kept("opacity"))
+                st.radio("Map upsampling", settings.UPSAMPLES, **shared.kept("upsample"), horizontal=True,
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
     layer, head, query = ss["layer"], ss["head"], ss["query"]
     with control_col:
@@ -60,7 +60,7 @@ def explorer() -> None:
         shared.show(ctx, "attention_overlay", "explorer_click", on_select=_clicked)
 
     with st.container():
-        st.segmented_control("View", settings.VIEWS, key="view", format_func=settings.VIEW_LABELS.get, required=True,
+        st.segmented_control("View", settings.VIEWS, **shared.kept("view"), format_func=settings.VIEW_LABELS.get, required=True,
                              label_visibility="collapsed")
         view = ss["view"]
         if view == "matrix":
@@ -89,19 +89,19 @@ def explanation_controls() -> None:
     names = td.class_names()
     if td.has_head:
         top = views.top_classes(td, 1)[0]["class"]
-        st.selectbox("Class to explain", [-1] + list(range(td.K)), key="target_class",
+        st.selectbox("Class to explain", [-1] + list(range(td.K)), **shared.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
         st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
                 "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
     if not shared.classroom():
         e1, e2, e3, e4 = st.columns(4)
-        e1.selectbox("Head fusion", FUSIONS, key="fusion", help="How rollout combines the heads of a layer.")
-        e2.slider("Discard ratio", 0.0, 0.99, step=0.05, key="discard_ratio",
+        e1.selectbox("Head fusion", FUSIONS, **shared.kept("fusion"), help="How rollout combines the heads of a layer.")
+        e2.slider("Discard ratio", 0.0, 0.99, step=0.05, **shared.kept("discard_ratio"),
                   help="Fraction of the weakest patch-to-patch attention set to 0 in each layer.")
-        e3.slider("Residual weight α", 0.0, 1.0, step=0.05, key="residual_alpha",
+        e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **shared.kept("residual_alpha"),
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
-        e4.slider("Start layer", 0, td.L - 1, key="start_layer", help="Compose layers from this one on.")
+        e4.slider("Start layer", 0, td.L - 1, **shared.kept("start_layer"), help="Compose layers from this one on.")
 
 
 explorer()

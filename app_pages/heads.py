@@ -22,7 +22,8 @@ def _clicked(key: str) -> None:
     points = event["selection"]["points"] if event else []
     hit = clicks.head_from_points(points, td.L, td.H)
     if hit is not None:
-        st.session_state["layer"], st.session_state["head"] = hit
+        shared.set_setting("layer", hit[0])
+        shared.set_setting("head", hit[1])
         st.toast(f"Opened layer {hit[0]}, head {hit[1]} in “The chosen head” at the bottom of the page.",
                  icon=":material/arrow_downward:")
 
@@ -81,9 +82,9 @@ def chosen_head() -> None:
     else:
         left, right = st.columns([2, 1], gap="medium")
     with right:
-        st.slider("Layer", 0, td.L - 1, key="layer")
+        st.slider("Layer", 0, td.L - 1, **shared.kept("layer"))
         shared.head_picker(st, td.H)
-        st.selectbox("Query token", views.query_options(td), key="query", format_func=td.token_name)
+        st.selectbox("Query token", views.query_options(td), **shared.kept("query"), format_func=td.token_name)
         layer, head = ss["layer"], ss["head"]
         m1, m2 = st.columns(2)
         m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")

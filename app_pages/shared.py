@@ -80,15 +80,23 @@ CLICK_KEYS = ("explorer_click", "heads_click")  # plotly selection widgets: not 
 # ----------------------------------------------------------------------------- settings state
 
 
+SAVED = "_settings"  # the one copy of the view settings that outlives widgets, pages and fragments
+
+
 def init_state() -> None:
-    """Defaults on the first run (query parameters override them), then keep every setting
-    alive across page switches: a widget's value is dropped when its page is not shown,
-    unless the key is written back as plain session state (Streamlit's documented way)."""
+    """Keep every setting alive across pages, fragments and server restarts.
+
+    A widget's value lives only while its widget is drawn, and a widget changed inside a
+    fragment never reaches the full reruns that used to copy it forward, so a page switch
+    reset layer, head and query (issue 10). Now every setting widget commits its value to
+    ``SAVED`` in its own on_change callback (``kept``), every programmatic change goes through
+    ``set_setting``, and each full run hands the saved values to the widgets. The first run of
+    a session reads the query parameters, which ``sync_query_params`` keeps equal to the view:
+    a reload, a shared link or the reconnect after a server restart brings the view back.
+    """
     ss = st.session_state
-    if "_initialised" not in ss:
-        ss["_initialised"] = True
-        for key, value in settings.DEFAULTS.items():
-            ss.setdefault(key, value)
+    if SAVED not in ss:
+        ss[SAVED] = dict(settings.DEFAULTS)
         if st.query_params:
             parsed, warnings = settings.parse_settings(st.query_params.to_dict(), public())
             apply_settings(parsed)
@@ -96,10 +104,39 @@ def init_state() -> None:
                 fit_sample_to_model()
             ss["_notes"] = warnings
     for key in settings.SETTING_KEYS:
-        if key in ss:
-            ss[key] = ss[key]
-        else:
-            ss[key] = settings.DEFAULTS[key]
+        ss[key] = ss[SAVED][key]
+
+
+def remember(key: str) -> None:
+    """on_change of a setting widget: commit its new value (runs before the rerun)."""
+    st.session_state[SAVED][key] = st.session_state[key]
+
+
+def kept(key: str, then=None) -> dict:
+    """Widget arguments that bind it to setting `key`: ``st.slider(..., **kept("layer"))``."""
+    def changed() -> None:
+        remember(key)
+        if then is not None:
+            then()
+
+    return {"key": key, "on_change": changed}
+
+
+def set_setting(key: str, value) -> None:
+    """Change a setting from code (a click, a button, a loaded file)."""
+    st.session_state[key] = value
+    st.session_state[SAVED][key] = value
+
+
+def sync_query_params() -> None:
+    """Mirror the view into the address bar (only the settings that differ from the defaults).
+
+    The address is then always a link to this view, and the browser sends it again when it
+    reconnects to a restarted server, whose new session restores the view from it instead
+    of showing stale sliders that jump back to layer 0 at the next click (issue 13)."""
+    wanted = settings.settings_query(current_settings(), public())
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
 
 
 def fit_sample_to_model() -> None:
@@ -108,17 +145,18 @@ def fit_sample_to_model() -> None:
     choice = ss.get("model_choice")
     if choice in sources.BUILTIN_CHOICES and ss.get("image_source") == "gallery":
         if get_sample(ss["sample"]).suggested_model != choice:
-            ss["sample"] = next(s.key for s in list_samples() if s.suggested_model == choice)
+            set_setting("sample", next(s.key for s in list_samples() if s.suggested_model == choice))
 
 
 def apply_settings(values: dict) -> None:
     """Write validated settings into session state (call before the widgets are drawn)."""
     for key, value in values.items():
-        st.session_state[key] = value
+        set_setting(key, value)
 
 
 def current_settings() -> dict:
-    return {key: st.session_state.get(key, settings.DEFAULTS[key]) for key in settings.SETTING_KEYS}
+    saved = st.session_state.get(SAVED, settings.DEFAULTS)
+    return {key: saved.get(key, settings.DEFAULTS[key]) for key in settings.SETTING_KEYS}
 
 
 def theme():
@@ -337,9 +375,9 @@ def figure_and_text():
 def head_picker(where, H: int) -> None:
     """One button per head when they fit (up to 8), else a list; both write the "head" setting."""
     if H <= 8:
-        where.segmented_control("Head", list(range(H)), key="head", required=True)
+        where.segmented_control("Head", list(range(H)), required=True, **kept("head"))
     else:
-        where.selectbox("Head", list(range(H)), key="head")
+        where.selectbox("Head", list(range(H)), **kept("head"))
 
 
 def class_index(ctx: Context, setting: int) -> int | None:

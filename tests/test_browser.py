@@ -2,8 +2,10 @@
 
 A `streamlit run app.py` subprocess on a free port; upload a photo through the real file
 chooser, click a patch, switch layer and head, download a PNG, upload a broken file and
-read the error. Screenshots go to docs/screenshots/ (the README shows explorer.png). The
-app is deterministic (no randomness), and animations are disabled, so they are stable.
+read the error. Screenshots go to a temporary folder, or to $PATCHLIGHT_SCREENSHOTS when set
+(`PATCHLIGHT_SCREENSHOTS=docs/screenshots pytest -m browser` refreshes the README's pictures;
+a test run never rewrites tracked files). The app is deterministic (no randomness), and
+animations are disabled, so the pictures are stable.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "docs" / "screenshots"
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 pytestmark = [
@@ -111,12 +112,19 @@ def _wait_title(pg, text: str) -> None:
         arg=text)
 
 
-def _shot(pg, name: str) -> Path:
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    where = os.environ.get("PATCHLIGHT_SCREENSHOTS")
+    folder = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _shot(pg, folder: Path, name: str) -> Path:
     """A PNG screenshot, reduced to a 256-colour palette so it stays small in the repository."""
     from PIL import Image
 
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / name
+    path = folder / name
     pg.mouse.move(0, 0)  # no hover label in the picture
     pg.wait_for_timeout(300)
     pg.screenshot(path=str(path), animations="disabled", caret="hide")
@@ -124,7 +132,7 @@ def _shot(pg, name: str) -> Path:
     return path
 
 
-def test_browser_journey(server, page, tmp_path):
+def test_browser_journey(server, page, tmp_path, shots):
     model = _model()
     pg = page
     pg.goto(f"{server}/explorer?model={model}")
@@ -169,7 +177,16 @@ def test_browser_journey(server, page, tmp_path):
     _wait_title(pg, "head 2")
     _idle(pg)
     assert "layer 3, head 2" in _overlay_title(pg)
-    _shot(pg, "explorer.png")
+    _shot(pg, shots, "explorer.png")
+
+    # the view survives a trip to another page (the controls live in fragments; issue 10)
+    pg.get_by_role("link", name="Heads").click()
+    pg.get_by_test_id("stPlotlyChart").first.wait_for()
+    _idle(pg)
+    pg.get_by_role("link", name="Explorer").click()
+    _wait_title(pg, "layer 3, head 2")
+    assert _overlay_title(pg).startswith(query)
+    _idle(pg)
 
     # download the overlay as PNG
     with pg.expect_download() as download:
@@ -210,10 +227,19 @@ def test_browser_journey(server, page, tmp_path):
     _idle(pg)
     assert not pg.get_by_test_id("stException").count()
 
+    # the address bar holds the view, so a reload (or the reconnect after a server restart)
+    # restores it instead of showing stale sliders that jump to layer 0 (issue 13)
+    assert "layer=3" in pg.url and "head=2" in pg.url, pg.url
+    pg.reload()
+    pg.get_by_test_id("stPlotlyChart").first.wait_for()
+    _idle(pg)
+    assert any("layer 3, head 2" in (t.text_content() or "")
+               for t in pg.get_by_test_id("stPlotlyChart").locator(".gtitle").all())
+
     # the walkthrough in classroom mode, for the README
     pg.get_by_role("link", name="Walkthrough").click()
     pg.get_by_test_id("stSidebar").get_by_text("Classroom mode").click()
     pg.get_by_test_id("stPlotlyChart").first.wait_for()
     _idle(pg)
     assert not pg.get_by_test_id("stException").count()
-    _shot(pg, "walkthrough-classroom.png")
+    _shot(pg, shots, "walkthrough-classroom.png")
