@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import viz
+from app_core.figure_png import UNAVAILABLE_MESSAGE, figure_png, png_export_available
 from app_pages import shared
 from model import app_support as S
 from model import patch_embedding_pca, pos_embed_similarity
@@ -85,7 +86,7 @@ if td.has_head:
 
 
 def _png(build):
-    return lambda: viz.figure_to_png(build())
+    return lambda: figure_png(build())
 
 
 def _maps() -> dict:
@@ -121,8 +122,11 @@ st.caption(f"Everything for {ctx.facts['name']} on {ctx.image_name} with the cur
 figs, data = st.columns([3, 2], gap="large")
 with figs:
     st.subheader("Figures as PNG")
+    can_png = png_export_available()
+    if not can_png:
+        st.caption(UNAVAILABLE_MESSAGE + " on each page.")
     cols = st.columns(2)
-    for i, (label, stem, build) in enumerate(FIGURES):
+    for i, (label, stem, build) in enumerate(FIGURES if can_png else []):
         cols[i % 2].download_button(label, data=_png(build), file_name=shared.file_stem(ctx, stem) + ".png",
                                     mime="image/png", key=f"dl_fig_{stem.split('_')[0]}_{i}", on_click="ignore",
                                     icon=":material/image:", width="stretch")

@@ -18,6 +18,43 @@ def text_width(text: str, size: float) -> float:
     return 0.62 * size * len(text)
 
 
+# plotly.js gives each legend entry's symbol a slot of about 40 px before its text
+LEGEND_SYMBOL_PX = 40
+
+
+def legend_rows(theme: Theme, names, plot_width: float) -> int:
+    """How many rows a horizontal legend of ``names`` takes over ``plot_width`` px (entries wrap)."""
+    rows, x = 1, 0.0
+    for name in names:
+        entry = LEGEND_SYMBOL_PX + text_width(str(name), theme.font_size) + theme.font_size
+        if x > 0 and x + entry > plot_width:
+            rows, x = rows + 1, 0.0
+        x += entry
+    return rows
+
+
+def legend_room(theme: Theme, names, width: int, height: int, margin: dict) -> tuple[int, dict]:
+    """(height, margin) grown so a :meth:`Theme.legend` of ``names`` fits between title and plot.
+
+    The theme's top margin already holds the title and one legend row; each further row grows
+    the margin and the figure by the same amount, so the plot keeps its size.
+    """
+    rows = legend_rows(theme, names, width - margin["l"] - margin["r"])
+    grow = (rows - 1) * theme.legend_row_height
+    margin = dict(margin, t=margin["t"] + grow)
+    return height + grow, margin
+
+
+def legend_key(name: str, color: str, theme: Theme, symbol: str = "square") -> go.Scatter:
+    """A legend entry that names a colour used inside another trace (e.g. bars coloured by kind).
+
+    It has no points (so it draws nothing and exports no data) and, being a scatter, does not
+    take a slot among grouped bars.
+    """
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True, hoverinfo="skip",
+                      marker={"symbol": symbol, "size": round(theme.font_size * 0.9), "color": color})
+
+
 def figure_size(theme: Theme, aspect: float, plot_width: float, colorbar: bool,
                 extra_left: float = 0, max_plot_height: float = 760) -> tuple[int, int, dict]:
     """(width, height, margin) for a plot area of ``plot_width`` px and ``aspect`` = height/width."""

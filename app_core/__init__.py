@@ -1,0 +1,1 @@
+"""Streamlit-free app logic: what the pages use that needs no browser session."""
