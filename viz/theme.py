@@ -108,8 +108,9 @@ class Theme:
 
     @property
     def legend_row_height(self) -> int:
-        """Pixels one row of a horizontal legend takes (plotly.js: 1.3 line spacing + a gap)."""
-        return round(self.font_size * 1.3 + 8 * self.scale)
+        """Pixels one row of a horizontal legend takes (plotly.js: 1.3 line spacing + 3 px),
+        with a few pixels to spare so that an estimate a little short still clears the title."""
+        return round(self.font_size * 1.3 + 3 + 4 * self.scale)
 
     def legend(self, **extra) -> dict:
         """A real plotly legend, horizontal, in a band between the title and the plot.

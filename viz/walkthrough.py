@@ -617,7 +617,7 @@ def token_norms_lines_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=
     ``fill="toself"``: upper edge left to right, then lower edge back), 2 the median line,
     3 a thin line of the largest of those patch norms (so an unlisted outlier still shows),
     then one line per prefix token (named by ``prefix_names``), then one per artifact token
-    (named ``"token t"``, accent colour). Every trace is named in the legend above the plot.
+    (named ``"token t (artifact)"``, accent colour). Every trace is named in the legend above the plot.
     ``layout.meta``: ``{"median", "q05", "q25", "q75", "q95", "artifact_tokens"}``.
     """
     th = resolve_theme(theme, classroom)
@@ -677,7 +677,7 @@ def token_norms_lines_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=
                                  hovertemplate=f"{names_p[j]}, " + "layer %{x}: norm %{y:.3f}<extra></extra>"))
     for i, t in enumerate(arts):
         name = names_p[t] if t < p else f"token {t}"
-        traces.append(go.Scatter(x=layers, y=v[:, t], mode="lines+markers", name=name,
+        traces.append(go.Scatter(x=layers, y=v[:, t], mode="lines+markers", name=f"{name} (artifact)",
                                  legendrank=5 + len(prefix_lines) + i,
                                  line={"color": th.accent_color, "width": lw * 0.7},
                                  marker={"size": th.marker_size * 0.6, "color": th.accent_color, "symbol": "diamond"},
