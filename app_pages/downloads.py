@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-import viz
+from app_core.figure_png import UNAVAILABLE_MESSAGE, figure_png, png_export_available
 from app_pages import shared
 from app_core import exports, figures, settings, safe_text, views
 
@@ -22,7 +22,7 @@ def _explanations() -> dict:
 
 
 def _png(name: str):
-    return lambda: viz.figure_to_png(shared.figure(ctx, name, view))
+    return lambda: figure_png(shared.figure(ctx, name, view))
 
 
 def _maps() -> dict:
@@ -59,8 +59,11 @@ st.caption(f"Everything for {ctx.model_label} on {ctx.image_label} with the curr
 figs, data = st.columns([3, 2], gap="large")
 with figs:
     st.subheader("Figures as PNG")
+    can_png = png_export_available()
+    if not can_png:
+        st.caption(UNAVAILABLE_MESSAGE + " on each page.")
     cols = st.columns(2)
-    for i, spec in enumerate(figures.available(inputs)):
+    for i, spec in enumerate(figures.available(inputs) if can_png else []):
         cols[i % 2].download_button(spec.label, data=_png(spec.name),
                                     file_name=shared.file_stem(ctx, spec.file_stem(view)) + ".png",
                                     mime="image/png", key=f"dl_fig_{spec.name}", on_click="ignore",

@@ -20,6 +20,7 @@ import streamlit as st
 
 import viz
 from app_core import figures, settings, sources, safe_text, traces, uploads, views
+from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
 from model.preprocess import ImageError
@@ -473,8 +474,8 @@ def streamlit_safe_colors(fig: go.Figure) -> go.Figure:
     return fig
 
 
-PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d", "toImage"],
-                 "scrollZoom": False}
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"], "scrollZoom": False,
+                 "toImageButtonOptions": {"format": "png", "scale": 2}}  # the camera icon: slide-sized PNGs
 
 
 def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, downloads: bool = True,
@@ -485,7 +486,8 @@ def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, dow
     costs nothing on a rerun.
     """
     streamlit_safe_colors(fig)
-    kwargs = dict(theme=None, key=key, config=PLOTLY_CONFIG, width=width)
+    config = dict(PLOTLY_CONFIG, toImageButtonOptions=dict(PLOTLY_CONFIG["toImageButtonOptions"], filename=file_stem))
+    kwargs = dict(theme=None, key=key, config=config, width=width)
     if on_select is not None:
         event = st.plotly_chart(fig, on_select=on_select, selection_mode="points", **kwargs)
     else:
@@ -497,8 +499,9 @@ def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, dow
 
 def download_row(fig: go.Figure, key: str, file_stem: str) -> None:
     row = st.container(horizontal=True, gap="small")
-    row.download_button("PNG", data=lambda: viz.figure_to_png(fig), file_name=f"{file_stem}.png", mime="image/png",
-                        key=f"png_{key}", on_click="ignore", icon=":material/download:")
+    if png_export_available():  # else the camera icon above the figure is the PNG export
+        row.download_button("PNG", data=lambda: figure_png(fig), file_name=f"{file_stem}.png", mime="image/png",
+                            key=f"png_{key}", on_click="ignore", icon=":material/download:")
     row.download_button("CSV", data=lambda: viz.figure_to_csv(fig), file_name=f"{file_stem}.csv", mime="text/csv",
                         key=f"csv_{key}", on_click="ignore", icon=":material/download:")
 

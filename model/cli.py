@@ -96,7 +96,7 @@ def cmd_explain(args) -> None:
     result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
     # The PNG is composed by viz (the one colormap implementation, no browser); imported here
     # so that the model layer itself never depends on plotting.
-    from viz.export import overlay_png
+    from viz.overlay import overlay_png
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_core import settings, sources, uploads
+from app_core.figure_png import figure_png, png_export_available
 from model import steps
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,8 +293,9 @@ def test_heads_page_and_choosing_a_head():
 def test_downloads_page_offers_every_file():
     at = new_app("downloads", layer=1, head=2)
     labels = [b.label for b in at.get("download_button")]
-    for needed in ("Current maps (NPZ)", "Current maps (CSV)", "Whole trace (NPZ)", "Settings (JSON)",
-                   "Patch grid", "Every layer × head", "Rollout and class maps", "Top-5 predictions"):
+    figures_png = ("Patch grid", "Every layer × head", "Rollout and class maps", "Top-5 predictions")
+    for needed in ("Current maps (NPZ)", "Current maps (CSV)", "Whole trace (NPZ)", "Settings (JSON)") + (
+            figures_png if png_export_available() else ()):
         assert needed in labels, needed
     assert "?model=fashion-vit&layer=1&head=2" in at.code[0].value
 
@@ -495,10 +497,9 @@ def test_dinov2_small_pages():
 
 
 @needs_fashion
+@pytest.mark.skipif(not png_export_available(), reason="PNG export needs kaleido and Chromium")
 def test_every_figure_on_every_page_exports_to_png():
     import plotly.graph_objects as go
-
-    import viz
 
     at = new_app("walkthrough")
     specs = []
@@ -510,5 +511,26 @@ def test_every_figure_on_every_page_exports_to_png():
         specs += figures(at)
     assert len(specs) >= 12
     for spec in specs:
-        png = viz.figure_to_png(go.Figure(spec))
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        png = figure_png(go.Figure(spec))
+        with Image.open(io.BytesIO(png)) as im:  # slide-sized: the layout at scale 2
+            assert im.size == (2 * spec["layout"]["width"], 2 * spec["layout"]["height"])
+
+
+@needs_fashion
+def test_png_downloads_only_where_figure_export_works(monkeypatch):
+    at = new_app("explorer")
+    config = json.loads(at.get("plotly_chart")[0].proto.config)
+    assert "toImage" not in config.get("modeBarButtonsToRemove", [])  # plotly's camera: always there
+    assert config["toImageButtonOptions"]["format"] == "png" and config["toImageButtonOptions"]["scale"] == 2
+    assert config["toImageButtonOptions"]["filename"].startswith("patchlight_")
+    labels = [b.label for b in at.get("download_button")]
+    assert labels.count("CSV") >= 1 and labels.count("PNG") == (labels.count("CSV") if png_export_available() else 0)
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")  # no browser: CSV only
+    at.run()
+    assert_clean(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "PNG" not in labels and "CSV" in labels
+    at.switch_page("app_pages/downloads.py").run()
+    assert_clean(at)
+    assert "pip install kaleido; apt-get install chromium" in texts(at)
+    assert "Patch grid" not in [b.label for b in at.get("download_button")]

@@ -85,16 +85,22 @@ def test_training_curve_figure_plots_the_curve_it_is_given():
     train, test = fig.data
     assert list(train.x) == [1, 2, 3] and list(train.y) == [1.5, 0.9, 0.7]
     assert list(test.y) == [0.8, 0.5, 0.45]
-    ends = [a.text for a in fig.layout.annotations]
-    assert ends == ["train 0.700", "test 0.450 (87.5% correct)"]
     assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] >= 1.5
-    assert not fig.layout.showlegend  # lines are named at their ends instead
+    # a real legend names the lines with their last values, above the plot, in the body font
+    assert fig.layout.showlegend and not fig.layout.annotations
+    assert [t.name for t in fig.data] == ["train loss (last 0.700)", "test loss (last 0.450, 87.5% correct)"]
+    assert all(t.showlegend is not False for t in fig.data)
+    assert train.line.color != test.line.color
+    leg = fig.layout.legend
+    assert leg.orientation == "h" and leg.y >= 1 and leg.yanchor == "bottom"
+    assert leg.font.size == fig.layout.font.size
+    big = viz.training_curve_figure(curve, classroom=True)
+    assert big.layout.legend.font.size == viz.CLASSROOM.font_size
 
 
-def test_training_curve_end_labels_move_apart_when_the_lines_meet():
+def test_training_curve_without_accuracy():
     fig = viz.training_curve_figure({"epoch": [1, 2], "train_loss": [1.0, 0.50], "test_loss": [1.1, 0.51]})
-    shifts = sorted(a.yshift for a in fig.layout.annotations)
-    assert shifts[0] < 0 < shifts[1]
+    assert fig.data[1].name == "test loss (last 0.510)"
 
 
 @pytest.mark.parametrize("curve, words", [

@@ -1,13 +1,11 @@
-"""viz.walkthrough: the step-by-step figures, checked by their data, their errors, and a pixel
-of their PNG export at a known spot."""
+"""viz.walkthrough: the step-by-step figures, checked by their data, their legends and their
+errors. (What a figure looks like as PNG is plotly's business: tests/test_viz_export.py.)"""
 
-import io
 import math
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
-from PIL import Image
 
 import viz
 from viz import colormaps as cm
@@ -19,45 +17,15 @@ RNG = np.random.default_rng(7)
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _png(fig):
-    data = viz.figure_to_png(fig)
-    px = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
-    assert px.shape[:2] == (fig.layout.height, fig.layout.width)
-    return px
-
-
-def _close(pixel, expected, tol=3):
-    assert np.abs(np.asarray(pixel, float) - np.asarray(expected, float)).max() <= tol, (pixel, expected)
-
-
-def _rgb(color):
-    return cm.parse_color(color)[:3]
-
-
-def _box(fig):
-    m = fig.layout.margin
-    return m.l, m.t, fig.layout.width - m.l - m.r, fig.layout.height - m.t - m.b
-
-
-def _xpx(fig, axis, v):
-    """Pixel column of data value ``v`` on a linear x axis (its domain and range)."""
-    l, _, pw, _ = _box(fig)
-    ax = fig.layout[axis]
-    d0, d1 = ax.domain or (0, 1)
-    r0, r1 = ax.range
-    return l + (d0 + (v - r0) / (r1 - r0) * (d1 - d0)) * pw
-
-
-def _ypx(fig, axis, v):
-    _, t, _, ph = _box(fig)
-    ax = fig.layout[axis]
-    d0, d1 = ax.domain or (0, 1)
-    r0, r1 = ax.range
-    return t + (1 - (d0 + (v - r0) / (r1 - r0) * (d1 - d0))) * ph
-
-
-def _blend(color, alpha, bg=(255, 255, 255)):
-    return (1 - alpha) * np.asarray(bg, float) + alpha * np.asarray(_rgb(color), float)
+def _legend(fig):
+    """(name, colour) of every legend entry, in order; checks the legend sits above the plot."""
+    assert fig.layout.showlegend
+    leg = fig.layout.legend
+    assert leg.orientation == "h" and leg.y >= 1 and leg.yanchor == "bottom"  # between title and plot
+    assert leg.font.size == fig.layout.font.size  # the body font: readable on a projector
+    shown = [t for t in fig.data if t.showlegend is not False]
+    shown.sort(key=lambda t: t.legendrank if t.legendrank is not None else 1000)
+    return [(t.name, t.marker.color if t.type == "bar" or t.mode == "markers" else t.line.color) for t in shown]
 
 
 def _softmax_case(T, d=16, hot=()):
@@ -133,16 +101,17 @@ BUILDERS = _builders()
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_every_walkthrough_figure_is_readable_themable_and_renders(name):
+def test_every_walkthrough_figure_is_readable_and_themable(name):
     fig = BUILDERS[name]()
     assert isinstance(fig, go.Figure) and fig.layout.title.text
     assert min(_fonts(fig)) >= 14
     big = BUILDERS[name](classroom=True)
     assert min(_fonts(big)) >= 20
     assert big.layout.font.size == BUILDERS[name](theme="classroom").layout.font.size == viz.CLASSROOM.font_size
-    px = _png(fig)
-    assert px.std() > 10
-    assert (px[: fig.layout.margin.t // 2 + 10].sum(axis=2) < 200).any()  # the title is drawn
+    assert not [a.text for a in fig.layout.annotations or () if a.text in ("■", "▬")]  # no hand-made legends
+    if fig.layout.showlegend:
+        _legend(fig)
+        _legend(big)
 
 
 def test_walkthrough_builders_are_exported():
@@ -159,7 +128,7 @@ def test_scores_small_T_every_key_in_token_order():
     s, p = _softmax_case(T, hot=(0, 20, 21))
     names = token_names(1, (7, 7))
     fig = viz.attention_scores_figure(s, p, names, query_name="patch 9")
-    sc, wt = fig.data
+    sc, wt = fig.data[:2]
     assert sc.type == wt.type == "bar" and sc.name == "scores" and wt.name == "softmax weights"
     assert list(sc.x) == names == list(wt.x)
     np.testing.assert_allclose(sc.y, s)
@@ -177,6 +146,10 @@ def test_scores_small_T_every_key_in_token_order():
     assert fig.layout.yaxis2.domain[0] > fig.layout.yaxis.domain[1]
     # tick labels do not collide (every label fits its slot)
     assert len(fig.layout.xaxis.tickvals) < T
+    # the two bar colours are named in a real legend; the bars themselves are not legend entries
+    assert _legend(fig) == [("prefix token", viz.SCREEN.second_color), ("patch tokens", viz.SCREEN.bar_color)]
+    assert sc.showlegend is False and wt.showlegend is False
+    assert all(x is None for t in fig.data[2:] for x in t.x)  # legend keys draw nothing
 
 
 @pytest.mark.parametrize("top, expect", [(None, 20), (7, 7), (300, 257)])
@@ -186,7 +159,7 @@ def test_scores_large_T_top_keys_sorted_and_stated(top, expect):
     names = token_names(1, (16, 16))
     fig = viz.attention_scores_figure(s, p, names, query_name="CLS", top=top)
     idx = np.argsort(-p, kind="stable")[:expect]
-    sc, wt = fig.data
+    sc, wt = fig.data[:2]
     assert sc.orientation == wt.orientation == "h"
     assert list(sc.y) == [names[j] for j in idx] == list(wt.y)
     np.testing.assert_allclose(sc.x, s[idx])
@@ -201,30 +174,23 @@ def test_scores_large_T_top_keys_sorted_and_stated(top, expect):
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # top key on top
 
 
-def test_scores_png_bars_have_their_colours():
+def test_scores_bars_coloured_by_token_kind_with_a_legend():
     s, p = _softmax_case(257, d=64, hot=(0,))
     s[0] += 10  # CLS is the top key by far
     p = viz.softmax(s)
     fig = viz.attention_scores_figure(s, p, token_names(1, (16, 16)), query_name="patch 5", top=10)
-    px = _png(fig)
-    _, t, _, ph = _box(fig)
-    row0 = int(t + 0.5 * ph / 10)  # first category row, the top
-    _close(px[row0, int(_xpx(fig, "xaxis2", p[0] / 2))], _rgb(viz.SCREEN.second_color))  # CLS: prefix colour
-    row1 = int(t + 1.5 * ph / 10)
-    j = fig.layout.meta["keys"][1]
-    _close(px[row1, int(_xpx(fig, "xaxis", s[j] / 2))], _rgb(viz.SCREEN.bar_color))
-
-
-def test_scores_token_mode_png_weight_bar():
-    s, p = _softmax_case(30, hot=(12,))
-    fig = viz.attention_scores_figure(s, p, token_names(2, (4, 7), ["CLS", "DIST"]), query_name="CLS",
-                                      num_prefix_tokens=2)
-    px = _png(fig)
-    l, _, pw, _ = _box(fig)
-    j = int(np.argmax(p))
-    x = l + (j + 0.5) / 30 * pw
-    colour = viz.SCREEN.second_color if j < 2 else viz.SCREEN.bar_color
-    _close(px[int(_ypx(fig, "yaxis", p[j] / 2)), int(x)], _rgb(colour))
+    sc, wt = fig.data[:2]
+    assert sc.marker.color[0] == wt.marker.color[0] == viz.SCREEN.second_color  # CLS: prefix colour
+    assert set(sc.marker.color[1:]) == {viz.SCREEN.bar_color}
+    assert _legend(fig) == [("prefix token", viz.SCREEN.second_color), ("patch tokens", viz.SCREEN.bar_color)]
+    # two prefix tokens: the plural; no prefix token among the keys shown: no legend at all
+    two = viz.attention_scores_figure(*_softmax_case(30, hot=(0,)), token_names(2, (4, 7), ["CLS", "DIST"]),
+                                      query_name="CLS", num_prefix_tokens=2)
+    assert _legend(two)[0][0] == "prefix tokens"
+    s2, _ = _softmax_case(257, d=64, hot=(40,))
+    s2[0] -= 20
+    none = viz.attention_scores_figure(s2, viz.softmax(s2), token_names(1, (16, 16)), query_name="CLS", top=5)
+    assert 0 not in none.layout.meta["keys"] and not none.layout.showlegend and len(none.data) == 2
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -277,28 +243,6 @@ def test_value_mixing_output_is_the_weighted_sum():
                                                                     np.argsort(-p[:4], kind="stable")]
 
 
-def test_value_mixing_png_cells():
-    T, d = 10, 6
-    _, p = _softmax_case(T, hot=(4,))
-    V = RNG.normal(size=(T, d))
-    fig = viz.value_mixing_figure(p, V, None, None, top=3)
-    px = _png(fig)
-    ca = fig.layout.coloraxis
-    idx = fig.layout.meta["keys"]
-    l, t, pw, ph = _box(fig)
-    xd = fig.layout.xaxis2.domain
-    yd = fig.layout.yaxis.domain
-    for r, c in [(0, 0), (2, 5)]:
-        x = l + (xd[0] + (c + 0.5) / d * (xd[1] - xd[0])) * pw
-        y = t + (1 - yd[1] + (r + 0.5) / 3 * (yd[1] - yd[0])) * ph
-        _close(px[int(y), int(x)], cm.sample(ca.colorscale, [V[idx[r], c]], ca.cmin, ca.cmax)[0, :3])
-    out = p @ V
-    yo = fig.layout.yaxis2.domain
-    x = l + (xd[0] + 3.5 / d * (xd[1] - xd[0])) * pw
-    y = t + (1 - (yo[0] + yo[1]) / 2) * ph
-    _close(px[int(y), int(x)], cm.sample(ca.colorscale, [out[3]], ca.cmin, ca.cmax)[0, :3])
-
-
 def test_value_mixing_errors():
     p = np.full(4, 0.25)
     V = np.ones((4, 3))
@@ -332,17 +276,8 @@ def test_residual_stream_bars_and_line():
     assert stream.hovertext[0] == "after the embeddings" and stream.hovertext[6] == "after block 5"
     assert "patch 3" in fig.layout.title.text
     assert fig.layout.meta["stream"] == pytest.approx(z.tolist())
-
-
-def test_residual_stream_png_bar_colours():
-    a, m, z = _residual_case(L=4)
-    fig = viz.residual_stream_figure(a, m, z, token_name="CLS")
-    px = _png(fig)
-    l_ = int(np.argmax(m))
-    _close(px[int(_ypx(fig, "yaxis", m[l_] / 2)), int(_xpx(fig, "xaxis", l_ + 0.2))], _rgb(viz.SCREEN.second_color))
-    _close(px[int(_ypx(fig, "yaxis", a[0] / 2)), int(_xpx(fig, "xaxis", -0.2))], _rgb(viz.SCREEN.bar_color))
-    # the stream line passes through its markers
-    _close(px[int(_ypx(fig, "yaxis2", z[2])), int(_xpx(fig, "xaxis", 1.5))], _rgb(viz.SCREEN.font_color), tol=30)
+    assert _legend(fig) == [("‖stream z‖", viz.SCREEN.font_color), ("‖attention update‖", viz.SCREEN.bar_color),
+                            ("‖MLP update‖", viz.SCREEN.second_color)]
 
 
 def test_residual_stream_errors():
@@ -380,13 +315,15 @@ def test_mlp_histogram_counts_and_active_units():
         viz.mlp_activation_figure(x[0], bins=0)
 
 
-def test_mlp_png_tallest_bar():
+def test_mlp_bar_colours_named_in_the_legend():
     x = np.concatenate([np.full(50, -0.1), RNG.random(20) + 0.5])
     fig = viz.mlp_activation_figure(x, bins=10)
-    px = _png(fig)
     bar = fig.data[0]
-    i = int(np.argmax(bar.y))
-    _close(px[int(_ypx(fig, "yaxis", bar.y[i] / 2)), int(_xpx(fig, "xaxis", bar.x[i]))], _rgb(bar.marker.color[i]))
+    keys = _legend(fig)
+    assert keys == [("active (> 0)", viz.SCREEN.second_color), ("inactive (≤ 0)", viz.SCREEN.muted_color)]
+    assert bar.showlegend is False
+    assert {c for c, v in zip(bar.marker.color, bar.x) if v > 0} == {keys[0][1]}
+    assert {c for c, v in zip(bar.marker.color, bar.x) if v <= 0} == {keys[1][1]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,23 +354,13 @@ def test_mass_mask_image_title_and_outline():
     assert len(fig.data[3].x) == 24  # hover per patch
 
 
-def test_mass_mask_png_kept_dimmed_and_outline():
+def test_mass_mask_two_patches():
     grey = np.full((32, 48, 3), 200, np.uint8)
     m = np.zeros((4, 6))
     m[1, 1] = m[1, 2] = 1.0  # two patches hold all the attention
-    mask = m > 0
-    fig = viz.mass_mask_figure(grey, m, mask, threshold=0.6, dim=0.3)
-    px = _png(fig)
-    l, t, pw, ph = _box(fig)
-    k = min(pw / 48, ph / 32)
-    x0, y0 = l + (pw - 48 * k) / 2, t + (ph - 32 * k) / 2
-
-    def at(x, y):  # data (pixel) coordinates -> PNG pixel
-        return px[int(y0 + (y + 0.5) * k), int(x0 + (x + 0.5) * k)]
-
-    _close(at(12, 12), (200, 200, 200))  # inside kept patch (1, 1)
-    _close(at(40, 28), (60, 60, 60))  # a dimmed patch: round(200 * 0.3)
-    _close(at(7.5, 12), _rgb(viz.SCREEN.highlight_color), tol=10)  # the outline on the left edge of patch (1, 1)
+    fig = viz.mass_mask_figure(grey, m, m > 0, threshold=0.6, dim=0.3)
+    img = np.asarray(fig.data[0].z)
+    assert (img[12, 12] == 200).all() and (img[28, 40] == 60).all()  # kept; dimmed: round(200 * 0.3)
     assert "100% of attention" not in fig.layout.title.text and "in 2 of 24 patches" in fig.layout.title.text
 
 
@@ -471,8 +398,8 @@ def test_norms_lines_stats_prefix_and_artifacts():
     fig = viz.token_norms_lines_figure(v, num_prefix_tokens=3, prefix_names=["CLS", "REG0", "REG1"],
                                        artifact_tokens=arts)
     names = [t.name for t in fig.data]
-    assert names == ["patch 5–95%", "patch 25–75%", "patch median", "patch max", "CLS", "REG0", "REG1", "token 10",
-                     "token 20"]
+    assert names == ["patch 5–95%", "patch 25–75%", "patch median", "patch max", "CLS", "REG0", "REG1",
+                     "token 10 (artifact)", "token 20 (artifact)"]
     typical = [j for j in range(3, v.shape[1]) if j not in arts]
     np.testing.assert_allclose(fig.data[2].y, np.median(v[:, typical], axis=1))
     np.testing.assert_allclose(fig.data[2].x, np.arange(6))
@@ -486,26 +413,25 @@ def test_norms_lines_stats_prefix_and_artifacts():
     np.testing.assert_allclose(fig.data[8].y, v[:, 20])
     assert fig.data[7].line.color == fig.data[8].line.color == viz.SCREEN.accent_color
     assert len({fig.data[i].line.color for i in (4, 5, 6)}) == 3
-    # every line labelled at its right end, labels never overlap
-    labels = [a for a in fig.layout.annotations if a.yref == "y"]
-    assert {a.text for a in labels} == {"median patch", "max patch", "CLS", "REG0", "REG1", "token 10", "token 20"}
-    ys = sorted(_ypx(fig, "yaxis", a.y) for a in labels)
-    assert min(np.diff(ys)) >= fig.layout.font.size * 1.25
+    # every trace in the legend: the median first, then the bands, the max, prefix and artifact lines
+    assert [n for n, _ in _legend(fig)] == ["patch median", "patch 25–75%", "patch 5–95%", "patch max", "CLS",
+                                            "REG0", "REG1", "token 10 (artifact)", "token 20 (artifact)"]
+    assert not fig.layout.annotations  # no labels drawn by hand
+    # nine entries do not fit one row: the top margin grows by the extra rows, the plot keeps its size
+    assert fig.layout.margin.t > viz.SCREEN.margin["t"]
+    one = viz.token_norms_lines_figure(v[:, 3:], num_prefix_tokens=0)
+    assert one.layout.margin.t == viz.SCREEN.margin["t"]
+    assert (fig.layout.height - fig.layout.margin.t) == (one.layout.height - one.layout.margin.t)
     assert "2 artifact tokens" in fig.layout.title.text
     assert fig.layout.meta["artifact_tokens"] == arts
 
 
-def test_norms_lines_png_band_fill():
-    v = _norms_case(arts=())
-    v[:, 3:] = 10 + 30 * np.linspace(0, 1, 40)[None, :] + np.arange(6)[:, None]  # wide, even spread
-    fig = viz.token_norms_lines_figure(v, num_prefix_tokens=3)
-    px = _png(fig)
-    meta = fig.layout.meta
-    mid = lambda key: (meta[key][2] + meta[key][3]) / 2  # noqa: E731 - the band edge halfway between layers 2, 3
-    y = (mid("q75") + mid("q95")) / 2  # only the light 5–95% band is there
-    pix = px[int(_ypx(fig, "yaxis", y)), int(_xpx(fig, "xaxis", 2.5))]
-    fill = cm.parse_color(fig.data[0].fillcolor)
-    _close(pix, _blend(fig.data[0].fillcolor, fill[3]), tol=4)
+def test_norms_lines_bands_fill_lighter_for_the_wider_range():
+    fig = viz.token_norms_lines_figure(_norms_case(arts=()), num_prefix_tokens=3)
+    wide, middle = fig.data[:2]
+    assert wide.fill == middle.fill == "toself"
+    assert cm.parse_color(wide.fillcolor)[:3] == cm.parse_color(viz.SCREEN.bar_color)[:3]
+    assert cm.parse_color(wide.fillcolor)[3] < cm.parse_color(middle.fillcolor)[3]
 
 
 def test_norms_lines_errors():
@@ -556,25 +482,6 @@ def test_patch_flatten_figure_data():
     assert not hwc.layout.shapes
 
 
-def test_patch_flatten_png_pixels():
-    x = np.zeros((8, 8, 3), np.uint8)
-    x[..., 0] = 200  # red 200 everywhere, green 0, blue 50
-    x[..., 2] = 50
-    e = np.linspace(-1, 1, 16)
-    fig = viz.patch_flatten_figure(x, e, patch_index=0)
-    px = _png(fig)
-    # the patch image
-    _close(px[int(_ypx(fig, "yaxis", 3.5)), int(_xpx(fig, "xaxis", 3.5))], (200, 0, 50))
-    # the strip: element 100 is a green value (0), element 150 a blue one (50), grey scale
-    ys = int(_ypx(fig, "yaxis2", 0))
-    _close(px[ys, int(_xpx(fig, "xaxis2", 100))], cm.sample("gray", [0], 0, 255)[0, :3])
-    _close(px[ys, int(_xpx(fig, "xaxis2", 150))], cm.sample("gray", [50], 0, 255)[0, :3])
-    # the embedding: element 0 is the most negative (diverging colour at zmin)
-    emb = fig.data[2]
-    _close(px[int(_ypx(fig, "yaxis3", 0)), int(_xpx(fig, "xaxis3", 0))],
-           cm.sample(emb.colorscale, [e[0]], emb.zmin, emb.zmax)[0, :3])
-
-
 def test_patch_flatten_errors():
     with pytest.raises(ValueError, match="square patch"):
         viz.patch_flatten_figure(np.zeros((8, 6, 3), np.uint8), np.ones(4), patch_index=0)
@@ -586,27 +493,3 @@ def test_patch_flatten_errors():
         viz.patch_flatten_figure(np.zeros((8, 8, 3), np.uint8), np.ones((2, 4)), patch_index=0)
     with pytest.raises(ValueError, match="patch_index=-1"):
         viz.patch_flatten_figure(np.zeros((8, 8, 3), np.uint8), np.ones(4), patch_index=-1)
-
-
-# ---------------------------------------------------------------------------------------------
-# the PNG path's new piece: scatter fill="toself"
-# ---------------------------------------------------------------------------------------------
-def test_png_scatter_fill_toself_polygon():
-    fig = go.Figure([
-        go.Scatter(x=[1, 3, 3, 1], y=[1, 1, 3, 3], mode="lines", fill="toself", fillcolor="rgba(255,0,0,0.5)",
-                   line={"width": 0, "color": "rgba(0,0,0,0)"}),
-        go.Scatter(x=[5, 7, 6, None, 8, 9, 9], y=[1, 1, 3, None, 1, 1, 2], mode="lines", fill="toself",
-                   line={"color": "#0000ff", "width": 1}),  # default fill: line colour at half alpha; a gap splits
-    ])
-    fig.update_layout(width=200, height=100, margin=dict(l=0, r=0, t=0, b=0), plot_bgcolor="white",
-                      template="none", xaxis=dict(range=[0, 10]), yaxis=dict(range=[0, 4]))
-    px = _png(fig)
-
-    def at(x, y):
-        return px[int(100 - y * 25), int(x * 20)]
-
-    _close(at(2, 2), (255, 128, 128), tol=2)  # inside the square: red at 50% over white
-    _close(at(4, 2), (255, 255, 255))  # between the shapes
-    _close(at(6, 1.6), (128, 128, 255), tol=2)  # inside the triangle
-    _close(at(8.8, 1.3), (128, 128, 255), tol=2)  # inside the second run's triangle
-    _close(at(7, 3.5), (255, 255, 255))  # above the triangle: nothing

@@ -15,18 +15,10 @@ from .attention import (
 from .colormaps import DIVERGING, SEQUENTIAL, colorscale, lut, to_rgb8
 from .embeddings import pca_image_figure, pos_similarity_figure
 from .explain import explanation_figure
-from .export import (
-    data_from_csv,
-    figure_data,
-    figure_to_csv,
-    figure_to_npz,
-    figure_to_png,
-    overlay_image,
-    overlay_png,
-    render_figure,
-)
+from .figure_data import data_from_csv, figure_data, figure_to_csv, figure_to_npz
 from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
 from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
+from .overlay import overlay_image, overlay_png
 from .patches import (
     mosaic_image,
     patch_embedding_figure,
@@ -70,7 +62,8 @@ __all__ = [
     # array helpers
     "upsample_map", "normalise_map", "tile_maps", "untile", "flatten_patches", "mosaic_image", "softmax",
     "log_softmax", "flatten_patch",
-    # export
-    "figure_to_png", "render_figure", "figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv",
+    # data export (figure PNGs come from plotly's own export: app_core.figure_png)
+    "figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv",
+    # an attention map blended over its image, as pixels or PNG bytes
     "overlay_image", "overlay_png",
 ]

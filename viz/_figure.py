@@ -18,6 +18,55 @@ def text_width(text: str, size: float) -> float:
     return 0.62 * size * len(text)
 
 
+# plotly.js gives each legend entry's symbol a 40 px slot before its text and 5 px after it
+LEGEND_ENTRY_PX = 45
+# advance widths of DejaVu Sans (the theme's font) in em, by character class, for legend text:
+# entries are packed by their real widths, so the rough 0.62 em of ``text_width`` would overshoot
+_NARROW = set(" .,:;'!|()[]ijlrtfI")
+_WIDE = set("mwMW%@")
+
+
+def legend_text_width(text: str, size: float) -> float:
+    """Rendered width of a legend entry's text at font ``size`` px (within a few per cent)."""
+    em = sum(0.33 if ch in _NARROW else 0.9 if ch in _WIDE else 0.72 if ch.isupper() else 0.63 for ch in text)
+    return em * size
+
+
+def legend_rows(theme: Theme, names, plot_width: float) -> int:
+    """How many rows a horizontal legend of ``names`` takes over ``plot_width`` px.
+
+    plotly.js puts the entries in one row, each as wide as its text, when they fit; otherwise
+    it lays them out in columns as wide as the widest entry.
+    """
+    widths = [LEGEND_ENTRY_PX + legend_text_width(str(name), theme.font_size) for name in names]
+    if sum(widths) <= plot_width:
+        return 1
+    per_row = max(1, int(plot_width // max(widths)))
+    return math.ceil(len(widths) / per_row)
+
+
+def legend_room(theme: Theme, names, width: int, height: int, margin: dict) -> tuple[int, dict]:
+    """(height, margin) grown so a :meth:`Theme.legend` of ``names`` fits between title and plot.
+
+    The theme's top margin already holds the title and one legend row; each further row grows
+    the margin and the figure by the same amount, so the plot keeps its size.
+    """
+    rows = legend_rows(theme, names, width - margin["l"] - margin["r"])
+    grow = (rows - 1) * theme.legend_row_height
+    margin = dict(margin, t=margin["t"] + grow)
+    return height + grow, margin
+
+
+def legend_key(name: str, color: str, theme: Theme, symbol: str = "square") -> go.Scatter:
+    """A legend entry that names a colour used inside another trace (e.g. bars coloured by kind).
+
+    It has no points (so it draws nothing and exports no data) and, being a scatter, does not
+    take a slot among grouped bars.
+    """
+    return go.Scatter(x=[None], y=[None], mode="markers", name=name, showlegend=True, hoverinfo="skip",
+                      marker={"symbol": symbol, "size": round(theme.font_size * 0.9), "color": color})
+
+
 def figure_size(theme: Theme, aspect: float, plot_width: float, colorbar: bool,
                 extra_left: float = 0, max_plot_height: float = 760) -> tuple[int, int, dict]:
     """(width, height, margin) for a plot area of ``plot_width`` px and ``aspect`` = height/width."""

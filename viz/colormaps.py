@@ -1,10 +1,10 @@
-"""Colormaps, implemented once and shared by the plotly figures and the Pillow PNG path.
+"""Colormaps, implemented once and shared by the plotly figures and the Pillow overlay.
 
 A colormap here is a plotly colorscale: a list of ``[position, colour]`` stops with
 positions rising from 0 to 1. Named scales come from ``plotly.colors`` (so the screen and
-the PNG use the very same stops), and values are mapped to colours by linear
-interpolation in RGB between the stops — the rule plotly.js uses for heatmap bricks — so
-a PNG pixel has the colour the browser shows for the same value.
+:func:`viz.overlay.overlay_png` use the very same stops), and values are mapped to colours by
+linear interpolation in RGB between the stops — the rule plotly.js uses for heatmap bricks —
+so an overlay pixel has the colour the browser shows for the same value.
 
 Perceptually uniform choices (Smith & van der Walt's viridis family, cividis for colour
 vision deficiency) are the sequential defaults; ``balance`` (cmocean) is the diverging
@@ -122,7 +122,7 @@ def sample(name_or_scale, values, zmin: float, zmax: float, reverse: bool = Fals
 
 
 def to_rgb8(name_or_scale, values, zmin: float, zmax: float) -> np.ndarray:
-    """``sample`` rounded to uint8 RGB ``[..., 3]`` (NaN shown black); what the PNG path paints."""
+    """``sample`` rounded to uint8 RGB ``[..., 3]`` (NaN shown black): the colours of an overlay PNG."""
     rgba = sample(name_or_scale, values, zmin, zmax)
     return np.clip(np.rint(rgba[..., :3]), 0, 255).astype(np.uint8)
 

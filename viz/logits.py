@@ -151,9 +151,8 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None, 
 
     ``curve`` has equal-length lists ``epoch``, ``train_loss``, ``test_loss`` and optionally
     ``test_acc`` (as written by ``model.train_fashion``). Traces: 0 train loss, 1 test loss
-    (lines with markers, ``x = epoch``). Each line is named by a label at its last point
-    (no legend: labels read on a projector and in the PNG export); the test label also gives
-    the last test accuracy when known.
+    (lines with markers, ``x = epoch``), named in a legend above the plot with their last
+    value; the test entry also gives the last test accuracy when known.
     """
     th = resolve_theme(theme, classroom)
     try:
@@ -167,28 +166,21 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None, 
                          f"losses, {len(test)} test losses); expected one value per epoch.")
     acc = curve.get("test_acc")
     width, height, margin = F.figure_size(th, 0.55, 640, colorbar=False)
-    extra_r = round(F.text_width("test 0.341 (90.4% correct)", th.font_size))  # room for the end labels
-    margin["r"] += extra_r
-    width += extra_r
     top = float(max(train.max(), test.max()))
     xa = th.axis("epoch", chart=True, range=[float(epochs[0]) - 0.5, float(epochs[-1]) + 0.5])
     ya = th.axis("cross-entropy (nats)", chart=True, range=[0, top * 1.08])
     colors = (th.bar_color, th.accent_color)
-    traces, labels = [], []
+    traces = []
     for i, (name, values) in enumerate((("train", train), ("test", test))):
+        label = f"{name} loss (last {values[-1]:.3f}"
+        if name == "test" and acc:
+            label += f", {100 * float(acc[-1]):.1f}% correct"
         traces.append(go.Scatter(
-            x=epochs, y=values, mode="lines+markers", name=f"{name} loss",
-            line={"color": colors[i], "width": 2.5 * th.scale}, marker={"size": th.marker_size * 0.6, "color": colors[i]},
+            x=epochs, y=values, mode="lines+markers", name=label + ")",
+            line={"color": colors[i], "width": 2.5 * th.scale},
+            marker={"size": th.marker_size * 0.6, "color": colors[i]},
             hovertemplate=f"epoch %{{x}}<br>{name} loss %{{y:.4f}}<extra></extra>",
         ))
-        text = f"{name} {values[-1]:.3f}"
-        if name == "test" and acc:
-            text += f" ({100 * float(acc[-1]):.1f}% correct)"
-        labels.append(dict(text=text, x=float(epochs[-1]), y=float(values[-1]), xref="x", yref="y",
-                           xanchor="left", yanchor="middle", xshift=10, showarrow=False,
-                           font=th.font(th.font_size, colors[i])))
-    if abs(labels[0]["y"] - labels[1]["y"]) < top * 0.06:  # keep the two end labels apart
-        upper, lower = sorted(labels, key=lambda a: -a["y"])
-        upper["yshift"], lower["yshift"] = th.font_size * 0.7, -th.font_size * 0.7
+    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
     return go.Figure(traces, layout=th.layout(title or "Loss during training", width, height, margin=margin,
-                                              xaxis=xa, yaxis=ya, annotations=labels))
+                                              xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend()))

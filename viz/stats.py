@@ -56,7 +56,7 @@ def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, ti
     ya = th.axis("layer", range=[L - 0.5, -0.5], tickmode="array", tickvals=yv, ticktext=yt)
     cell_w, cell_h = plot_w / H, plot_h / L
     show_text = cell_w >= F.text_width("0.00", th.small_size) + 4 and cell_h >= th.small_size * 1.3
-    # no text colour: plotly (and the PNG path) pick black or white per cell for contrast
+    # no text colour: plotly picks black or white per cell for contrast
     extra = ({"texttemplate": "%{z:" + fmt + "}", "textfont": {"family": th.font_family, "size": th.small_size}}
              if show_text else {})
     fig = go.Figure(go.Heatmap(

@@ -106,6 +106,36 @@ class Theme:
         bar.update(extra)
         return bar
 
+    @property
+    def legend_row_height(self) -> int:
+        """Pixels one row of a horizontal legend takes (plotly.js: 1.3 line spacing + 3 px),
+        with a few pixels to spare so that an estimate a little short still clears the title."""
+        return round(self.font_size * 1.3 + 3 + 4 * self.scale)
+
+    def legend(self, **extra) -> dict:
+        """A real plotly legend, horizontal, in a band between the title and the plot.
+
+        Above the plot it never covers data, and a colour bar (right of the plot) never meets
+        it; entries use the body font, so they read on a projector. The theme's layout hides
+        legends (``showlegend`` False: most figures have one series, or hover-only traces);
+        a figure with several series passes ``showlegend=True, legend=theme.legend()`` and
+        reserves the rows with :func:`viz._figure.legend_room`.
+        """
+        leg = {
+            "orientation": "h",
+            "x": 0.0,
+            "xanchor": "left",
+            "y": 1.0,
+            "yanchor": "bottom",
+            "font": self.font(),
+            "bgcolor": "rgba(0,0,0,0)",
+            "borderwidth": 0,
+            "itemsizing": "constant",
+            "traceorder": "normal",
+        }
+        leg.update(extra)
+        return leg
+
     def axis(self, title: str | None = None, *, chart: bool = False, **extra) -> dict:
         """Axis style. ``chart=True`` for value axes (grid lines); False for image axes."""
         ax = {
@@ -169,7 +199,7 @@ class Theme:
             "plot_bgcolor": self.plot_bg,
             "hoverlabel": {"font": self.font(self.font_size)},
             "showlegend": False,
-            "template": "none",  # everything explicit: what the PNG path draws is what plotly shows
+            "template": "none",  # everything explicit: no template default leaks into a figure
         }
         lay.update(extra)
         return lay

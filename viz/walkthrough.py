@@ -37,35 +37,6 @@ FLATTEN_ORDERS = ("chw", "hwc")
 # =============================================================================================
 # shared pieces
 # =============================================================================================
-def _legend(th: Theme, items, plot_w: float, *, y: float = 1.0, yshift: float = 6) -> tuple[list[dict], int]:
-    """A legend above the plot as annotations (the PNG path draws no plotly legends):
-    each item is ``(symbol, label, colour)``; the symbol takes the colour, the label the
-    body font. Items wrap onto a new line when the plot is too narrow. Returns
-    ``(annotations, number of lines)``."""
-    ann: list[dict] = []
-    size = th.font_size
-    line_h = size * 1.45
-    gap = size * 1.3
-    x, row = 0.0, 0
-    for symbol, label, color in items:
-        w = F.text_width(symbol, size) * 1.3 + size * 0.35 + F.text_width(label, size)
-        if x > 0 and x + w > plot_w:
-            x, row = 0.0, row + 1
-        shift = yshift + (row * line_h)
-        ann.append(dict(text=symbol, x=x / plot_w, y=y, xref="paper", yref="paper", xanchor="left",
-                        yanchor="bottom", yshift=shift, showarrow=False, font=th.font(size, color)))
-        ann.append(dict(text=label, x=(x + F.text_width(symbol, size) * 1.3 + size * 0.35) / plot_w, y=y,
-                        xref="paper", yref="paper", xanchor="left", yanchor="bottom", yshift=shift,
-                        showarrow=False, font=th.font(size)))
-        x += w + gap
-    # rows were stacked upwards from the first; put the first row on top instead
-    rows = row + 1
-    for a in ann:
-        r = round((a["yshift"] - yshift) / line_h)
-        a["yshift"] = yshift + (rows - 1 - r) * line_h
-    return ann, rows
-
-
 def _names(token_names, T: int, what: str) -> list[str]:
     if token_names is None:
         return [f"token {j}" for j in range(T)]
@@ -165,8 +136,8 @@ def attention_scores_figure(scores, probs, token_names, *, query_name: str, num_
     cats = [names[j] for j in idx]
     colors = _kind_colors(th, idx, p)
     has_prefix = bool(p) and bool((idx < p).any())
-    legend_items = ([("■", "prefix token" + ("s" if p > 1 else ""), th.second_color),
-                     ("■", "patch tokens", th.bar_color)] if has_prefix else [])
+    keys = ([("prefix token" + ("s" if p > 1 else ""), th.second_color), ("patch tokens", th.bar_color)]
+            if has_prefix else [])
     if mode == "tokens":
         traces, lay = _scores_by_token(th, s, pr, idx, cats, colors, p)
         default = f"How {q} attends: q·k/√d → softmax over all {T} keys"
@@ -176,13 +147,12 @@ def attention_scores_figure(scores, probs, token_names, *, query_name: str, num_
         default = (f"How {q} attends: q·k/√d → softmax, top {len(idx)} of {T} keys by weight "
                    f"({_pct(shown)} of the weight" + (f"; {rest} others share the rest)" if rest else ")"))
     width, height, margin = lay.pop("width"), lay.pop("height"), lay.pop("margin")
-    ann, rows = _legend(th, legend_items, width - margin["l"] - margin["r"])
-    if rows > 1:
-        grow = round((rows - 1) * th.font_size * 1.45)
-        margin["t"] += grow
-        height += grow
+    if keys:  # the bars' two colours named in a legend (key entries after the data traces)
+        height, margin = F.legend_room(th, [k for k, _ in keys], width, height, margin)
+        traces += [F.legend_key(name, color, th) for name, color in keys]
+        lay.update(showlegend=True, legend=th.legend(itemclick=False, itemdoubleclick=False))
     fig = go.Figure(traces)
-    fig.layout = th.layout(title or default, width, height, margin=margin, annotations=ann,
+    fig.layout = th.layout(title or default, width, height, margin=margin,
                            meta={"keys": idx.tolist(), "mode": mode, "shown_weight": shown}, **lay)
     return fig
 
@@ -207,9 +177,9 @@ def _scores_by_token(th, s, pr, idx, cats, colors, p) -> tuple[list, dict]:
                  range=[0.0, float(pr.max()) * 1.12 or 1.0], tickformat=".0%")
     bars = [
         go.Bar(x=cats, y=s[idx], name="scores", yaxis="y2", marker={"color": colors}, customdata=idx,
-               hovertemplate="key %{x}<br>q·k/√d = %{y:.4f}<extra></extra>"),
+               showlegend=False, hovertemplate="key %{x}<br>q·k/√d = %{y:.4f}<extra></extra>"),
         go.Bar(x=cats, y=pr[idx], name="softmax weights", marker={"color": colors}, customdata=idx,
-               hovertemplate="key %{x}<br>weight %{y:.4f}<extra></extra>"),
+               showlegend=False, hovertemplate="key %{x}<br>weight %{y:.4f}<extra></extra>"),
     ]
     shapes = [dict(type="line", xref="paper", yref="y2", x0=0, x1=1, y0=0, y1=0,
                    line={"color": th.axis_color, "width": 1}, layer="above", name="zero score")]
@@ -244,10 +214,10 @@ def _scores_top(th, s, pr, idx, cats, colors) -> tuple[list, dict]:
     bars = [
         go.Bar(x=s[idx], y=cats, orientation="h", name="scores", marker={"color": colors}, customdata=idx,
                text=[f"{v:.2f}" for v in s[idx]], textposition="outside", textfont=text_font, cliponaxis=False,
-               hovertemplate="key %{y}<br>q·k/√d = %{x:.4f}<extra></extra>"),
+               showlegend=False, hovertemplate="key %{y}<br>q·k/√d = %{x:.4f}<extra></extra>"),
         go.Bar(x=pr[idx], y=cats, orientation="h", name="softmax weights", xaxis="x2", marker={"color": colors},
                customdata=idx, text=[_pct_short(v) for v in pr[idx]], textposition="outside", textfont=text_font,
-               cliponaxis=False, hovertemplate="key %{y}<br>weight %{x:.4f}<extra></extra>"),
+               cliponaxis=False, showlegend=False, hovertemplate="key %{y}<br>weight %{x:.4f}<extra></extra>"),
     ]
     shapes = [dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1,
                    line={"color": th.axis_color, "width": 1}, layer="above", name="zero score")]
@@ -447,28 +417,24 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
     xk = np.arange(L + 1) - 0.5
     where = ["after the embeddings"] + [f"after block {l}" for l in range(L)]
     stream = go.Scatter(
-        x=xk, y=z, mode="lines+markers", name="stream", yaxis="y2", hovertext=where,
+        x=xk, y=z, mode="lines+markers", name="‖stream z‖", yaxis="y2", hovertext=where,
         line={"color": th.font_color, "width": max(3.0, th.line_width * 2.5)},
         marker={"size": th.marker_size, "color": th.font_color},
         hovertemplate="‖z‖ %{hovertext}: %{y:.3f}<extra></extra>",
     )
     bw = 0.38
     blocks = np.arange(L)
-    attn = go.Bar(x=blocks - 0.2, y=a, width=bw, name="attention", marker={"color": th.bar_color},
+    attn = go.Bar(x=blocks - 0.2, y=a, width=bw, name="‖attention update‖", marker={"color": th.bar_color},
                   customdata=blocks,
                   hovertemplate="block %{customdata}: ‖attention update‖ %{y:.3f}<extra></extra>")
-    mlp = go.Bar(x=blocks + 0.2, y=m, width=bw, name="MLP", marker={"color": th.second_color},
+    mlp = go.Bar(x=blocks + 0.2, y=m, width=bw, name="‖MLP update‖", marker={"color": th.second_color},
                  customdata=blocks, hovertemplate="block %{customdata}: ‖MLP update‖ %{y:.3f}<extra></extra>")
-    ann, rows = _legend(th, [("▬", "‖stream z‖", th.font_color), ("■", "‖attention update‖", th.bar_color),
-                             ("■", "‖MLP update‖", th.second_color)], plot_w)
-    if rows > 1:
-        grow = round((rows - 1) * th.font_size * 1.45)
-        margin["t"] += grow
-        height += grow
-    fig = go.Figure([stream, attn, mlp])
+    traces = [stream, attn, mlp]
+    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
+    fig = go.Figure(traces)
     fig.layout = th.layout(
         title or f"What each block adds to the residual stream of {token_name}", width, height, margin=margin,
-        xaxis=xa, yaxis=ya, yaxis2=ya2, annotations=ann, barmode="overlay", bargap=0.2,
+        xaxis=xa, yaxis=ya, yaxis2=ya2, showlegend=True, legend=th.legend(), barmode="overlay", bargap=0.2,
         meta={"attn": a.tolist(), "mlp": m.tolist(), "stream": z.tolist()},
     )
     return fig
@@ -508,25 +474,26 @@ def mlp_activation_figure(activations, *, token: int | None = None, token_name: 
     M = x.shape[0]
     active = int((x > 0).sum())
     width, height, margin = F.figure_size(th, 0.55, 700, colorbar=False)
-    plot_w = width - margin["l"] - margin["r"]
     lo, hi = float(edges[0]), float(edges[-1])
     pad = 0.03 * (hi - lo or 1.0)
     xa = th.axis("activation value", chart=True, range=[lo - pad, hi + pad])
     ya = th.axis("number of units", chart=True, range=[0, float(counts.max()) * 1.1 or 1.0])
     colors = [th.second_color if c > 0 else th.muted_color for c in centres]
     bars = go.Bar(x=centres, y=counts, width=float(edges[1] - edges[0]) * 0.92, name="units",
-                  marker={"color": colors}, customdata=np.stack([edges[:-1], edges[1:]], axis=-1),
+                  marker={"color": colors}, customdata=np.stack([edges[:-1], edges[1:]], axis=-1), showlegend=False,
                   hovertemplate="%{customdata[0]:.3f} … %{customdata[1]:.3f}: %{y} units<extra></extra>")
     shapes = []
     if lo < 0 < hi:
         shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1,
                            line={"color": th.axis_color, "width": th.line_width * 1.5}, layer="above", name="zero"))
-    ann, _ = _legend(th, [("■", "active (> 0)", th.second_color), ("■", "≤ 0", th.muted_color)], plot_w)
+    keys = [("active (> 0)", th.second_color), ("inactive (≤ 0)", th.muted_color)]  # the bars' two colours
+    height, margin = F.legend_room(th, [k for k, _ in keys], width, height, margin)
     who = token_name or (f"token {token}" if token is not None else "one token")
-    fig = go.Figure(bars)
+    fig = go.Figure([bars] + [F.legend_key(name, color, th) for name, color in keys])
     fig.layout = th.layout(
         title or f"MLP hidden units of {who}: {active} of {M} active ({_pct(active / M)})", width, height,
-        margin=margin, xaxis=xa, yaxis=ya, shapes=shapes, annotations=ann, bargap=0,
+        margin=margin, xaxis=xa, yaxis=ya, shapes=shapes, bargap=0, showlegend=True,
+        legend=th.legend(itemclick=False, itemdoubleclick=False),
         meta={"edges": edges.tolist(), "active": active, "units": M},
     )
     return fig
@@ -650,7 +617,7 @@ def token_norms_lines_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=
     ``fill="toself"``: upper edge left to right, then lower edge back), 2 the median line,
     3 a thin line of the largest of those patch norms (so an unlisted outlier still shows),
     then one line per prefix token (named by ``prefix_names``), then one per artifact token
-    (named ``"token t"``, accent colour). Lines are labelled at their right end.
+    (named ``"token t (artifact)"``, accent colour). Every trace is named in the legend above the plot.
     ``layout.meta``: ``{"median", "q05", "q25", "q75", "q95", "artifact_tokens"}``.
     """
     th = resolve_theme(theme, classroom)
@@ -673,83 +640,54 @@ def token_norms_lines_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=
     q05, q25, med, q75, q95 = np.percentile(P_, [5, 25, 50, 75, 95], axis=1)
     layers = np.arange(R)
     width, height, margin = F.figure_size(th, 0.6, 720, colorbar=False)
-    # direct labels at the right end of each line need room
     top_patch = P_.max(axis=1)
-    labels: list[tuple[str, float, str]] = [("median patch", float(med[-1]), th.bar_color),
-                                            ("max patch", float(top_patch[-1]), th.bar_color)]
     prefix_lines = [j for j in range(p) if j not in arts]
-    for i, j in enumerate(prefix_lines):
-        labels.append((names_p[j], float(v[-1, j]), th.palette[i % len(th.palette)]))
-    for t in arts:
-        labels.append((names_p[t] if t < p else f"token {t}", float(v[-1, t]), th.accent_color))
-    lab_w = max(F.text_width(s, th.font_size) for s, _, _ in labels) + 14
-    margin["r"] = max(margin["r"], round(lab_w + 10 * th.scale))
-    width = round(margin["l"] + (width - th.margin["l"] - th.margin["r"]) + margin["r"])
     plot_w = width - margin["l"] - margin["r"]
-    plot_h = height - margin["t"] - margin["b"]
     ymax = float(v.max()) * 1.08 or 1.0
     tv, tt = F.index_ticks(R, plot_w, th.tick_size, min_gap_chars=2)
     xa = th.axis("layer (0 = embeddings)", chart=True, range=[-0.15, R - 0.85], tickmode="array", tickvals=tv,
                  ticktext=tt)
     ya = th.axis("token norm ‖x‖₂", chart=True, range=[0.0, ymax])
 
-    def band(lo, hi, name, alpha):
+    def band(lo, hi, name, alpha, rank):
         return go.Scatter(x=np.concatenate([layers, layers[::-1]]), y=np.concatenate([hi, lo[::-1]]),
-                          mode="lines", fill="toself", name=name, hoverinfo="skip",
+                          mode="lines", fill="toself", name=name, hoverinfo="skip", legendrank=rank,
                           line={"color": "rgba(0,0,0,0)", "width": 0},
                           fillcolor=_alpha(th.bar_color, alpha))
 
     lw = max(3.0, th.line_width * 2.5)
+    # drawn bands first (underneath); listed in the legend median, middle 50%, 90%, max
     traces = [
-        band(q05, q95, "patch 5–95%", 0.18),
-        band(q25, q75, "patch 25–75%", 0.38),
-        go.Scatter(x=layers, y=med, mode="lines+markers", name="patch median",
+        band(q05, q95, "patch 5–95%", 0.18, 3),
+        band(q25, q75, "patch 25–75%", 0.38, 2),
+        go.Scatter(x=layers, y=med, mode="lines+markers", name="patch median", legendrank=1,
                    line={"color": th.bar_color, "width": lw}, marker={"size": th.marker_size * 0.7,
                                                                      "color": th.bar_color},
                    customdata=np.stack([q25, q75], axis=-1),
                    hovertemplate="layer %{x}: median patch norm %{y:.3f}<br>middle 50%: %{customdata[0]:.3f} … "
                                  "%{customdata[1]:.3f}<extra></extra>"),
-        go.Scatter(x=layers, y=top_patch, mode="lines", name="patch max",
+        go.Scatter(x=layers, y=top_patch, mode="lines", name="patch max", legendrank=4,
                    line={"color": _alpha(th.bar_color, 0.7), "width": max(1.5, lw / 2)},
                    hovertemplate="layer %{x}: largest patch norm %{y:.3f}<extra></extra>"),
     ]
     for i, j in enumerate(prefix_lines):
         c = th.palette[i % len(th.palette)]
-        traces.append(go.Scatter(x=layers, y=v[:, j], mode="lines+markers", name=names_p[j],
+        traces.append(go.Scatter(x=layers, y=v[:, j], mode="lines+markers", name=names_p[j], legendrank=5 + i,
                                  line={"color": c, "width": lw}, marker={"size": th.marker_size * 0.7, "color": c},
                                  hovertemplate=f"{names_p[j]}, " + "layer %{x}: norm %{y:.3f}<extra></extra>"))
-    for t in arts:
+    for i, t in enumerate(arts):
         name = names_p[t] if t < p else f"token {t}"
-        traces.append(go.Scatter(x=layers, y=v[:, t], mode="lines+markers", name=name,
+        traces.append(go.Scatter(x=layers, y=v[:, t], mode="lines+markers", name=f"{name} (artifact)",
+                                 legendrank=5 + len(prefix_lines) + i,
                                  line={"color": th.accent_color, "width": lw * 0.7},
                                  marker={"size": th.marker_size * 0.6, "color": th.accent_color, "symbol": "diamond"},
                                  hovertemplate=f"artifact {name}, " + "layer %{x}: norm %{y:.3f}<extra></extra>"))
-    # right-end labels, pushed apart so they never overlap
-    need = th.font_size * 1.3 / plot_h * ymax
-    order = sorted(range(len(labels)), key=lambda i: labels[i][1])
-    ys = {}
-    last = -np.inf
-    for i in order:
-        y = max(labels[i][1], last + need)
-        ys[i] = y
-        last = y
-    overflow = last - ymax * 0.995
-    if overflow > 0:  # shift the whole stack down if it ran off the top
-        for i in ys:
-            ys[i] -= overflow
-    ann = [dict(text=s, x=1.0, y=ys[i], xref="paper", yref="y", xanchor="left", yanchor="middle", xshift=8,
-                showarrow=False, font=th.font(th.font_size, c)) for i, (s, _, c) in enumerate(labels)]
-    leg, rows = _legend(th, [("■", "middle 50% of patch tokens", _alpha(th.bar_color, 0.55)),
-                             ("■", "90% of patch tokens", _alpha(th.bar_color, 0.25))], plot_w)
-    if rows > 1:
-        grow = round((rows - 1) * th.font_size * 1.45)
-        margin["t"] += grow
-        height += grow
+    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
     n_art = len(arts)
     fig = go.Figure(traces)
     fig.layout = th.layout(
         title or ("Token norms per layer" + (f" ({n_art} artifact token{'s' if n_art != 1 else ''})" if n_art else "")),
-        width, height, margin=margin, xaxis=xa, yaxis=ya, annotations=ann + leg,
+        width, height, margin=margin, xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend(),
         meta={"median": med.tolist(), "q05": q05.tolist(), "q25": q25.tolist(), "q75": q75.tolist(),
               "q95": q95.tolist(), "artifact_tokens": arts},
     )

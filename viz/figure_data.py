@@ -1,0 +1,138 @@
+"""The numbers behind a figure, for download: one array per trace field, as NPZ or tidy CSV.
+
+A figure's picture goes to PNG through plotly's own export (``app_core.figure_png``); what a
+reader wants to re-plot or check is the data: ``z`` of heatmaps, ``x``/``y`` of bars and lines.
+Keys are ``"<trace index>_<trace name>_<field>"``, e.g. ``"0_attention_z"``. Everything here
+returns bytes or text; writing files is the caller's business.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import numpy as np
+
+__all__ = ["figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv", "CSV_HEADER"]
+
+CSV_HEADER = ["key", "dtype", "row", "col", "value"]
+_XY_TRACES = ("bar", "scatter", "scattergl")
+_READERS = {"float": float, "int": int, "str": str}
+_DTYPES = {"float": np.float64, "int": np.int64, "str": str}
+
+
+def _slug(text) -> str:
+    """A trace name as a key part: lower case, runs of other characters as one ``_``."""
+    return re.sub(r"[^0-9a-z]+", "_", str(text).lower()).strip("_") or "trace"
+
+
+def _field(values) -> np.ndarray | None:
+    """One trace field as an array: numbers as float64 (None -> NaN), categories as strings."""
+    if values is None:
+        return None
+    if isinstance(values, np.ndarray):
+        return values
+    items = list(values) if isinstance(values, (list, tuple)) else [values]
+    if any(isinstance(v, str) for v in items):
+        return np.array(["" if v is None else str(v) for v in items])
+    return np.array([np.nan if v is None else v for v in items], dtype=np.float64)
+
+
+def _is_legend_key(trace) -> bool:
+    """A trace with no data at all (only None): a legend entry naming a colour, nothing to export."""
+    xs, ys = trace.x, trace.y
+    return all(v is None for v in (xs if xs is not None else [])) and all(
+        v is None for v in (ys if ys is not None else []))
+
+
+def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
+    """The numbers behind ``fig``, keyed ``"<i>_<name>_<field>"``.
+
+    Heatmaps give ``z`` (and ``x``/``y`` when set explicitly); bars and scatters give ``x`` and
+    ``y`` (categories as strings); images give ``image`` only with ``include_images`` (they
+    are the input, so left out by default). Legend-only entries carry no data and are skipped.
+    """
+    out: dict[str, np.ndarray] = {}
+    for i, trace in enumerate(fig.data):
+        kind = trace.type
+        key = f"{i}_{_slug(trace.name or kind)}"
+        if kind == "heatmap":
+            if trace.z is not None:
+                out[f"{key}_z"] = np.asarray(trace.z, dtype=np.float64)
+            fields = ("x", "y")
+        elif kind == "image":
+            if include_images and trace.z is not None:
+                out[f"{key}_image"] = np.asarray(trace.z)
+            fields = ()
+        elif kind in _XY_TRACES and not _is_legend_key(trace):
+            fields = ("x", "y")
+        else:
+            fields = ()
+        for name in fields:
+            values = _field(getattr(trace, name))
+            if values is not None:
+                out[f"{key}_{name}"] = values
+    return out
+
+
+def figure_to_npz(fig, include_images: bool = False) -> bytes:
+    """:func:`figure_data` as compressed ``.npz`` bytes (``np.load(io.BytesIO(b))`` reads them)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **figure_data(fig, include_images))
+    return buf.getvalue()
+
+
+def _kind(arr: np.ndarray) -> str:
+    if arr.dtype.kind in "US":
+        return "str"
+    return "int" if arr.dtype.kind in "iub" else "float"
+
+
+def figure_to_csv(fig, include_images: bool = False) -> str:
+    """:func:`figure_data` as tidy CSV, one value a row: ``key,dtype,row,col,value``.
+
+    ``col`` is empty for 1-D arrays; arrays of more than two dimensions are flattened to
+    ``[rows, -1]``. Floats are written with ``repr`` (an exact round trip, ``nan`` for gaps);
+    :func:`data_from_csv` reads the text back.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for key, values in figure_data(fig, include_images).items():
+        arr = np.asarray(values)
+        kind = _kind(arr)
+        if arr.ndim > 2:
+            arr = arr.reshape(arr.shape[0], -1)
+        cells = arr.tolist()
+        if arr.ndim == 1:
+            rows = ((r, "", v) for r, v in enumerate(cells))
+        else:
+            rows = ((r, c, v) for r, line in enumerate(cells) for c, v in enumerate(line))
+        for r, c, v in rows:
+            writer.writerow([key, kind, r, c, repr(float(v)) if kind == "float" else v])
+    return buf.getvalue()
+
+
+def data_from_csv(text: str) -> dict[str, np.ndarray]:
+    """Read :func:`figure_to_csv` text back into ``{key: array}`` (the arrays it was written from)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != CSV_HEADER:
+        raise ValueError(f"not a Patchlight figure CSV: expected the header {','.join(CSV_HEADER)}; got "
+                         f"{','.join(rows[0]) if rows else 'an empty file'}.")
+    cells: dict[str, list] = {}
+    kinds: dict[str, str] = {}
+    for key, kind, r, c, value in rows[1:]:
+        kinds.setdefault(key, kind)
+        cells.setdefault(key, []).append((int(r), None if c == "" else int(c), _READERS[kind](value)))
+    out = {}
+    for key, items in cells.items():
+        dtype = _DTYPES[kinds[key]]
+        if items[0][1] is None:
+            out[key] = np.array([v for _, _, v in sorted(items, key=lambda item: item[0])], dtype=dtype)
+            continue
+        grid = np.empty((max(r for r, _, _ in items) + 1, max(c for _, c, _ in items) + 1), dtype=object)
+        for r, c, v in items:
+            grid[r, c] = v
+        out[key] = grid.astype(dtype)
+    return out
