@@ -10,7 +10,7 @@ from app_core import sources, safe_text, uploads
 from model import cards
 from model.gallery import get_sample
 
-st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=":material/flashlight_on:",
+st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=shared.page_icon(),
                    layout="wide", initial_sidebar_state="expanded")
 shared.install_upload_quota()
 shared.init_state()
@@ -71,8 +71,11 @@ with st.sidebar:
                       help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")
     try:
         _source, _key, _model = shared.load_selected_model()
-    except ValueError as err:
-        st.error(safe_text.md_text(err, 600), icon=":material/error:")
+    except sources.MissingInput:
+        pass  # the page says what to type; the box is right here
+    except ValueError:
+        # The message itself is shown once, on the page; here only what the sidebar can do.
+        st.caption(":material/error: This model did not load; the page says why.")
         st.button("Retry", key="retry_model", on_click=_retry)
     else:
         facts = cards.model_facts(_model)
@@ -81,7 +84,7 @@ with st.sidebar:
         with st.expander("Model card"):
             st.markdown(cards.model_card_text(_model, quote=safe_text.md_text))
     for note in st.session_state.pop("_notes", []):
-        st.warning(safe_text.md_text(note, 600))
+        st.warning(safe_text.message(note))
 
 shared.css()
 shared.sync_query_params()

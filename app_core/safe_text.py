@@ -19,3 +19,12 @@ def md_text(value, limit: int = 200) -> str:
 
 
 _MD_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def message(error) -> str:
+    """An error or note as one inert markdown sentence: capital first letter, final full stop."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text[0].upper() + text[1:]
+    if text[-1] not in ".!?…)":
+        text += "."
+    return md_text(text, 600)

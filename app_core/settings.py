@@ -172,9 +172,17 @@ def settings_from_json(text: str | bytes, public: bool = False) -> tuple[dict, l
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"the settings file is not valid JSON ({err}); download a fresh one from the Downloads page") \
+        raise ValueError(f"The settings file is not valid JSON ({err}); download a fresh one from the Downloads page.") \
             from None
-    return parse_settings(data, public)
+    if not isinstance(data, dict) or "patchlight_settings" not in data:
+        raise ValueError("This JSON file is not a Patchlight settings file (it has no \"patchlight_settings\" "
+                         "entry); choose a file saved with the Settings (JSON) button on the Downloads page.")
+    settings, warnings = parse_settings(data, public)
+    if not settings:
+        raise ValueError("This settings file holds no setting Patchlight knows"
+                         + (f" ({'; '.join(warnings)})" if warnings else "")
+                         + "; download a fresh one from the Downloads page.")
+    return settings, warnings
 
 
 def settings_query(s: dict, public: bool = False) -> dict[str, str]:

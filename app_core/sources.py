@@ -50,6 +50,10 @@ def hub_allow_list(environ=None) -> tuple[str, ...] | None:
     return None if "*" in ids else ids
 
 
+class MissingInput(ValueError):
+    """The sidebar box for a hub id or a path is still empty: a prompt, not an error."""
+
+
 def model_cache_size(environ=None) -> int:
     """How many loaded models the server keeps: every model a public demo offers (the built-ins
     and the allow-listed hub repos, so that no visitor's choice evicts another's), at least 3."""
@@ -70,7 +74,7 @@ def resolve_source(choice: str, hf_repo: str = "", local_path: str = "", public:
         repo = (hf_repo or "").strip()
         repo = repo[3:].strip() if repo.startswith("hf:") else repo
         if not repo:
-            raise ValueError("type a Hugging Face repo id, e.g. google/vit-base-patch16-224, then press Enter")
+            raise MissingInput("type a Hugging Face repo id, e.g. google/vit-base-patch16-224, then press Enter")
         if repo.count("/") != 1 or " " in repo or repo.startswith("/") or repo.endswith("/"):
             raise ValueError(
                 f"{repo!r} is not a hub repo id; expected <owner>/<name>, e.g. google/vit-base-patch16-224"
@@ -88,7 +92,7 @@ def resolve_source(choice: str, hf_repo: str = "", local_path: str = "", public:
             raise ValueError("local paths are turned off in the hosted demo; choose a built-in model or an hf: id")
         path = (local_path or "").strip()
         if not path:
-            raise ValueError(
+            raise MissingInput(
                 "type the path of a model directory (save_pretrained, timm or Patchlight format) "
                 "or of a .safetensors / .pth file, then press Enter"
             )

@@ -90,3 +90,25 @@ def check_total(total_bytes: int, new_size: int, limit_mb: float | None = None) 
         raise UploadRefused(
             f"the server is holding {total_bytes / 1024 / 1024:.0f} MB of uploads from other visitors, its limit; "
             "try again in a minute, or pick a sample from the gallery")
+
+
+def image_notes(data: bytes, input_size: tuple[int, int]) -> list[str]:
+    """What a person should know about how their image was used: only the first frame of an
+    animation, or a tiny image enlarged many times. Reads the header only (cheap)."""
+    import io
+
+    from PIL import Image
+
+    notes: list[str] = []
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if getattr(img, "is_animated", False):  # seeks to the second frame only
+                notes.append("This is an animation: Patchlight uses its first frame.")
+    except (OSError, SyntaxError, ValueError):
+        return notes
+    target = min(int(v) for v in input_size)
+    if min(width, height) * 4 <= target:
+        notes.append(f"This image is only {width}×{height} px; it was enlarged to the model's {input_size[0]}×"
+                     f"{input_size[1]} px input, so each patch holds few real pixels.")
+    return notes

@@ -92,7 +92,7 @@ with data:
                      help="A file saved with the button above restores the model, sample and every view setting.")
     result = ss.pop("_settings_result", None)
     if result and result[0] == "error":
-        st.error(safe_text.md_text(result[1], 600), icon=":material/warning:")
+        st.error(safe_text.message(result[1]), icon=":material/warning:")
     elif result:
         st.success(result[1], icon=":material/check_circle:")
     query_string = urlencode(settings.settings_query(shared.current_settings(), shared.public()))

