@@ -24,7 +24,9 @@ _MD_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 def message(error) -> str:
     """An error or note as one inert markdown sentence: capital first letter, final full stop."""
     text = " ".join(str(error).split()) or type(error).__name__
-    text = text[0].upper() + text[1:]
+    first_word = text.split()[0]
+    if not any(ch in first_word for ch in "./\\:_-@0123456789'\"`"):  # a file name or an id keeps its case
+        text = text[0].upper() + text[1:]
     if text[-1] not in ".!?…)":
         text += "."
     return md_text(text, 600)

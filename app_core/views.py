@@ -257,3 +257,35 @@ def head_statistics(td: TraceData) -> dict:
                           for t, n in zip(arts.token_indices, arts.norms)],
         "artifact_threshold": float(arts.threshold),
     }
+
+
+def distance_summary(distance: np.ndarray) -> str:
+    """What this model's mean attention distances [L, H] (px) show, in words: the spread of the
+    first and last layers and whether the layer means rise, fall or stay with depth."""
+    d = np.asarray(distance, dtype=np.float64)
+    L = d.shape[0]
+    means = d.mean(axis=1)
+    first, last = d[0], d[-1]
+    text = (f"In layer 0 the heads look {first.min():.0f}–{first.max():.0f} px away (mean {means[0]:.0f} px); "
+            f"in layer {L - 1}, {last.min():.0f}–{last.max():.0f} px (mean {means[-1]:.0f} px).")
+    if L < 3:
+        return text
+    rho = float(np.corrcoef(np.arange(L), np.argsort(np.argsort(means)))[0, 1])  # Spearman: ranks of the means
+    change = (means[-1] - means[0]) / max(float(means.mean()), 1e-9)
+    if abs(change) < 0.1:  # a steady but tiny drift is no trend worth a sentence
+        rho = 0.0
+    if rho > 0.5:
+        trend = "On this image, later layers look further on the whole"
+    elif rho < -0.5:
+        trend = "On this image, later layers look *closer* on the whole"
+    else:
+        trend = "On this image, the layers' mean distance shows no steady trend with depth"
+    return f"{text} {trend} (rank correlation of layer and mean distance ρ = {rho:+.2f})."
+
+
+def extreme_heads(values: np.ndarray) -> tuple[tuple[int, int, float], tuple[int, int, float]]:
+    """((layer, head, value) of the smallest, same of the largest) entry of an [L, H] array."""
+    v = np.asarray(values, dtype=np.float64)
+    lo = np.unravel_index(int(np.argmin(v)), v.shape)
+    hi = np.unravel_index(int(np.argmax(v)), v.shape)
+    return (int(lo[0]), int(lo[1]), float(v[lo])), (int(hi[0]), int(hi[1]), float(v[hi]))

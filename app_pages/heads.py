@@ -24,8 +24,7 @@ def _clicked(key: str) -> None:
     if hit is not None:
         shared.set_setting("layer", hit[0])
         shared.set_setting("head", hit[1])
-        st.toast(f"Opened layer {hit[0]}, head {hit[1]} in “The chosen head” at the bottom of the page.",
-                 icon=":material/arrow_downward:")
+        st.session_state["_scroll_to_head"] = True
 
 
 def overview() -> None:
@@ -37,15 +36,18 @@ def overview() -> None:
         shared.show(ctx, "attention_distance", "heads_distance", on_select=lambda: _clicked("heads_distance"))
     with text_col:
         st.markdown("Mean distance in pixels between a patch and the patches it attends to, one dot per head "
-                    "(ViT paper, Fig. 7). Early layers mix local and global heads; later layers look further.")
+                    "(ViT paper, Fig. 7). " + views.distance_summary(stats["distance"]))
 
     st.subheader("How focused is each head?")
     fig_col, text_col = shared.figure_and_text()
     with fig_col:
         shared.show(ctx, "attention_entropy", "heads_entropy", on_select=lambda: _clicked("heads_entropy"))
     with text_col:
+        (lo_l, lo_h, lo), (hi_l, hi_h, hi) = views.extreme_heads(stats["entropy"])
         st.markdown(f"Entropy of the attention rows in nats: 0 means a head looks at one token only, "
-                    f"ln {td.T} = {np.log(td.T):.2f} means it spreads evenly over all {td.T} tokens.")
+                    f"ln {td.T} = {np.log(td.T):.2f} means it spreads evenly over all {td.T} tokens. Here the most "
+                    f"focused head is layer {lo_l}, head {lo_h} ({lo:.2f} nats); the most spread out is layer "
+                    f"{hi_l}, head {hi_h} ({hi:.2f} nats).")
 
     if p:
         st.subheader("Attention parked on prefix tokens")
@@ -53,8 +55,10 @@ def overview() -> None:
         with fig_col:
             shared.show(ctx, "prefix_attention", "heads_prefix", on_select=lambda: _clicked("heads_prefix"))
         with text_col:
+            _, (top_l, top_h, top) = views.extreme_heads(stats["prefix"])
             st.markdown(f"The share of each patch's attention that goes to {', '.join(prefix)}, averaged over "
-                        "the patches. Heads with nothing to do often park their attention there.")
+                        f"the patches. Heads with nothing to do often park their attention there; here layer "
+                        f"{top_l}, head {top_h} parks the most ({100 * top:.0f}%).")
 
     st.subheader("Artifact tokens")
     fig_col, text_col = shared.figure_and_text()
@@ -76,7 +80,9 @@ def overview() -> None:
 @st.fragment
 def chosen_head() -> None:
     ss = st.session_state
-    st.subheader("The chosen head")
+    st.subheader("The chosen head", anchor="the-chosen-head")
+    if st.session_state.pop("_scroll_to_head", False):
+        shared.scroll_to("the-chosen-head")
     if shared.classroom():  # controls first, then the figures at full width
         right, left = st.container(), st.container()
     else:

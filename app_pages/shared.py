@@ -534,6 +534,16 @@ def download_row(fig: go.Figure, key: str, file_stem: str) -> None:
                         key=f"csv_{key}", on_click="ignore", icon=":material/download:")
 
 
+def scroll_to(anchor: str) -> None:
+    """Bring the heading with this anchor into view (after a click that opened it further down).
+
+    A zero-height component runs one line of script in the page (its frame shares the origin)."""
+    import streamlit.components.v1 as components
+
+    components.html(f"<script>window.parent.document.getElementById({anchor!r})?.scrollIntoView("
+                    "{behavior: 'smooth', block: 'start'});</script>", height=0)
+
+
 def css() -> None:
     """Larger type in classroom mode (the figures get theme="classroom" from viz)."""
     if classroom():

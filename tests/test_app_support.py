@@ -401,3 +401,16 @@ def test_mass_mask_keeps_the_share(td):
     m, mask = views.mass_mask(td, 1, 0, 0, 0.6)
     assert mask.shape == td.grid and mask.dtype == bool
     assert m[mask].sum() >= 0.6 * m.sum() - 1e-9
+
+
+def test_distance_summary_says_what_the_numbers_show():
+    """The Heads page's caption follows the model's numbers, not a fixed claim (issue 10, item 10)."""
+    rising = np.array([[10.0, 30.0], [40.0, 50.0], [70.0, 90.0]])
+    text = views.distance_summary(rising)
+    assert "later layers look further" in text and "10–30 px" in text and "70–90 px" in text
+    falling = rising[::-1]
+    assert "closer" in views.distance_summary(falling) and "further" not in views.distance_summary(falling)
+    flat = np.array([[20.0, 40.0], [45.0, 15.0], [30.0, 31.0], [29.0, 33.0]])
+    assert "no steady trend" in views.distance_summary(flat)
+    (lo_l, lo_h, lo), (hi_l, hi_h, hi) = views.extreme_heads(rising)
+    assert (lo_l, lo_h, lo) == (0, 0, 10.0) and (hi_l, hi_h, hi) == (2, 1, 90.0)

@@ -225,6 +225,9 @@ def test_browser_journey(server, page, tmp_path, shots):
     pg.wait_for_function("() => Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .gtitle'))"
                          ".some(e => e.textContent.includes('layer 3, head 2'))")
     _idle(pg)
+    # ... and the page scrolls to the head it opened (issue 10, item 10)
+    pg.wait_for_function("() => { const r = document.getElementById('the-chosen-head')?.getBoundingClientRect();"
+                         " return r && r.top >= 0 && r.top < window.innerHeight; }")
     assert not pg.get_by_test_id("stException").count()
 
     # the address bar holds the view, so a reload (or the reconnect after a server restart)

@@ -177,3 +177,11 @@ def test_the_upload_manager_enforces_both_quotas(monkeypatch):
             manager.add_file(f"s{session}", UploadedFileRec(file_id="x", name="b.png", type="image/png", data=blob))
     assert refused.value.status_code == 429 and "try again" in refused.value.detail
     assert manager._total_bytes <= 60 * 1024 * 1024
+
+
+def test_messages_are_sentences_that_keep_user_values_as_typed():
+    from app_core.safe_text import message
+
+    assert message("type a repo id") == "Type a repo id\\."
+    assert message("broken.png is not an image").startswith("broken\\.png")  # a file name keeps its case
+    assert message("Done!") == "Done\\!"
