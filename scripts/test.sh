@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run every test: bash scripts/test.sh [pytest options]
-# Installs the test requirements, the Fashion-MNIST data set and Chromium (Debian packages,
-# when apt-get is available and they are missing), then runs pytest.
+# Installs the test requirements into the project's environment (scripts/setup.sh dev), the
+# Fashion-MNIST data set and Chromium (Debian packages, when apt-get is available and they are
+# missing), then runs pytest with the environment's Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
@@ -15,4 +16,5 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "note: missing ${need[*]}; the tests that need them will be skipped (install with apt-get)" >&2
   fi
 fi
-exec ${PYTHON:-python3} -m pytest "$@"
+. scripts/python-env.sh
+exec "$PATCHLIGHT_PY" -m pytest "$@"
