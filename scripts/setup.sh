@@ -54,9 +54,9 @@ make_venv() {  # $1: directory
   # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package.
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && "$base" -c 'import sys; sys.exit(sys.base_prefix != "/usr")'; then
     say "Python's venv support is missing; installing python3-venv with apt-get"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python$ver-venv" >/dev/null \
-      || die "apt-get could not install python$ver-venv; install it (apt-get install python3-venv) and run again"
-    "$base" -m venv "$dir" && return 0
+    log=$( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python$ver-venv") 2>&1 ) \
+      || { echo "$log" | tail -n 5 >&2; die "apt-get could not install python$ver-venv; install it (apt-get install python3-venv) and run again"; }
+    log=$("$base" -m venv "$dir" 2>&1) && return 0
     rm -rf "$dir"
   fi
   echo "$log" | tail -n 3 >&2
