@@ -11,7 +11,9 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    echo "test: installing ${need[*]} with apt-get"
+    log=$( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") 2>&1 ) \
+      || { echo "$log" | tail -n 5 >&2; echo "test: error: apt-get could not install ${need[*]}" >&2; exit 1; }
   else
     echo "note: missing ${need[*]}; the tests that need them will be skipped (install with apt-get)" >&2
   fi
