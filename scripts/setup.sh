@@ -72,7 +72,13 @@ if [ -n "$PATCHLIGHT_ENV_DIR" ]; then
         || say "note: reusing $PATCHLIGHT_ENV_DIR (Python ${was#* }); delete it to rebuild it from PYTHON=$PYTHON"
     fi
   else
-    [ -e "$PATCHLIGHT_ENV_DIR" ] && { say "$PATCHLIGHT_ENV_DIR holds no working Python; recreating it"; rm -rf "$PATCHLIGHT_ENV_DIR"; }
+    if [ "$PATCHLIGHT_ENV_DIR" = "$PWD/.venv" ] && [ -f .venv/pyvenv.cfg ]; then
+      # our own virtualenv, broken (e.g. the Python it was made from is gone): make it again
+      say ".venv holds no working Python; recreating it"
+      rm -rf .venv
+    elif [ -e "$PATCHLIGHT_ENV_DIR" ] && [ -n "$(ls -A "$PATCHLIGHT_ENV_DIR" 2>/dev/null)" ]; then
+      die "$PATCHLIGHT_ENV_DIR is not empty but holds no working virtualenv (no $PY); repair or delete it, or set PATCHLIGHT_VENV to another directory"
+    fi
     make_venv "$PATCHLIGHT_ENV_DIR"
   fi
 else
