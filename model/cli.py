@@ -97,7 +97,10 @@ def cmd_explain(args) -> None:
     result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
     # The PNG is composed by viz (the one colormap implementation, no browser); imported here
     # so that the model layer itself never depends on plotting.
-    from viz.export import overlay_png
+    try:
+        from viz.overlay import overlay_png  # where overlay_png lives once viz/export.py is split
+    except ImportError:
+        from viz.export import overlay_png
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +130,7 @@ def cmd_card(args) -> None:
     if args.name in BUILTIN_NAMES:
         print(json.dumps(builtin_summary(args.name), indent=2) if args.json else model_card(args.name))
         return
-    from .app_support import model_card_text, model_facts
+    from .cards import model_card_text, model_facts
     from .loading import load_model
 
     model = load_model(args.name, device=args.device)  # any other source: a card generated from the model
