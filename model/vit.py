@@ -215,7 +215,6 @@ class TraceBuffers:
     hidden_states: torch.Tensor  # (B, L+1, T, D)
     attn_residuals: torch.Tensor  # (B, L, T, D)
     mlp_residuals: torch.Tensor
-    attention_grads: torch.Tensor | None = None
 
     @classmethod
     def allocate(cls, B, L, H, T, D, d, dtype) -> "TraceBuffers":
@@ -363,7 +362,7 @@ class ViT(nn.Module):
     # ---- passes -------------------------------------------------------------------------
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """LN(zL) with the fused attention kernel and nothing captured: (B, T, D)."""
-        z = self.embed(pixels)[0]  # (B, T, D)
+        z = self.embed(pixels).z  # (B, T, D)
         for block in self.blocks:
             z = block(z)  # (B, T, D)
         return self.norm(z)  # (B, T, D)
@@ -414,9 +413,8 @@ class ViT(nn.Module):
             z_normed = self.norm(z)  # (B, T, D)
             logits = self.forward_head(z_normed)  # (B, K) or None
             classes = self._grad_classes(logits, grad_class) if want_grad else None  # (B,)
-            if want_grad:
-                buf.attention_grads = self._attention_grads(logits, classes, kept)  # (B, L, H, T, T)
-        return self._to_trace(pixels, emb, buf, z_normed, logits, classes)
+            grads = self._attention_grads(logits, classes, kept) if want_grad else None  # (B, L, H, T, T)
+        return self._to_trace(pixels, emb, buf, z_normed, logits, classes, grads)
 
     def _trace_blocks(self, z: torch.Tensor, keep_graph: bool):
         """The explicit blocks on z0 (B, T, D): (buffers filled, zL (B, T, D), each layer's A if keep_graph).
@@ -455,7 +453,7 @@ class ViT(nn.Module):
             out[:, l].copy_(g)  # (B, H, T, T)
         return out
 
-    def _to_trace(self, pixels, emb: Embedded, buf: TraceBuffers, z_normed, logits, classes) -> Trace:
+    def _to_trace(self, pixels, emb: Embedded, buf: TraceBuffers, z_normed, logits, classes, grads) -> Trace:
         """Everything as a `Trace` of detached CPU tensors."""
 
         def cpu(x):
@@ -483,7 +481,7 @@ class ViT(nn.Module):
             labels=cfg.class_names,
             image_mean=tuple(pre.image_mean) if pre is not None else (0.0, 0.0, 0.0),
             image_std=tuple(pre.image_std) if pre is not None else (1.0, 1.0, 1.0),
-            attention_grads=buf.attention_grads,
+            attention_grads=grads,
             grad_classes=cpu(classes),
         )
 
