@@ -352,7 +352,7 @@ class ViT(nn.Module):
             raise ValueError(f"layer {layer} is out of range; this model has layers 0…{L - 1}")
         block = self.blocks[int(layer)]
         weight = block.mlp.fc1.weight
-        z = z_mid if isinstance(z_mid, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(z_mid))
+        z = z_mid if isinstance(z_mid, torch.Tensor) else torch.tensor(np.asarray(z_mid))  # a copy: inputs may be read-only
         if z.shape[-1:] != (D,):
             raise ValueError(f"z_mid has shape {tuple(z.shape)}; expected (…, {D}): the stream of one or more tokens")
         with torch.inference_mode():
