@@ -169,6 +169,7 @@ def main(argv=None) -> int:
         query_attention,
     )
     from model.embedding_stats import patch_embedding_pca, pos_embed_similarity
+    from model.explain import explanation_maps
     from model.head_stats import (
         artifact_tokens,
         attention_entropy,
@@ -198,6 +199,9 @@ def main(argv=None) -> int:
         ("gradient rollout (map)",
          lambda: patch_map(gradient_rollout(a, g, num_prefix_tokens=p)[q], grid, p), MAP_TARGET_MS),
         ("chefer relevance (map)", lambda: patch_map(chefer_relevance(a, g)[q], grid, p), MAP_TARGET_MS),
+        ("explanation_maps (the app's 3 maps)",
+         lambda: explanation_maps(a, g, num_prefix_tokens=p, grid=grid, discard_ratio=0.9, query=q),
+         3 * MAP_TARGET_MS),
         ("query_attention (one map)",
          lambda: patch_map(query_attention(a, L - 1, "mean", q), grid, p), MAP_TARGET_MS),
         ("all_heads_maps (H maps)", lambda: all_heads_maps(a, L - 1, q, grid, p), MAP_TARGET_MS),

@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build(directory: str):
     import torch
-    import transformers as T
+    import transformers
 
     torch.manual_seed(0)
-    cfg = T.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
+    cfg = transformers.Dinov2Config(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
                          image_size=224, patch_size=14)
-    T.Dinov2Model(cfg).save_pretrained(directory)
+    transformers.Dinov2Model(cfg).save_pretrained(directory)
 
 
 def status_kib(field: str) -> int:
@@ -74,7 +74,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    import transformers as T
+    import transformers
 
     from model import load_model
 
@@ -83,7 +83,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         build(d)
         ours = load_model(d, device=args.device)
-        ref = T.Dinov2Model.from_pretrained(d, attn_implementation="eager").eval().to(args.device)
+        ref = transformers.Dinov2Model.from_pretrained(d, attn_implementation="eager").eval().to(args.device)
         x = torch.randn(args.batch, 3, 224, 224, device=args.device)
         sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
 

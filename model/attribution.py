@@ -178,7 +178,7 @@ def _check_discard(discard_ratio) -> float:
     return r
 
 
-def _check_alpha(residual_alpha) -> float:
+def _check_residual_alpha(residual_alpha) -> float:
     if isinstance(residual_alpha, (bool, np.bool_)) or not isinstance(residual_alpha, numbers.Real):
         raise ValueError(f"residual_alpha must be a number in [0, 1], got {residual_alpha!r}")
     a = float(residual_alpha)
@@ -303,7 +303,7 @@ def _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual
     L, _, T, _ = a.shape
     _check_probabilities(a)
     return (_check_start(start_layer, L), _check_prefix(num_prefix_tokens, T),
-            _check_discard(discard_ratio), _check_alpha(residual_alpha))
+            _check_discard(discard_ratio), _check_residual_alpha(residual_alpha))
 
 
 def _positive_cam(a_l: np.ndarray, g_l: np.ndarray) -> np.ndarray:

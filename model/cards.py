@@ -1,6 +1,11 @@
-"""Facts and cards of a loaded model: for the app's sidebar, the CLI's `card` command and the
-walkthrough's notes on steps a model cannot show."""
+"""What a loaded model is, in words: facts, the model card, and why a step is unavailable.
+
+Shared by `python -m model card` and the app (plain Python; the built-ins' data is read from
+`model.builtins` only when a built-in is asked about). `quote` parameters let the app make
+checkpoint-supplied text inert markdown, while the CLI prints it as it is.
+"""
 from __future__ import annotations
+
 
 def model_facts(model) -> dict:
     """Plain facts about a loaded model for the sidebar and the pages."""

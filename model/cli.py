@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+from .numerics import softmax
 
 
 class CliError(Exception):
@@ -19,6 +19,8 @@ class CliError(Exception):
 
 
 def expand_images(items: list[str]) -> list[Path]:
+    from .preprocess import IMAGE_SUFFIXES  # late: preprocess imports torch
+
     paths: list[Path] = []
     for item in items:
         p = Path(item)
@@ -54,8 +56,7 @@ def cmd_trace(args) -> None:
 
 
 def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
-    z = logits - logits.max()
-    probs = np.exp(z) / np.exp(z).sum()
+    probs = softmax(logits)
     order = np.argsort(-probs, kind="stable")[:k]
     return [{"label": labels[i] if labels else str(i), "index": int(i), "prob": float(probs[i])} for i in order]
 

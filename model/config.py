@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
+from . import tokens
+
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")
 HEAD_TYPES = ("cls", "cls_dist_mean", "cls_patch_mean", "none")
 
@@ -91,10 +93,8 @@ class ViTConfig:
         }
 
     def prefix_names(self) -> list[str]:
-        names = ["CLS"] if self.class_token else []
-        names += ["DIST"] if self.distill_token else []
-        names += [f"REG{i}" for i in range(self.num_register_tokens)]
-        return names
+        """CLS, DIST, REG0… as present (the one vocabulary, `model.tokens.prefix_names`)."""
+        return tokens.prefix_names(self.class_token, self.distill_token, self.num_register_tokens)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,20 +1,78 @@
-"""One explanation map for one image — the engine behind `python -m model explain`.
+"""Explanation maps for one image: the one entry point behind `python -m model explain`, the
+app's explanation view and bench/bench_attribution.py.
 
-Methods: `attention` (raw attention of the CLS token at a layer and head), `rollout`
-(Abnar & Zuidema 2020), `gradient-rollout` and `chefer` (Chefer et al. 2021), the last two
-for a chosen class. Each returns the CLS row over the patch grid, R[0, p:] → (h, w).
+Methods, by id (the CLI's ``--method``; `METHOD_TITLES` gives the words a page shows):
+
+- ``attention``: the raw attention of token `query` at one layer and head (or a head fusion);
+- ``rollout``: attention rollout (Abnar & Zuidema 2020), read at row `query` — any token;
+- ``gradient-rollout`` and ``chefer`` (Chefer et al. 2021): for one class, read at the CLS
+  row R[0, p:], as their definitions say; they need the attention gradients ∂y_c/∂A_l.
+
+`explanation_maps` is numpy in, numpy out (no torch); `explain` runs a model for the CLI.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .attribution import attention_rollout, chefer_relevance, gradient_rollout, patch_map, query_attention
-from .vit import ViT
+
+if TYPE_CHECKING:
+    from .vit import ViT
 
 METHODS = ("attention", "rollout", "gradient-rollout", "chefer")
 CLASS_METHODS = ("gradient-rollout", "chefer")
+METHOD_TITLES = {
+    "attention": "attention",
+    "rollout": "rollout",
+    "gradient-rollout": "gradient rollout",
+    "chefer": "Chefer et al.",
+}
+
+
+def default_methods(has_gradients: bool) -> tuple[str, ...]:
+    """What the explanation view shows: rollout, and the class maps when there are gradients."""
+    return ("rollout", *CLASS_METHODS) if has_gradients else ("rollout",)
+
+
+def explanation_maps(attentions: np.ndarray, gradients: np.ndarray | None = None, *, num_prefix_tokens: int,
+                     grid: tuple[int, int], methods=None, fusion: str = "mean", discard_ratio: float = 0.0,
+                     residual_alpha: float = 0.5, start_layer: int = 0, query: int = 0, layer: int = -1,
+                     head="mean") -> dict[str, np.ndarray]:
+    """``{method id: [h, w] map}`` for one image, in the order of `methods`.
+
+    attentions [L, H, T, T] and gradients [L, H, T, T] (∂y_c/∂A_l, or None without a class
+    head) of one image. methods: ids from `METHODS`; None gives `default_methods`. fusion,
+    discard_ratio, residual_alpha: rollout's (DESIGN "Attribution"); start_layer is clamped
+    to L−1 and used by every rollout-like map; query: the row of ``rollout`` and
+    ``attention``; layer, head: the layer and head (an index or a fusion) of ``attention``.
+    """
+    L = np.shape(attentions)[0]
+    p, grid = int(num_prefix_tokens), tuple(grid)
+    methods = default_methods(gradients is not None) if methods is None else tuple(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"method {unknown[0]!r} is unknown; choose one of {', '.join(METHODS)}")
+    if gradients is None and any(m in CLASS_METHODS for m in methods):
+        raise ValueError(
+            f"{', '.join(m for m in methods if m in CLASS_METHODS)} explain a class logit and need the attention "
+            "gradients (trace with grad_class=…); without a classification head use rollout or attention"
+        )
+    start = min(int(start_layer), L - 1)
+    maps = {}
+    for method in methods:
+        if method == "attention":
+            row = query_attention(attentions, layer, head, query)  # (T,)
+        elif method == "rollout":
+            row = attention_rollout(attentions, fusion, discard_ratio, residual_alpha, start, p)[query]  # (T,)
+        elif method == "gradient-rollout":
+            row = gradient_rollout(attentions, gradients, discard_ratio, residual_alpha, start, p)[0]  # CLS row
+        else:
+            row = chefer_relevance(attentions, gradients, start)[0]  # CLS row
+        maps[method] = patch_map(row, grid, p)  # (h, w)
+    return maps
 
 
 @dataclass
@@ -46,6 +104,7 @@ def resolve_label(model: ViT, label) -> int | None:
 
 
 def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="mean") -> Explanation:
+    """One map of the CLS token for the CLI: run the model on `image`, then `explanation_maps`."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is unknown; choose one of {', '.join(METHODS)}")
     class_specific = method in CLASS_METHODS
@@ -55,20 +114,19 @@ def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="m
             "use --method rollout or attention"
         )
     index = resolve_label(model, label) if model.cfg.has_head else None
-    trace = model.trace([image], grad_class=("top" if index is None else index) if class_specific else None)
-    p, grid = trace.num_prefix_tokens, trace.grid
-    A = trace.attentions[0].numpy()
+    grad_class = ("top" if index is None else index) if class_specific else None
+    trace = model.trace([image], grad_class=grad_class).numpy()
+    head_arg = "mean"
     if method == "attention":
         head_arg = head if str(head) in ("mean", "max", "min") else int(head)
-        m = patch_map(query_attention(A, layer, head_arg, 0), grid, p)
-        what = f"CLS attention, layer {layer % A.shape[0]}, head {head_arg}"
+    grads = trace.attention_grads[0] if trace.attention_grads is not None else None
+    (m,) = explanation_maps(trace.attentions[0], grads, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid,
+                            methods=(method,), layer=layer, head=head_arg).values()
+    if method == "attention":
+        what = f"CLS attention, layer {layer % trace.L}, head {head_arg}"
     elif method == "rollout":
-        m = patch_map(attention_rollout(A, num_prefix_tokens=p)[0], grid, p)
         what = "attention rollout of CLS (mean fusion, α = 0.5)"
     else:
-        G = trace.attention_grads[0].numpy()
-        R = gradient_rollout(A, G, num_prefix_tokens=p) if method == "gradient-rollout" else chefer_relevance(A, G)
-        m = patch_map(R[0], grid, p)
         what = f"{method} of CLS"
     if trace.grad_classes is not None:
         index = int(trace.grad_classes[0])
@@ -77,4 +135,5 @@ def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="m
     name = (model.cfg.class_names or [None] * (index + 1))[index] if index is not None else None
     if index is not None:
         what += f" for class {index}" + (f" ({name})" if name else "")
+    grid = trace.grid
     return Explanation(m, trace.image(0), method, index, name, what + f", grid {grid[0]}×{grid[1]}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fashion_mnist import CLASS_NAMES
+from .naming import slug
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
@@ -41,12 +42,8 @@ PHOTO_SOURCES = {
 }
 
 
-def _slug(name: str) -> str:
-    return name.lower().replace("/", "-").replace(" ", "-")
-
-
 # One 28×28 PNG per class, in label order; the index is the test-set position of the image.
-FASHION_FILES = tuple(f"fashion-{i}-{_slug(n)}.png" for i, n in enumerate(CLASS_NAMES))
+FASHION_FILES = tuple(f"fashion-{i}-{slug(n)}.png" for i, n in enumerate(CLASS_NAMES))
 FASHION_TEST_INDEX = (19, 2, 1, 13, 6, 8, 4, 9, 18, 0)  # first test image of each class
 
 
@@ -74,7 +71,7 @@ def list_samples() -> list[Sample]:
     for i, (name, file) in enumerate(zip(CLASS_NAMES, FASHION_FILES)):
         out.append(
             Sample(
-                key=f"fashion-{_slug(name)}",
+                key=f"fashion-{slug(name)}",
                 title=f"{name} (Fashion-MNIST)",
                 path=SAMPLES_DIR / file,
                 kind="fashion",

@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import read_state_dict, read_weights_dir
 from .hf import load_hf_dir
+from .hub import canonical_repo_id
 from .native import is_native_dir, load_native
 from .timm_format import find_timm_config, load_timm_state
 from .vit import ViT
@@ -71,9 +72,7 @@ def load_path(path: Path, builtin_names=()) -> ViT:
 
 def load_hub(repo_id: str) -> ViT:
     """Download `repo_id` with huggingface_hub (config, preprocessing, weights) and load it."""
-    repo_id = repo_id.strip()
-    if not repo_id or repo_id.count("/") > 1 or " " in repo_id:
-        raise ValueError(f"hf:{repo_id} is not a hub repo id; expected hf:<owner>/<name>, e.g. hf:google/vit-base-patch16-224")
+    repo_id = canonical_repo_id(repo_id)
     try:
         from huggingface_hub import snapshot_download
     except ImportError:

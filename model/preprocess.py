@@ -19,6 +19,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a big phone photo passes, a bomb does not
+# The image files Patchlight reads — by the CLI's directory scan, the app's uploader and the
+# error messages — defined once: the suffixes, and the same formats in words.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 SUPPORTED_FORMATS = "PNG, JPEG, WebP, BMP, GIF or TIFF"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

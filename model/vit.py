@@ -13,7 +13,9 @@ Symbols: B batch, T tokens, N patches, D width, H heads, d head width, P patch, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,14 +57,20 @@ class PatchEmbed(nn.Module):
 
 @dataclass
 class AttentionParts:
-    attn: torch.Tensor  # (B, H, T, T) after softmax
+    """What the explicit attention computed, per head."""
+
+    attn: torch.Tensor  # (B, H, T, T) A = softmax(q kᵀ/√d), rows sum to 1
     q: torch.Tensor  # (B, H, T, d)
-    k: torch.Tensor
-    v: torch.Tensor
+    k: torch.Tensor  # (B, H, T, d)
+    v: torch.Tensor  # (B, H, T, d)
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention: A = softmax(q kᵀ/√d), out = concat_h(A v) W_O."""
+    """Multi-head self-attention: A = softmax(q kᵀ/√d), out = concat_h(A v) W_O.
+
+    `forward` is the fast path (PyTorch's fused kernel, A never materialised);
+    `forward_explicit` writes the same math out and returns A, q, k and v.
+    """
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -72,26 +80,33 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)  # [W_Q; W_K; W_V]
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)  # W_O
 
-    def forward(self, x: torch.Tensor, explicit: bool = True,
-                attn_out: torch.Tensor | None = None) -> tuple[torch.Tensor, AttentionParts | None]:
-        """attn_out: where to write A when no gradient is needed (the trace's own buffer, so the
-        attention is stored once instead of allocated and then copied)."""
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v per head from the normed stream: (B, T, D) -> 3 × (B, H, T, d)."""
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim)  # (B, T, 3, H, d)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, d)
-        if explicit:
-            scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T)
-            if attn_out is not None and not torch.is_grad_enabled():
-                attn = torch.softmax(scores, dim=-1, out=attn_out)
-            else:
-                attn = scores.softmax(dim=-1)
-            out = attn @ v  # (B, H, T, d)
-            parts = AttentionParts(attn, q, k, v)
+        return q, k, v
+
+    def merge(self, out: torch.Tensor) -> torch.Tensor:
+        """concat_h(·) W_O: (B, H, T, d) -> (B, T, D)."""
+        B, H, T, d = out.shape
+        return self.proj(out.transpose(1, 2).reshape(B, T, H * d))  # (B, T, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.heads(x)  # each (B, H, T, d)
+        return self.merge(F.scaled_dot_product_attention(q, k, v))  # fused kernel, same math; (B, T, D)
+
+    def forward_explicit(self, x: torch.Tensor,
+                         attn_out: torch.Tensor | None = None) -> tuple[torch.Tensor, AttentionParts]:
+        """attn_out: where to write A when no gradient is needed (the trace's own buffer, so the
+        attention is stored once instead of allocated and then copied)."""
+        q, k, v = self.heads(x)  # each (B, H, T, d)
+        scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, H, T, T)
+        if attn_out is not None and not torch.is_grad_enabled():
+            attn = torch.softmax(scores, dim=-1, out=attn_out)  # (B, H, T, T)
         else:
-            out = F.scaled_dot_product_attention(q, k, v)  # fused kernel, same math
-            parts = None
-        out = out.transpose(1, 2).reshape(B, T, D)  # concat heads: (B, T, D)
-        return self.proj(out), parts
+            attn = scores.softmax(dim=-1)  # (B, H, T, T)
+        return self.merge(attn @ v), AttentionParts(attn, q, k, v)  # (B, T, D)
 
 
 def activation(name: str) -> nn.Module:
@@ -120,8 +135,12 @@ class MLP(nn.Module):
         self.act = activation(cfg.act)
         self.fc2 = nn.Linear(cfg.mlp_dim, cfg.embed_dim)
 
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The hidden units act(x W1 + b1): (…, D) -> (…, mlp_dim)."""
+        return self.act(self.fc1(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.hidden(x))
 
 
 class LayerScale(nn.Module):
@@ -133,6 +152,18 @@ class LayerScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.gamma
+
+
+class BlockOutput(NamedTuple):
+    """What one block did on the explicit path (shapes for B images, T tokens, width D)."""
+
+    x: torch.Tensor  # (B, T, D) z_l, the stream after the block
+    attn: torch.Tensor  # (B, H, T, T) A = softmax(q kᵀ/√d) of every head
+    q: torch.Tensor  # (B, H, T, d)
+    k: torch.Tensor  # (B, H, T, d)
+    v: torch.Tensor  # (B, H, T, d)
+    attn_update: torch.Tensor  # (B, T, D) γ1·MSA(LN(z_{l-1})), what attention added
+    mlp_update: torch.Tensor  # (B, T, D) γ2·MLP(LN(z'_l)), what the MLP added
 
 
 class Block(nn.Module):
@@ -147,13 +178,30 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.ls2 = LayerScale(cfg.embed_dim) if cfg.layer_scale else nn.Identity()
 
-    def forward(self, x: torch.Tensor, explicit: bool = True, attn_out: torch.Tensor | None = None):
-        a, parts = self.attn(self.norm1(x), explicit, attn_out)
-        a = self.ls1(a)
-        x = x + a  # z'l = z(l-1) + γ1·MSA(LN(z(l-1)))
-        m = self.ls2(self.mlp(self.norm2(x)))
-        x = x + m  # zl = z'l + γ2·MLP(LN(z'l))
-        return x, parts, a, m
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fast path (fused attention), nothing captured: (B, T, D) -> (B, T, D)."""
+        x = x + self.ls1(self.attn(self.norm1(x)))  # z'l = z(l-1) + γ1·MSA(LN(z(l-1)))
+        x = x + self.ls2(self.mlp(self.norm2(x)))  # zl = z'l + γ2·MLP(LN(z'l))
+        return x
+
+    def forward_explicit(self, x: torch.Tensor, attn_out: torch.Tensor | None = None) -> BlockOutput:
+        """The same two lines with attention written out; returns A, q, k, v and both updates."""
+        a, parts = self.attn.forward_explicit(self.norm1(x), attn_out)  # (B, T, D)
+        attn_update = self.ls1(a)  # (B, T, D)
+        x = x + attn_update  # z'l = z(l-1) + γ1·MSA(LN(z(l-1)))
+        mlp_update = self.ls2(self.mlp(self.norm2(x)))  # (B, T, D)
+        x = x + mlp_update  # zl = z'l + γ2·MLP(LN(z'l))
+        return BlockOutput(x, parts.attn, parts.q, parts.k, parts.v, attn_update, mlp_update)
+
+
+class Embedded(NamedTuple):
+    """The embedding step's output and its parts."""
+
+    z: torch.Tensor  # (B, T, D) z0 = [prefix tokens; x_p E] + E_pos
+    patch_embeddings: torch.Tensor  # (B, N, D) x_p E, before positions
+    patches: torch.Tensor  # (B, N, C·P·P) the flattened pixel patches
+    pos_embed: torch.Tensor  # (T, D) E_pos as added (resized to this grid)
+    grid: tuple[int, int]  # (h, w)
 
 
 @dataclass
@@ -167,7 +215,6 @@ class TraceBuffers:
     hidden_states: torch.Tensor  # (B, L+1, T, D)
     attn_residuals: torch.Tensor  # (B, L, T, D)
     mlp_residuals: torch.Tensor
-    attention_grads: torch.Tensor | None = None
 
     @classmethod
     def allocate(cls, B, L, H, T, D, d, dtype) -> "TraceBuffers":
@@ -177,16 +224,17 @@ class TraceBuffers:
         return cls(new(B, L, H, T, T), new(B, L, H, T, d), new(B, L, H, T, d), new(B, L, H, T, d),
                    new(B, L + 1, T, D), new(B, L, T, D), new(B, L, T, D))
 
-    def store(self, l: int, z, parts: AttentionParts, attn_res, mlp_res) -> None:
+    def store(self, l: int, out: BlockOutput) -> None:
+        """Copy block l's results into the buffers (onto the CPU)."""
         with torch.no_grad():
-            if parts.attn.data_ptr() != self.attentions[:, l].data_ptr():  # not written in place
-                self.attentions[:, l].copy_(parts.attn)
-            self.queries[:, l].copy_(parts.q)
-            self.keys[:, l].copy_(parts.k)
-            self.values[:, l].copy_(parts.v)
-            self.hidden_states[:, l + 1].copy_(z)
-            self.attn_residuals[:, l].copy_(attn_res)
-            self.mlp_residuals[:, l].copy_(mlp_res)
+            if out.attn.data_ptr() != self.attentions[:, l].data_ptr():  # not written in place
+                self.attentions[:, l].copy_(out.attn)
+            self.queries[:, l].copy_(out.q)
+            self.keys[:, l].copy_(out.k)
+            self.values[:, l].copy_(out.v)
+            self.hidden_states[:, l + 1].copy_(out.x)
+            self.attn_residuals[:, l].copy_(out.attn_update)
+            self.mlp_residuals[:, l].copy_(out.mlp_update)
 
 
 class ViT(nn.Module):
@@ -267,14 +315,14 @@ class ViT(nn.Module):
         tokens = [t for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
         return [t.expand(batch, -1, -1) for t in tokens]
 
-    def embed(self, pixels: torch.Tensor):
-        """z0 = [prefix tokens; x_p E] + E_pos. Returns z0, x_p E, the patches, E_pos, grid."""
+    def embed(self, pixels: torch.Tensor) -> Embedded:
+        """z0 = [prefix tokens; x_p E] + E_pos, with its parts (see `Embedded`)."""
         B, _, Hpx, Wpx = pixels.shape
         grid = self.grid_for(Hpx, Wpx)
         patch_emb, patches = self.patch_embed(pixels)  # (B, N, D), (B, N, C·P·P)
         pos = self.position_embeddings(grid)  # (T, D)
         z = torch.cat(self.prefix_tokens(B) + [patch_emb], dim=1)  # (B, T, D)
-        return z + pos, patch_emb, patches, pos, grid
+        return Embedded(z + pos, patch_emb, patches, pos, grid)  # z0 (B, T, D)
 
     # ---- head ---------------------------------------------------------------------------
     def forward_head(self, z_normed: torch.Tensor) -> torch.Tensor | None:
@@ -289,13 +337,35 @@ class ViT(nn.Module):
             return self.head(torch.cat([cls, patch_mean], dim=-1))
         return self.head(cls)
 
+    # ---- one block's MLP, on demand -------------------------------------------------------
+    def mlp_hidden(self, layer: int, z_mid) -> np.ndarray:
+        """The hidden MLP units of block `layer`: act(LN(z'_l) W1 + b1), float32 numpy (…, mlp_dim).
+
+        z_mid is the mid-block stream z'_l = z_(l-1) + γ1·MSA(LN(z_(l-1))) of one token (D,) or
+        of many (…, D), as numpy or a tensor; from a trace it is exact:
+        `hidden_states[b, layer, t] + attn_residuals[b, layer, t]`. Only this block's LayerNorm
+        and first MLP layer run (microseconds), not the model, so the trace need not store the
+        (T, mlp_dim) hidden units of every layer.
+        """
+        L, D = self.cfg.depth, self.cfg.embed_dim
+        if not -L <= int(layer) < L:
+            raise ValueError(f"layer {layer} is out of range; this model has layers 0…{L - 1}")
+        block = self.blocks[int(layer)]
+        weight = block.mlp.fc1.weight
+        z = z_mid if isinstance(z_mid, torch.Tensor) else torch.tensor(np.asarray(z_mid))  # a copy: inputs may be read-only
+        if z.shape[-1:] != (D,):
+            raise ValueError(f"z_mid has shape {tuple(z.shape)}; expected (…, {D}): the stream of one or more tokens")
+        with torch.inference_mode():
+            hidden = block.mlp.hidden(block.norm2(z.to(weight.device, weight.dtype)))  # (…, mlp_dim)
+        return hidden.float().cpu().numpy()
+
     # ---- passes -------------------------------------------------------------------------
     def forward_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """LN(zL) with the fused attention kernel and nothing captured: (B, T, D)."""
-        z = self.embed(pixels)[0]
+        z = self.embed(pixels).z  # (B, T, D)
         for block in self.blocks:
-            z = block(z, explicit=False)[0]
-        return self.norm(z)
+            z = block(z)  # (B, T, D)
+        return self.norm(z)  # (B, T, D)
 
     def forward(self, pixels: torch.Tensor, labels: torch.Tensor | None = None):
         """(logits, loss): the fast path. loss = CE(logits, labels) when labels are given."""
@@ -330,48 +400,66 @@ class ViT(nn.Module):
         grad_class: None (no gradients), "top" (each image's top class), an int, or one int
         per image: also returns ∂y_c/∂A_l for every layer l, each paired with its own layer.
         """
-        pixels = self.to_pixels(images)
+        pixels = self.to_pixels(images)  # (B, C, H, W)
         want_grad = grad_class is not None
         if want_grad and self.head is None:
             raise ValueError(
                 f"model {self.source!r} has no classification head, so there is no class logit to "
                 "differentiate; class-specific maps need a classifier"
             )
-        cfg = self.cfg
         with torch.set_grad_enabled(want_grad), torch.inference_mode(not want_grad):
-            z, patch_emb, patches, pos, grid = self.embed(pixels)
-            B, T, D = z.shape
-            L, H, d = cfg.depth, cfg.num_heads, cfg.head_dim
-            # Results go straight into preallocated CPU buffers, layer by layer, so each
-            # layer's temporaries are freed at once and nothing is copied twice (stacking
-            # per-layer lists at the end cost about as much as the attention itself).
-            buf = TraceBuffers.allocate(B, L, H, T, D, d, z.dtype)
-            with torch.no_grad():
-                buf.hidden_states[:, 0].copy_(z)
-            kept = []  # with gradients: each layer's attention, to read its .grad afterwards
-            for l, block in enumerate(self.blocks):
-                z, p, a, m = block(z, explicit=True, attn_out=None if want_grad else buf.attentions[:, l])
-                if want_grad:
-                    kept.append(p.attn)
-                buf.store(l, z, p, a, m)
-            z_normed = self.norm(z)
-            logits = self.forward_head(z_normed)
-            classes = None
-            if want_grad:
-                classes = self._grad_classes(logits, grad_class)
-                # Samples are independent, so one gradient of the summed chosen logits gives
-                # every image its own; layer l's gradient comes from layer l's tensor.
-                # autograd.grad (not .backward) leaves the parameters' .grad untouched: the
-                # app shares one model between sessions and must never mutate it.
-                grads = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), kept)
-                buf.attention_grads = torch.empty_like(buf.attentions)
-                for l, g in enumerate(grads):
-                    buf.attention_grads[:, l].copy_(g)
+            emb = self.embed(pixels)  # z0 (B, T, D) and its parts
+            buf, z, kept = self._trace_blocks(emb.z, keep_graph=want_grad)  # buffers (B, L, …), zL (B, T, D)
+            z_normed = self.norm(z)  # (B, T, D)
+            logits = self.forward_head(z_normed)  # (B, K) or None
+            classes = self._grad_classes(logits, grad_class) if want_grad else None  # (B,)
+            grads = self._attention_grads(logits, classes, kept) if want_grad else None  # (B, L, H, T, T)
+        return self._to_trace(pixels, emb, buf, z_normed, logits, classes, grads)
+
+    def _trace_blocks(self, z: torch.Tensor, keep_graph: bool):
+        """The explicit blocks on z0 (B, T, D): (buffers filled, zL (B, T, D), each layer's A if keep_graph).
+
+        Results go straight into preallocated CPU buffers, layer by layer, so each layer's
+        temporaries are freed at once and nothing is copied twice (stacking per-layer lists at
+        the end cost about as much as the attention itself). Without gradients on the CPU the
+        softmax writes A into its buffer directly.
+        """
+        B, T, D = z.shape
+        cfg = self.cfg
+        buf = TraceBuffers.allocate(B, cfg.depth, cfg.num_heads, T, D, cfg.head_dim, z.dtype)
+        with torch.no_grad():
+            buf.hidden_states[:, 0].copy_(z)  # z0
+        in_place = not keep_graph and z.device.type == "cpu"
+        kept = []  # with gradients: each layer's A (B, H, T, T), still in the graph
+        for l, block in enumerate(self.blocks):
+            out = block.forward_explicit(z, attn_out=buf.attentions[:, l] if in_place else None)
+            buf.store(l, out)
+            if keep_graph:
+                kept.append(out.attn)
+            z = out.x  # (B, T, D)
+        return buf, z, kept
+
+    def _attention_grads(self, logits: torch.Tensor, classes: torch.Tensor, attentions: list) -> torch.Tensor:
+        """∂y_c/∂A_l for every layer l, on the CPU: (B, L, H, T, T).
+
+        Samples are independent, so one gradient of the summed chosen logits gives every image
+        its own; layer l's gradient comes from layer l's tensor (vit-explain #6). autograd.grad
+        (not .backward) leaves the parameters' .grad untouched: the app shares one model
+        between sessions and must never mutate it.
+        """
+        grads = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), attentions)  # L × (B, H, T, T)
+        out = torch.empty((grads[0].shape[0], len(grads), *grads[0].shape[1:]), dtype=grads[0].dtype)
+        for l, g in enumerate(grads):
+            out[:, l].copy_(g)  # (B, H, T, T)
+        return out
+
+    def _to_trace(self, pixels, emb: Embedded, buf: TraceBuffers, z_normed, logits, classes, grads) -> Trace:
+        """Everything as a `Trace` of detached CPU tensors."""
 
         def cpu(x):
             return None if x is None else x.detach().cpu()
 
-        pre = self.preprocessor
+        cfg, pre = self.cfg, self.preprocessor
         return Trace(
             attentions=buf.attentions,
             queries=buf.queries,
@@ -381,19 +469,19 @@ class ViT(nn.Module):
             attn_residuals=buf.attn_residuals,
             mlp_residuals=buf.mlp_residuals,
             last_hidden_state=cpu(z_normed),
-            patches=cpu(patches),
-            patch_embeddings=cpu(patch_emb),
-            pos_embed=cpu(pos),
+            patches=cpu(emb.patches),
+            patch_embeddings=cpu(emb.patch_embeddings),
+            pos_embed=cpu(emb.pos_embed),
             logits=cpu(logits),
             pixel_values=cpu(pixels),
-            grid=tuple(grid),
+            grid=tuple(emb.grid),
             patch_size=cfg.patch_size,
             num_prefix_tokens=self.num_prefix_tokens,
             prefix_names=cfg.prefix_names(),
             labels=cfg.class_names,
             image_mean=tuple(pre.image_mean) if pre is not None else (0.0, 0.0, 0.0),
             image_std=tuple(pre.image_std) if pre is not None else (1.0, 1.0, 1.0),
-            attention_grads=buf.attention_grads,
+            attention_grads=grads,
             grad_classes=cpu(classes),
         )
 

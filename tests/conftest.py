@@ -26,27 +26,28 @@ def _perturb(model: torch.nn.Module, scale: float = 0.15, seed: int = 0) -> None
 
 def build_hf(kind: str, directory, seed: int = 0):
     """Save a small random `kind` model with save_pretrained; return the eager reference model."""
-    import transformers as T
+    import transformers
 
     torch.manual_seed(seed)
     if kind == "vit":
-        cfg = T.ViTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8, num_labels=5)
-        model = T.ViTForImageClassification(cfg)
+        cfg = transformers.ViTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8, num_labels=5)
+        model = transformers.ViTForImageClassification(cfg)
     elif kind == "vit-base":
-        cfg = T.ViTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8)
-        model = T.ViTModel(cfg, add_pooling_layer=True)
+        cfg = transformers.ViTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8)
+        model = transformers.ViTModel(cfg, add_pooling_layer=True)
     elif kind == "deit":
-        cfg = T.DeiTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8, num_labels=5)
-        model = T.DeiTForImageClassificationWithTeacher(cfg)
+        cfg = transformers.DeiTConfig(**SMALL, intermediate_size=96, image_size=32, patch_size=8, num_labels=5)
+        model = transformers.DeiTForImageClassificationWithTeacher(cfg)
     elif kind == "dinov2":
-        cfg = T.Dinov2Config(**SMALL, mlp_ratio=2, image_size=28, patch_size=7)
-        model = T.Dinov2Model(cfg)
+        cfg = transformers.Dinov2Config(**SMALL, mlp_ratio=2, image_size=28, patch_size=7)
+        model = transformers.Dinov2Model(cfg)
     elif kind == "dinov2-cls":
-        cfg = T.Dinov2Config(**SMALL, mlp_ratio=2, image_size=28, patch_size=7, num_labels=4)
-        model = T.Dinov2ForImageClassification(cfg)
+        cfg = transformers.Dinov2Config(**SMALL, mlp_ratio=2, image_size=28, patch_size=7, num_labels=4)
+        model = transformers.Dinov2ForImageClassification(cfg)
     elif kind == "dinov2-reg":
-        cfg = T.Dinov2WithRegistersConfig(**SMALL, mlp_ratio=2, image_size=28, patch_size=7, num_register_tokens=4)
-        model = T.Dinov2WithRegistersModel(cfg)
+        cfg = transformers.Dinov2WithRegistersConfig(**SMALL, mlp_ratio=2, image_size=28, patch_size=7,
+                                                      num_register_tokens=4)
+        model = transformers.Dinov2WithRegistersModel(cfg)
     else:
         raise ValueError(kind)
     _perturb(model, seed=seed)

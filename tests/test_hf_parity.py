@@ -83,7 +83,7 @@ def test_deit_prefix_is_cls_then_distillation(hf_models):
     # both prefix tokens carry a position embedding; patches start at index 2
     trace = model.trace(torch.zeros(1, 3, 32, 32))
     torch.testing.assert_close(trace.pos_embed, sd["deit.embeddings.position_embeddings"][0])
-    assert trace.token_names()[:3] == ["CLS", "DIST", "patch 0,0"]
+    assert trace.token_names()[:3] == ["CLS", "DIST", "patch 0 (row 0, col 0)"]
 
 
 def test_registers_get_no_position_embedding(hf_models):

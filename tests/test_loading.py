@@ -152,7 +152,7 @@ def test_hub_offline_error_is_one_clear_sentence(monkeypatch, tmp_path):
     monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
     with pytest.raises(ValueError, match=r"could not download hf:google/vit-base-patch16-224 .*check the repo id"):
         load_model("hf:google/vit-base-patch16-224")
-    with pytest.raises(ValueError, match="is not a hub repo id"):
+    with pytest.raises(ValueError, match="is not a Hugging Face repo id: it needs exactly one '/'"):
         load_model("hf:a/b/c")
 
 
