@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from .traces import TraceData
+from model.trace import Trace
 
-def patch_centres(td: TraceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def patch_centres(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel centres (x, y) of every patch and its token index, row-major — click targets."""
-    h, w = td.grid
-    P = td.patch_size
+    h, w = trace.grid
+    P = trace.patch_size
     rows, cols = np.divmod(np.arange(h * w), w)
-    return cols * P + (P - 1) / 2, rows * P + (P - 1) / 2, rows * w + cols + td.num_prefix_tokens
+    return cols * P + (P - 1) / 2, rows * P + (P - 1) / 2, rows * w + cols + trace.num_prefix_tokens
 
 
 def _customdata(pt) -> object:

@@ -21,7 +21,7 @@ import viz
 from model import patch_embedding_pca, pos_embed_similarity
 
 from . import clicks, views
-from .traces import TraceData
+from model.trace import Trace
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class View:
 class FigureInputs:
     """What builders read: the trace, and lazily computed (and separately cached) extras."""
 
-    trace: TraceData
+    trace: Trace
     model_name: str
     statistics: Callable[[], dict]
     explanations: Callable[[View], dict]
@@ -84,19 +84,19 @@ class FigureSpec:
 LOOK = ("colormap", "opacity", "upsample")
 
 
-def _where(td: TraceData, v: View) -> dict:
+def _where(trace: Trace, v: View) -> dict:
     """Where a map sits: the query outline, prefix tokens and patch size (overlay arguments)."""
-    return dict(query=v.query, num_prefix_tokens=td.num_prefix_tokens, prefix_names=list(td.prefix_names),
-                patch_size=td.patch_size)
+    return dict(query=v.query, num_prefix_tokens=trace.num_prefix_tokens, prefix_names=list(trace.prefix_names),
+                patch_size=trace.patch_size)
 
 
 def _look(v: View) -> dict:
     return dict(colormap=v.colormap, alpha=v.opacity, upsample=v.upsample, theme=v.theme)
 
 
-def _clickable(fig: go.Figure, td: TraceData) -> go.Figure:
-    xs, ys, tokens = clicks.patch_centres(td)
-    return clicks.add_click_targets(fig, xs, ys, tokens, clicks.plot_px(fig)[0] / td.grid[1],
+def _clickable(fig: go.Figure, trace: Trace) -> go.Figure:
+    xs, ys, tokens = clicks.patch_centres(trace)
+    return clicks.add_click_targets(fig, xs, ys, tokens, clicks.plot_px(fig)[0] / trace.grid[1],
                                     "token %{customdata}: click to make it the query<extra></extra>")
 
 
@@ -119,119 +119,119 @@ def _has_head(inputs: FigureInputs) -> bool:
 # ----------------------------------------------------------------------------- 1 patches, 2 positions
 
 def _patch_one(inputs, v):
-    td = inputs.trace
-    patch = views.centre_patch(td)
-    return viz.patch_flatten_figure(views.patch_pixels(td, patch), td.patch_embeddings[patch], patch_index=patch,
+    trace = inputs.trace
+    patch = views.centre_patch(trace)
+    return viz.patch_flatten_figure(views.patch_pixels(trace, patch), trace.patch_embeddings[0][patch], patch_index=patch,
                                     theme=v.theme)
 
 
 def _patch_pca(inputs, v):
-    rgb, ratio = patch_embedding_pca(inputs.trace.patch_embeddings, inputs.trace.grid)
+    rgb, ratio = patch_embedding_pca(inputs.trace.patch_embeddings[0], inputs.trace.grid)
     return viz.pca_image_figure(rgb, theme=v.theme, title=f"Patch embeddings: 3 principal components as RGB "
                                                           f"({100 * ratio.sum():.0f}% of the variance)")
 
 
 def _z0(inputs, v):
-    td = inputs.trace
-    return viz.patch_embedding_figure(td.hidden_states[0], num_prefix_tokens=td.num_prefix_tokens, theme=v.theme,
-                                      title=f"z₀ = embeddings + positions: {td.T} tokens × {td.D}")
+    trace = inputs.trace
+    return viz.patch_embedding_figure(trace.hidden_states[0][0], num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme,
+                                      title=f"z₀ = embeddings + positions: {trace.T} tokens × {trace.D}")
 
 
 # ----------------------------------------------------------------------------- 3 attention
 
 def _overlay(inputs, v):
-    td = inputs.trace
-    fig = viz.attention_overlay_figure(td.image, views.attention_map(td, v.layer, v.head, v.query), **_where(td, v),
-                                       **_look(v), title=f"{td.token_name(v.query)} → layer {v.layer}, head {v.head}")
-    return _clickable(fig, td)
+    trace = inputs.trace
+    fig = viz.attention_overlay_figure(trace.image(0), views.attention_map(trace, v.layer, v.head, v.query), **_where(trace, v),
+                                       **_look(v), title=f"{trace.token_name(v.query)} → layer {v.layer}, head {v.head}")
+    return _clickable(fig, trace)
 
 
 def _scores(inputs, v):
-    td = inputs.trace
-    q = views.qkv_step(td, v.layer, v.head, v.query)
-    return viz.attention_scores_figure(q["scores"], td.attentions[v.layer, v.head, v.query],
-                                       views.short_token_names(td), query_name=td.token_name(v.query),
-                                       num_prefix_tokens=td.num_prefix_tokens, theme=v.theme)
+    trace = inputs.trace
+    q = views.qkv_step(trace, v.layer, v.head, v.query)
+    return viz.attention_scores_figure(q["scores"], trace.attentions[0][v.layer, v.head, v.query],
+                                       views.short_token_names(trace), query_name=trace.token_name(v.query),
+                                       num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme)
 
 
 def _mixing(inputs, v):
-    td = inputs.trace
-    q = views.qkv_step(td, v.layer, v.head, v.query)
-    return viz.value_mixing_figure(td.attentions[v.layer, v.head, v.query], td.values[v.layer, v.head], q["out"],
-                                   views.short_token_names(td), query_name=td.token_name(v.query),
-                                   num_prefix_tokens=td.num_prefix_tokens, theme=v.theme)
+    trace = inputs.trace
+    q = views.qkv_step(trace, v.layer, v.head, v.query)
+    return viz.value_mixing_figure(trace.attentions[0][v.layer, v.head, v.query], trace.values[0][v.layer, v.head], q["out"],
+                                   views.short_token_names(trace), query_name=trace.token_name(v.query),
+                                   num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme)
 
 
 def _heads(inputs, v):
-    td = inputs.trace
-    maps = views.heads_maps(td, v.layer, v.query)
-    return viz.attention_heads_figure(maps, image=td.image, layer=v.layer, zmax=views.color_top(maps),
-                                      **_where(td, v), **_look(v))
+    trace = inputs.trace
+    maps = views.heads_maps(trace, v.layer, v.query)
+    return viz.attention_heads_figure(maps, image=trace.image(0), layer=v.layer, zmax=views.color_top(maps),
+                                      **_where(trace, v), **_look(v))
 
 
 def _layers(inputs, v):
-    td = inputs.trace
-    maps = views.layers_maps(td, v.head, v.query)
-    return viz.attention_layers_figure(maps, image=td.image, head=v.head, zmax=views.color_top(maps),
-                                       **_where(td, v), **_look(v))
+    trace = inputs.trace
+    maps = views.layers_maps(trace, v.head, v.query)
+    return viz.attention_layers_figure(maps, image=trace.image(0), head=v.head, zmax=views.color_top(maps),
+                                       **_where(trace, v), **_look(v))
 
 
 def _grid(inputs, v):
-    td = inputs.trace
-    maps = views.grid_maps(td, v.query)
-    return viz.attention_grid_figure(maps, query=v.query, num_prefix_tokens=td.num_prefix_tokens,
-                                     prefix_names=list(td.prefix_names), colormap=v.colormap,
+    trace = inputs.trace
+    maps = views.grid_maps(trace, v.query)
+    return viz.attention_grid_figure(maps, query=v.query, num_prefix_tokens=trace.num_prefix_tokens,
+                                     prefix_names=list(trace.prefix_names), colormap=v.colormap,
                                      zmax=views.color_top(maps), theme=v.theme)
 
 
 def _matrix(inputs, v):
-    td = inputs.trace
-    return viz.attention_matrix_figure(td.attentions[v.layer, v.head], num_prefix_tokens=td.num_prefix_tokens,
-                                       prefix_names=list(td.prefix_names), grid=td.grid, layer=v.layer, head=v.head,
+    trace = inputs.trace
+    return viz.attention_matrix_figure(trace.attentions[0][v.layer, v.head], num_prefix_tokens=trace.num_prefix_tokens,
+                                       prefix_names=list(trace.prefix_names), grid=trace.grid, layer=v.layer, head=v.head,
                                        log_scale=v.matrix_log, colormap=v.colormap, theme=v.theme)
 
 
 def _mask(inputs, v):
-    td = inputs.trace
-    return viz.mass_mask_figure(td.image, *views.mass_mask(td, v.layer, v.head, v.query, v.mask_share),
-                                patch_size=td.patch_size, threshold=v.mask_share, theme=v.theme)
+    trace = inputs.trace
+    return viz.mass_mask_figure(trace.image(0), *views.mass_mask(trace, v.layer, v.head, v.query, v.mask_share),
+                                patch_size=trace.patch_size, threshold=v.mask_share, theme=v.theme)
 
 
 def _explanations(inputs, v):
-    td = inputs.trace
-    label = td.class_names()[v.class_index] if v.class_index is not None else None
+    trace = inputs.trace
+    label = trace.class_names()[v.class_index] if v.class_index is not None else None
     return viz.explanation_figure(
-        td.image, inputs.explanations(v), alpha=v.opacity, colormap=v.colormap, upsample=v.upsample,
-        patch_size=td.patch_size, label=label, theme=v.theme,
-        title=f"Rollout of {td.token_name(v.query)}" + (f" · class maps for “{label}” (CLS)" if label else ""))
+        trace.image(0), inputs.explanations(v), alpha=v.opacity, colormap=v.colormap, upsample=v.upsample,
+        patch_size=trace.patch_size, label=label, theme=v.theme,
+        title=f"Rollout of {trace.token_name(v.query)}" + (f" · class maps for “{label}” (CLS)" if label else ""))
 
 
 # ----------------------------------------------------------------------------- 4 MLP and the stream
 
 def _stream(inputs, v):
-    td = inputs.trace
-    norms = views.residual_norms(td, v.query)
+    trace = inputs.trace
+    norms = views.residual_norms(trace, v.query)
     return viz.residual_stream_figure(norms["attn"], norms["mlp"], norms["stream"],
-                                      token_name=td.token_name(v.query), theme=v.theme)
+                                      token_name=trace.token_name(v.query), theme=v.theme)
 
 
 def _units(inputs, v):
-    td = inputs.trace
+    trace = inputs.trace
     return viz.mlp_activation_figure(inputs.mlp_hidden(v.layer, v.query),
-                                     token_name=f"{td.token_name(v.query)}, block {v.layer}", theme=v.theme)
+                                     token_name=f"{trace.token_name(v.query)}, block {v.layer}", theme=v.theme)
 
 
 def _norm_lines(inputs, v):
-    td, stats = inputs.trace, inputs.statistics()
-    return viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=td.num_prefix_tokens,
-                                        prefix_names=list(td.prefix_names), artifact_tokens=stats["artifacts"],
+    trace, stats = inputs.trace, inputs.statistics()
+    return viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=trace.num_prefix_tokens,
+                                        prefix_names=list(trace.prefix_names), artifact_tokens=stats["artifacts"],
                                         theme=v.theme)
 
 
 def _norms(inputs, v):
-    td, stats = inputs.trace, inputs.statistics()
-    return viz.token_norms_figure(stats["norms"], num_prefix_tokens=td.num_prefix_tokens,
-                                  prefix_names=list(td.prefix_names), artifact_tokens=stats["artifacts"],
+    trace, stats = inputs.trace, inputs.statistics()
+    return viz.token_norms_figure(stats["norms"], num_prefix_tokens=trace.num_prefix_tokens,
+                                  prefix_names=list(trace.prefix_names), artifact_tokens=stats["artifacts"],
                                   log_scale=True, theme=v.theme)
 
 
@@ -239,7 +239,7 @@ def _norms(inputs, v):
 
 def _distance(inputs, v):
     fig = viz.attention_distance_figure(inputs.statistics()["distance"],
-                                        image_size=float(inputs.trace.image.shape[1]), theme=v.theme)
+                                        image_size=float(inputs.trace.image(0).shape[1]), theme=v.theme)
     fig.update_layout(clickmode="event+select", dragmode=False)  # its dots carry x = layer, customdata = head
     return fig
 
@@ -260,13 +260,13 @@ def _prefix(inputs, v):
 # ----------------------------------------------------------------------------- 5 logits, 6 loss
 
 def _topk(inputs, v):
-    td = inputs.trace
-    return viz.topk_figure(td.logits, td.class_names(), k=min(5, td.K), theme=v.theme)
+    trace = inputs.trace
+    return viz.topk_figure(trace.logits[0], trace.class_names(), k=min(5, trace.K), theme=v.theme)
 
 
 def _loss(inputs, v):
-    td = inputs.trace
-    return viz.loss_figure(td.logits, td.class_names(), v.loss_label, k=min(8, td.K), theme=v.theme)
+    trace = inputs.trace
+    return viz.loss_figure(trace.logits[0], trace.class_names(), v.loss_label, k=min(8, trace.K), theme=v.theme)
 
 
 def _training(inputs, v):
@@ -281,14 +281,14 @@ def _spec(name, label, depends, build, available=None) -> FigureSpec:
 ATTENTION = ("layer", "head", "query")
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     _spec("patch_grid", "Patch grid", (), lambda i, v: viz.patch_grid_figure(
-        i.trace.image, i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+        i.trace.image(0), i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
     _spec("patch_one", "One patch → its embedding", (), _patch_one),
     _spec("patch_mosaic", "Patches as a sequence", (), lambda i, v: viz.patch_mosaic_figure(
-        i.trace.image, i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+        i.trace.image(0), i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
     _spec("patch_matrix", "Flattened patches", (), lambda i, v: viz.patch_matrix_figure(
-        i.trace.image, i.trace.patch_size, theme=v.theme)),
+        i.trace.image(0), i.trace.patch_size, theme=v.theme)),
     _spec("patch_embeddings", "Patch-embedding matrix", (), lambda i, v: viz.patch_embedding_figure(
-        i.trace.patch_embeddings, theme=v.theme)),
+        i.trace.patch_embeddings[0], theme=v.theme)),
     _spec("patch_pca", "Patch-embedding PCA", (), _patch_pca),
     _spec("position_similarity", "Position-embedding similarity", (), lambda i, v: viz.pos_similarity_figure(
         pos_embed_similarity(i.trace.pos_embed, i.trace.grid, i.trace.num_prefix_tokens), theme=v.theme)),

@@ -17,42 +17,42 @@ from model.attribution import (
 )
 from model.head_stats import artifact_tokens, attention_entropy, mean_attention_distance, prefix_attention, token_norms
 
-from .traces import TraceData
+from model.trace import Trace
 
 # ----------------------------------------------------------------------------- per-view arrays
 
-def centre_patch(td: TraceData) -> int:
+def centre_patch(trace: Trace) -> int:
     """The index (among the N patches) of the patch at the centre of the grid."""
-    h, w = td.grid
+    h, w = trace.grid
     return (h // 2) * w + w // 2
 
 
-def query_options(td: TraceData) -> list[int]:
-    return list(range(td.T))
+def query_options(trace: Trace) -> list[int]:
+    return list(range(trace.T))
 
 
-def attention_map(td: TraceData, layer: int, head, query: int) -> np.ndarray:
+def attention_map(trace: Trace, layer: int, head, query: int) -> np.ndarray:
     """`[h, w]`: what token `query` attends to at (`layer`, `head`); head may be a fusion name."""
-    return patch_map(query_attention(td.attentions, layer, head, query), td.grid, td.num_prefix_tokens)
+    return patch_map(query_attention(trace.attentions[0], layer, head, query), trace.grid, trace.num_prefix_tokens)
 
 
-def heads_maps(td: TraceData, layer: int, query: int) -> np.ndarray:
-    return all_heads_maps(td.attentions, layer, query, td.grid, td.num_prefix_tokens)
+def heads_maps(trace: Trace, layer: int, query: int) -> np.ndarray:
+    return all_heads_maps(trace.attentions[0], layer, query, trace.grid, trace.num_prefix_tokens)
 
 
-def layers_maps(td: TraceData, head, query: int) -> np.ndarray:
-    return all_layers_maps(td.attentions, head, query, td.grid, td.num_prefix_tokens)
+def layers_maps(trace: Trace, head, query: int) -> np.ndarray:
+    return all_layers_maps(trace.attentions[0], head, query, trace.grid, trace.num_prefix_tokens)
 
 
-def grid_maps(td: TraceData, query: int) -> np.ndarray:
-    return layer_head_grid(td.attentions, query, td.grid, td.num_prefix_tokens)
+def grid_maps(trace: Trace, query: int) -> np.ndarray:
+    return layer_head_grid(trace.attentions[0], query, trace.grid, trace.num_prefix_tokens)
 
 
-def mass_mask(td: TraceData, layer: int, head: int, query: int, threshold: float = 0.6) -> tuple:
+def mass_mask(trace: Trace, layer: int, head: int, query: int, threshold: float = 0.6) -> tuple:
     """(map, mask): the attention map and the smallest set of patches holding `threshold` of it (DINO)."""
     from model.attribution import attention_mass_mask
 
-    m = attention_map(td, layer, head, query)
+    m = attention_map(trace, layer, head, query)
     return m, attention_mass_mask(m, threshold)
 
 
@@ -71,9 +71,9 @@ def color_top(maps: np.ndarray, percentile: float = 99.5) -> float:
     return top if top > 0 else float(values.max()) or 1.0
 
 
-def prefix_share(td: TraceData, layer: int, head: int, query: int) -> float:
+def prefix_share(trace: Trace, layer: int, head: int, query: int) -> float:
     """The attention mass token `query` puts on the prefix tokens (not shown on the patch map)."""
-    return float(td.attentions[layer, head, query, : td.num_prefix_tokens].sum())
+    return float(trace.attentions[0][layer, head, query, : trace.num_prefix_tokens].sum())
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
@@ -82,78 +82,78 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def qkv_step(td: TraceData, layer: int, head: int, query: int, top: int = 8) -> dict:
+def qkv_step(trace: Trace, layer: int, head: int, query: int, top: int = 8) -> dict:
     """Attention of one token written out with the real numbers of this image.
 
     scores_j = q·k_j/√d; a = softmax(scores) (equal to the trace's attention row);
     out = Σ_j a_j v_j. Returns the vectors, the rows, the top keys and the check.
     """
-    q = td.queries[layer, head, query].astype(np.float64)  # (d,)
-    k = td.keys[layer, head].astype(np.float64)  # (T, d)
-    v = td.values[layer, head].astype(np.float64)  # (T, d)
+    q = trace.queries[0][layer, head, query].astype(np.float64)  # (d,)
+    k = trace.keys[0][layer, head].astype(np.float64)  # (T, d)
+    v = trace.values[0][layer, head].astype(np.float64)  # (T, d)
     d = q.shape[0]
     dots = k @ q  # (T,)
     scores = dots / math.sqrt(d)
     weights = softmax(scores)
     out = weights @ v  # (d,)
-    traced = td.attentions[layer, head, query].astype(np.float64)
+    traced = trace.attentions[0][layer, head, query].astype(np.float64)
     order = np.argsort(-weights, kind="stable")[: int(top)]
     rows = [
-        {"key token": td.token_name(j), "q·k": float(dots[j]), "q·k/√d": float(scores[j]),
+        {"key token": trace.token_name(j), "q·k": float(dots[j]), "q·k/√d": float(scores[j]),
          "softmax weight": float(weights[j])}
         for j in order
     ]
     return {
         "d": d, "sqrt_d": math.sqrt(d), "q": q, "dots": dots, "scores": scores, "weights": weights, "out": out,
         "top": rows, "max_diff": float(np.abs(weights - traced).max()), "weight_sum": float(weights.sum()),
-        "prefix_share": float(weights[: td.num_prefix_tokens].sum()),
+        "prefix_share": float(weights[: trace.num_prefix_tokens].sum()),
     }
 
 
-def projection_check(td: TraceData, weight: np.ndarray, bias: np.ndarray | None, patch: int) -> dict:
+def projection_check(trace: Trace, weight: np.ndarray, bias: np.ndarray | None, patch: int) -> dict:
     """x_p·E + b recomputed for one patch and compared with the traced patch embedding."""
-    x = td.patches[patch].astype(np.float64)  # (C·P·P,)
+    x = trace.patches[0][patch].astype(np.float64)  # (C·P·P,)
     y = x @ np.asarray(weight, dtype=np.float64).T
     if bias is not None:
         y = y + np.asarray(bias, dtype=np.float64)
-    traced = td.patch_embeddings[patch].astype(np.float64)
+    traced = trace.patch_embeddings[0][patch].astype(np.float64)
     return {"x": x, "y": y, "traced": traced, "max_diff": float(np.abs(y - traced).max())}
 
 
-def patch_pixels(td: TraceData, patch: int) -> np.ndarray:
+def patch_pixels(trace: Trace, patch: int) -> np.ndarray:
     """The P×P×3 uint8 pixels of patch `patch` (row-major, without prefix tokens) as the model sees them."""
-    P = td.patch_size
-    r, c = divmod(int(patch), td.grid[1])
-    return td.image[r * P:(r + 1) * P, c * P:(c + 1) * P]
+    P = trace.patch_size
+    r, c = divmod(int(patch), trace.grid[1])
+    return trace.image(0)[r * P:(r + 1) * P, c * P:(c + 1) * P]
 
 
-def token_names(td: TraceData) -> list[str]:
-    return [td.token_name(t) for t in range(td.T)]
+def token_names(trace: Trace) -> list[str]:
+    return [trace.token_name(t) for t in range(trace.T)]
 
 
-def short_token_names(td: TraceData) -> list[str]:
+def short_token_names(trace: Trace) -> list[str]:
     """Compact unique names for axis labels: ``CLS``, ``REG0``, then ``137 (r8,c8)``."""
-    p, w = td.num_prefix_tokens, td.grid[1]
-    return list(td.prefix_names) + [f"{t} (r{(t - p) // w},c{(t - p) % w})" for t in range(p, td.T)]
+    p, w = trace.num_prefix_tokens, trace.grid[1]
+    return list(trace.prefix_names) + [f"{t} (r{(t - p) // w},c{(t - p) % w})" for t in range(p, trace.T)]
 
 
-def residual_norms(td: TraceData, token: int) -> dict[str, np.ndarray]:
+def residual_norms(trace: Trace, token: int) -> dict[str, np.ndarray]:
     """‖attention update‖ [L], ‖MLP update‖ [L] and ‖stream‖ [L+1] of one token."""
     return {
-        "attn": np.linalg.norm(td.attn_residuals[:, token].astype(np.float64), axis=-1),
-        "mlp": np.linalg.norm(td.mlp_residuals[:, token].astype(np.float64), axis=-1),
-        "stream": np.linalg.norm(td.hidden_states[:, token].astype(np.float64), axis=-1),
+        "attn": np.linalg.norm(trace.attn_residuals[0][:, token].astype(np.float64), axis=-1),
+        "mlp": np.linalg.norm(trace.mlp_residuals[0][:, token].astype(np.float64), axis=-1),
+        "stream": np.linalg.norm(trace.hidden_states[0][:, token].astype(np.float64), axis=-1),
     }
 
 
-def mlp_hidden(model, td: TraceData, layer: int, token: int) -> np.ndarray:
+def mlp_hidden(model, trace: Trace, layer: int, token: int) -> np.ndarray:
     """The hidden MLP units of one token in one block, GELU(LN(z')W₁ + b₁) → [mlp_dim].
 
     The trace keeps the block's input and both updates, so z' = z + attention update is exact;
     only this one block's first MLP layer is evaluated again, for one token (microseconds),
     not the model.
     """
-    z_mid = td.hidden_states[layer, token] + td.attn_residuals[layer, token]  # z'_l, (D,)
+    z_mid = trace.hidden_states[0][layer, token] + trace.attn_residuals[0][layer, token]  # z'_l, (D,)
     block = model.blocks[layer]
     with torch.inference_mode():
         x = torch.as_tensor(np.ascontiguousarray(z_mid), dtype=block.mlp.fc1.weight.dtype,
@@ -162,68 +162,68 @@ def mlp_hidden(model, td: TraceData, layer: int, token: int) -> np.ndarray:
     return hidden.float().cpu().numpy()
 
 
-def position_sum(td: TraceData, token: int) -> dict:
+def position_sum(trace: Trace, token: int) -> dict:
     """z0 = x_p E + E_pos for one token: the norms of both parts and of the sum."""
-    p = td.num_prefix_tokens
-    z0 = td.hidden_states[0, token].astype(np.float64)
-    pos = td.pos_embed[token].astype(np.float64)
-    content = z0 - pos if token < p else td.patch_embeddings[token - p].astype(np.float64)
+    p = trace.num_prefix_tokens
+    z0 = trace.hidden_states[0][0, token].astype(np.float64)
+    pos = trace.pos_embed[token].astype(np.float64)
+    content = z0 - pos if token < p else trace.patch_embeddings[0][token - p].astype(np.float64)
     return {"content_norm": float(np.linalg.norm(content)), "pos_norm": float(np.linalg.norm(pos)),
             "sum_norm": float(np.linalg.norm(z0)), "max_diff": float(np.abs(content + pos - z0).max()),
             "cosine": float(content @ pos / max(np.linalg.norm(content) * np.linalg.norm(pos), 1e-12))}
 
 
-def residual_table(td: TraceData, token: int) -> list[dict]:
+def residual_table(trace: Trace, token: int) -> list[dict]:
     """Per layer, for one token: the stream's norm before, the attention and MLP updates, after."""
     rows = []
-    for layer in range(td.L):
-        before = td.hidden_states[layer, token].astype(np.float64)
-        a = td.attn_residuals[layer, token].astype(np.float64)
-        m = td.mlp_residuals[layer, token].astype(np.float64)
+    for layer in range(trace.L):
+        before = trace.hidden_states[0][layer, token].astype(np.float64)
+        a = trace.attn_residuals[0][layer, token].astype(np.float64)
+        m = trace.mlp_residuals[0][layer, token].astype(np.float64)
         rows.append({
             "layer": layer,
             "‖z before‖": float(np.linalg.norm(before)),
             "‖attention update‖": float(np.linalg.norm(a)),
             "‖MLP update‖": float(np.linalg.norm(m)),
-            "‖z after‖": float(np.linalg.norm(td.hidden_states[layer + 1, token])),
-            "check": float(np.abs(before + a + m - td.hidden_states[layer + 1, token]).max()),
+            "‖z after‖": float(np.linalg.norm(trace.hidden_states[0][layer + 1, token])),
+            "check": float(np.abs(before + a + m - trace.hidden_states[0][layer + 1, token]).max()),
         })
     return rows
 
 
-def top_classes(td: TraceData, k: int = 5) -> list[dict]:
-    if td.logits is None:
+def top_classes(trace: Trace, k: int = 5) -> list[dict]:
+    if not trace.has_head:
         return []
-    p = softmax(td.logits)
-    names = td.class_names()
+    p = softmax(trace.logits[0])
+    names = trace.class_names()
     order = np.argsort(-p, kind="stable")[:k]
-    return [{"class": names[i], "index": int(i), "logit": float(td.logits[i]), "probability": float(p[i])}
+    return [{"class": names[i], "index": int(i), "logit": float(trace.logits[0][i]), "probability": float(p[i])}
             for i in order]
 
 
-def loss_for(td: TraceData, label: int) -> dict:
+def loss_for(trace: Trace, label: int) -> dict:
     """Cross-entropy −log p(label) for the chosen label (nats), computed stably."""
-    if td.logits is None:
+    if not trace.has_head:
         raise ValueError("this model has no classification head, so there is no loss")
-    z = td.logits.astype(np.float64)
+    z = trace.logits[0].astype(np.float64)
     logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
     label = int(label)
-    if not 0 <= label < td.K:
-        raise ValueError(f"label {label} is out of range; this model has classes 0…{td.K - 1}")
+    if not 0 <= label < trace.K:
+        raise ValueError(f"label {label} is out of range; this model has classes 0…{trace.K - 1}")
     return {"label": label, "p": float(np.exp(logp[label])), "loss": float(-logp[label]),
-            "all_losses": (-logp).tolist(), "top": int(np.argmax(z)), "uniform": math.log(td.K)}
+            "all_losses": (-logp).tolist(), "top": int(np.argmax(z)), "uniform": math.log(trace.K)}
 
 
-def loss_table(td: TraceData) -> list[dict]:
+def loss_table(trace: Trace) -> list[dict]:
     """The loss the model would get for each possible label, most probable first."""
-    info = loss_for(td, 0)
-    p = softmax(td.logits)
-    names = td.class_names()
+    info = loss_for(trace, 0)
+    p = softmax(trace.logits[0])
+    names = trace.class_names()
     return [{"label": names[i], "p": float(p[i]), "loss −log p": float(info["all_losses"][i])}
             for i in np.argsort(-p, kind="stable")]
 
 
-def explanation_maps(td: TraceData, gradients: np.ndarray | None, *, fusion: str = "mean",
+def explanation_maps(trace: Trace, gradients: np.ndarray | None, *, fusion: str = "mean",
                      discard_ratio: float = 0.0, residual_alpha: float = 0.5, start_layer: int = 0,
                      query: int = 0) -> dict[str, np.ndarray]:
     """``{"rollout": [h, w], "gradient rollout": …, "Chefer et al.": …}`` for one image.
@@ -231,29 +231,29 @@ def explanation_maps(td: TraceData, gradients: np.ndarray | None, *, fusion: str
     Rollout is read at row `query` (any token); the class-specific maps at the CLS row, as
     their definitions say. Without gradients (no class head) only the rollout is returned.
     """
-    p, grid = td.num_prefix_tokens, td.grid
-    start = min(int(start_layer), td.L - 1)
-    maps = {"rollout": patch_map(attention_rollout(td.attentions, fusion, discard_ratio, residual_alpha,
+    p, grid = trace.num_prefix_tokens, trace.grid
+    start = min(int(start_layer), trace.L - 1)
+    maps = {"rollout": patch_map(attention_rollout(trace.attentions[0], fusion, discard_ratio, residual_alpha,
                                                    start, p)[query], grid, p)}
     if gradients is not None:
         maps["gradient rollout"] = patch_map(
-            gradient_rollout(td.attentions, gradients, discard_ratio, residual_alpha, start, p)[0], grid, p)
-        maps["Chefer et al."] = patch_map(chefer_relevance(td.attentions, gradients, start)[0], grid, p)
+            gradient_rollout(trace.attentions[0], gradients, discard_ratio, residual_alpha, start, p)[0], grid, p)
+        maps["Chefer et al."] = patch_map(chefer_relevance(trace.attentions[0], gradients, start)[0], grid, p)
     return maps
 
 
-def head_statistics(td: TraceData) -> dict:
+def head_statistics(trace: Trace) -> dict:
     """Per layer × head: mean attention distance (px), entropy (nats), prefix share; token
     norms per layer; the high-norm artifact tokens of the last layer."""
-    p = td.num_prefix_tokens
-    arts = artifact_tokens(td.hidden_states, p, layer=-1, grid=td.grid)
+    p = trace.num_prefix_tokens
+    arts = artifact_tokens(trace.hidden_states[0], p, layer=-1, grid=trace.grid)
     return {
-        "distance": mean_attention_distance(td.attentions, td.grid, td.patch_size, p),
-        "entropy": attention_entropy(td.attentions),
-        "prefix": prefix_attention(td.attentions, p) if p else np.zeros((td.L, td.H)),
-        "norms": token_norms(td.hidden_states),
+        "distance": mean_attention_distance(trace.attentions[0], trace.grid, trace.patch_size, p),
+        "entropy": attention_entropy(trace.attentions[0]),
+        "prefix": prefix_attention(trace.attentions[0], p) if p else np.zeros((trace.L, trace.H)),
+        "norms": token_norms(trace.hidden_states[0]),
         "artifacts": [int(t) for t in arts.token_indices],
-        "artifact_rows": [{"token": td.token_name(int(t)), "norm": float(n)}
+        "artifact_rows": [{"token": trace.token_name(int(t)), "norm": float(n)}
                           for t, n in zip(arts.token_indices, arts.norms)],
         "artifact_threshold": float(arts.threshold),
     }

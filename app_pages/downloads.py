@@ -9,7 +9,7 @@ from app_pages import shared
 from app_core import exports, figures, settings, safe_text, views
 
 ctx = shared.context()
-td = ctx.td
+trace = ctx.trace
 ss = st.session_state
 # Every value is read now: the files are made later, on a click, in a thread without the session.
 view = shared.current_view(ctx)
@@ -26,15 +26,15 @@ def _png(name: str):
 
 
 def _maps() -> dict:
-    maps = {f"attention_l{layer}_h{head}_t{query}": views.attention_map(td, layer, head, query)}
+    maps = {f"attention_l{layer}_h{head}_t{query}": views.attention_map(trace, layer, head, query)}
     maps.update(_explanations())
     return maps
 
 
 def _maps_all() -> dict:
     maps = _maps()
-    maps[f"heads_l{layer}_t{query}"] = views.heads_maps(td, layer, query)
-    maps[f"layers_h{head}_t{query}"] = views.layers_maps(td, head, query)
+    maps[f"heads_l{layer}_t{query}"] = views.heads_maps(trace, layer, query)
+    maps[f"layers_h{head}_t{query}"] = views.layers_maps(trace, head, query)
     return maps
 
 
@@ -54,7 +54,7 @@ def _load_settings() -> None:
 
 st.title("Downloads")
 st.caption(f"Everything for {ctx.model_label} on {ctx.image_label} with the current settings (layer {layer}, "
-           f"head {head}, query {td.token_name(query)}). Files are made when you press a button.")
+           f"head {head}, query {trace.token_name(query)}). Files are made when you press a button.")
 
 figs, data = st.columns([3, 2], gap="large")
 with figs:
@@ -76,7 +76,7 @@ with data:
     st.download_button("Current maps (CSV)", data=lambda: exports.maps_csv(_maps()),
                        file_name=shared.file_stem(ctx, "maps") + ".csv", mime="text/csv", key="dl_maps_csv",
                        on_click="ignore", icon=":material/table:", width="stretch")
-    st.download_button("Whole trace (NPZ)", data=lambda: shared.trace_npz(ctx.model_key, ctx.digest, td),
+    st.download_button("Whole trace (NPZ)", data=lambda: shared.trace_npz(ctx.model_key, ctx.digest, trace),
                        file_name=shared.file_stem(ctx, "trace") + ".npz", mime="application/octet-stream",
                        key="dl_trace", on_click="ignore", icon=":material/inventory_2:", width="stretch",
                        help="attentions, hidden_states, patch_embeddings, pos_embed, pixel_values, logits, grid, "

@@ -7,9 +7,9 @@ from model import FUSIONS
 from app_core import clicks, settings, views
 
 ctx = shared.context()
-td = ctx.td
-p = td.num_prefix_tokens
-prefix = list(td.prefix_names)
+trace = ctx.trace
+p = trace.num_prefix_tokens
+prefix = list(trace.prefix_names)
 
 st.title("Explorer")
 st.caption(f"{ctx.model_label} on {ctx.image_label}. Click any patch of the image to make it the query, or pick "
@@ -19,7 +19,7 @@ st.caption(f"{ctx.model_label} on {ctx.image_label}. Click any patch of the imag
 def _clicked() -> None:
     event = st.session_state.get("explorer_click")
     points = event["selection"]["points"] if event else []
-    token = clicks.token_from_points(points, td.T)
+    token = clicks.token_from_points(points, trace.T)
     if token is not None:
         shared.set_setting("query", token)
 
@@ -35,11 +35,11 @@ def explorer() -> None:
     else:
         image_col, control_col = st.columns([2, 1], gap="medium")
         control_cols = [control_col] * 3
-    control_cols[0].selectbox("Query token", views.query_options(td), **shared.kept("query"), format_func=td.token_name,
+    control_cols[0].selectbox("Query token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name,
                               help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                    "distillation, registers) first, then the patches row by row.")
-    control_cols[1].slider("Layer", 0, td.L - 1, **shared.kept("layer"))
-    shared.head_picker(control_cols[2], td.H)
+    control_cols[1].slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+    shared.head_picker(control_cols[2], trace.H)
     with control_col:
         if not shared.classroom():
             with st.expander("Display: colormap, opacity, smoothing"):
@@ -49,10 +49,10 @@ def explorer() -> None:
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
     layer, head, query = ss["layer"], ss["head"], ss["query"]
     with control_col:
-        st.markdown(f"**{td.token_name(query)}** in layer {layer}, head {head}: the brighter a patch, the more "
+        st.markdown(f"**{trace.token_name(query)}** in layer {layer}, head {head}: the brighter a patch, the more "
                     "of this token's attention goes there. The outlined patch is the query itself.")
         if p:
-            share = views.prefix_share(td, layer, head, query)
+            share = views.prefix_share(trace, layer, head, query)
             st.markdown(f"{100 * share:.1f}% of this row goes to the prefix token{'s' if p > 1 else ''} "
                         f"({', '.join(prefix)}), which the map does not show.")
 
@@ -86,10 +86,10 @@ VIEW_FIGURES = {"grid": "layer_head_grid", "heads": "heads_of_layer", "layers": 
 
 
 def explanation_controls() -> None:
-    names = td.class_names()
-    if td.has_head:
-        top = views.top_classes(td, 1)[0]["class"]
-        st.selectbox("Class to explain", [-1] + list(range(td.K)), **shared.kept("target_class"),
+    names = trace.class_names()
+    if trace.has_head:
+        top = views.top_classes(trace, 1)[0]["class"]
+        st.selectbox("Class to explain", [-1] + list(range(trace.K)), **shared.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
         st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
@@ -101,7 +101,7 @@ def explanation_controls() -> None:
                   help="Fraction of the weakest patch-to-patch attention set to 0 in each layer.")
         e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **shared.kept("residual_alpha"),
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
-        e4.slider("Start layer", 0, td.L - 1, **shared.kept("start_layer"), help="Compose layers from this one on.")
+        e4.slider("Start layer", 0, trace.L - 1, **shared.kept("start_layer"), help="Compose layers from this one on.")
 
 
 explorer()

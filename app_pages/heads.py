@@ -7,20 +7,20 @@ from app_pages import shared
 from app_core import clicks, figures, views
 
 ctx = shared.context()
-td = ctx.td
-p = td.num_prefix_tokens
-prefix = list(td.prefix_names)
-stats = shared.head_statistics(ctx.model_key, ctx.digest, td)
+trace = ctx.trace
+p = trace.num_prefix_tokens
+prefix = list(trace.prefix_names)
+stats = shared.head_statistics(ctx.model_key, ctx.digest, trace)
 
 st.title("Heads")
-st.caption(f"{td.L} layers × {td.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
+st.caption(f"{trace.L} layers × {trace.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
            "open that head below, or choose it there.")
 
 
 def _clicked(key: str) -> None:
     event = st.session_state.get(key)
     points = event["selection"]["points"] if event else []
-    hit = clicks.head_from_points(points, td.L, td.H)
+    hit = clicks.head_from_points(points, trace.L, trace.H)
     if hit is not None:
         shared.set_setting("layer", hit[0])
         shared.set_setting("head", hit[1])
@@ -45,7 +45,7 @@ def overview() -> None:
     with text_col:
         (lo_l, lo_h, lo), (hi_l, hi_h, hi) = views.extreme_heads(stats["entropy"])
         st.markdown(f"Entropy of the attention rows in nats: 0 means a head looks at one token only, "
-                    f"ln {td.T} = {np.log(td.T):.2f} means it spreads evenly over all {td.T} tokens. Here the most "
+                    f"ln {trace.T} = {np.log(trace.T):.2f} means it spreads evenly over all {trace.T} tokens. Here the most "
                     f"focused head is layer {lo_l}, head {lo_h} ({lo:.2f} nats); the most spread out is layer "
                     f"{hi_l}, head {hi_h} ({hi:.2f} nats).")
 
@@ -88,9 +88,9 @@ def chosen_head() -> None:
     else:
         left, right = st.columns([2, 1], gap="medium")
     with right:
-        st.slider("Layer", 0, td.L - 1, **shared.kept("layer"))
-        shared.head_picker(st, td.H)
-        st.selectbox("Query token", views.query_options(td), **shared.kept("query"), format_func=td.token_name)
+        st.slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+        shared.head_picker(st, trace.H)
+        st.selectbox("Query token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
         layer, head = ss["layer"], ss["head"]
         m1, m2 = st.columns(2)
         m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")

@@ -24,6 +24,7 @@ from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
 from model.preprocess import ImageError
+from model.trace import Trace
 
 
 
@@ -196,15 +197,15 @@ def get_model(model_key: str, source: str):
 
 
 @st.cache_data(max_entries=12, ttl=3600, show_spinner=False)
-def trace_data(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> traces.TraceData:
+def trace_data(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> Trace:
     """Keyed by (model id, image sha256) only: the file name does not change the numbers."""
-    return traces.run_trace(_model, _data, _image_name, model_key)
+    return traces.run_trace(_model, _data, _image_name)
 
 
 @st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)
-def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> traces.TraceData:
+def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> Trace:
     """The cached trace as one shared, read-only object: no copy per rerun."""
-    return trace_data(model_key, digest, _image_name, _model, _data).freeze()
+    return trace_data(model_key, digest, _image_name, _model, _data).numpy()  # read-only again after unpickling
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -214,7 +215,7 @@ def attention_gradients(model_key: str, digest: str, class_index: int, _image_na
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def head_statistics(model_key: str, digest: str, _td: traces.TraceData) -> dict:
+def head_statistics(model_key: str, digest: str, _td: traces.Trace) -> dict:
     return views.head_statistics(_td)
 
 
@@ -224,7 +225,7 @@ def explanation_maps(model_key: str, digest: str, class_index: int | None, fusio
     grads = None
     if class_index is not None:
         grads = attention_gradients(model_key, digest, class_index, _ctx.image_name, _ctx.model, _ctx.data)
-    return views.explanation_maps(_ctx.td, grads, fusion=fusion, discard_ratio=discard_ratio,
+    return views.explanation_maps(_ctx.trace, grads, fusion=fusion, discard_ratio=discard_ratio,
                               residual_alpha=residual_alpha, start_layer=start_layer, query=query)
 
 
@@ -255,7 +256,7 @@ class Context:
     data: bytes
     digest: str
     true_label: int | None
-    td: traces.TraceData | None = None
+    trace: traces.Trace | None = None
 
     @property
     def theme(self):
@@ -378,7 +379,7 @@ def context() -> Context:
     ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, label)
     try:
         with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
-            ctx.td = live_trace(key, digest, name, model, data)
+            ctx.trace = live_trace(key, digest, name, model, data)
     except ImageError as err:
         st.error(f"**This image cannot be used.** {safe_text.message(err)}", icon=":material/image:")
         st.stop()
@@ -389,7 +390,7 @@ def context() -> Context:
         for note in uploads.image_notes(data, ctx.facts["input_size"]):
             st.caption(f":material/info: {note}")
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
-    apply_settings(settings.clamp_settings(current_settings(), ctx.td.L, ctx.td.H, ctx.td.T, ctx.td.K))
+    apply_settings(settings.clamp_settings(current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T, ctx.trace.K))
     return ctx
 
 
@@ -411,11 +412,11 @@ def head_picker(where, H: int) -> None:
 
 def class_index(ctx: Context, setting: int) -> int | None:
     """The class a class-specific view explains: the setting, or the top class for -1."""
-    if not ctx.td.has_head:
+    if not ctx.trace.has_head:
         return None
-    if 0 <= setting < ctx.td.K:
+    if 0 <= setting < ctx.trace.K:
         return int(setting)
-    return int(np.argmax(ctx.td.logits))
+    return int(np.argmax(ctx.trace.logits[0]))
 
 
 # ----------------------------------------------------------------------------- figures
@@ -425,7 +426,7 @@ def current_view(ctx: Context) -> figures.View:
     """The settings every figure may depend on, read once from session state."""
     ss = st.session_state
     loss_label = (ss["loss_label"] if ss["loss_label"] >= 0 else ctx.true_label if ctx.true_label is not None
-                  else int(np.argmax(ctx.td.logits)) if ctx.td.has_head else 0)
+                  else int(np.argmax(ctx.trace.logits[0])) if ctx.trace.has_head else 0)
     return figures.View(
         layer=ss["layer"], head=ss["head"], query=ss["query"], colormap=ss["colormap"], opacity=ss["opacity"],
         upsample=ss["upsample"], classroom=classroom(), matrix_log=bool(ss.get("matrix_log", False)),
@@ -441,10 +442,10 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
                                 view.residual_alpha, view.start_layer, view.query, ctx)
 
     return figures.FigureInputs(
-        trace=ctx.td, model_name=ctx.facts["name"],
-        statistics=lambda: head_statistics(ctx.model_key, ctx.digest, ctx.td),
+        trace=ctx.trace, model_name=ctx.facts["name"],
+        statistics=lambda: head_statistics(ctx.model_key, ctx.digest, ctx.trace),
         explanations=explanations,
-        mlp_hidden=lambda layer, token: views.mlp_hidden(ctx.model, ctx.td, layer, token),
+        mlp_hidden=lambda layer, token: views.mlp_hidden(ctx.model, ctx.trace, layer, token),
         training_curve=cards.training_curve_of(ctx.model))
 
 

@@ -15,10 +15,10 @@ from app_core import traces, views
 from model import cards, steps
 
 ctx = shared.context()
-td = ctx.td
-n = traces.shapes(td, ctx.facts)
+trace = ctx.trace
+n = traces.shapes(trace, ctx.facts)
 STEPS = list(steps.STEPS)
-PREFIX = list(td.prefix_names)
+PREFIX = list(trace.prefix_names)
 
 
 def _go(delta: int) -> None:
@@ -67,8 +67,8 @@ words, maths = pair()
 # ------------------------------------------------------------------------------------ 1 patches
 if step == "patches":
     W, b = traces.patch_projection(ctx.model)
-    patch = views.centre_patch(td)
-    chk = views.projection_check(td, W, b, patch)
+    patch = views.centre_patch(trace)
+    chk = views.projection_check(trace, W, b, patch)
     with words:
         st.markdown(
             "A transformer reads a **sequence of vectors**, not a picture. The ViT cuts the prepared image into "
@@ -110,8 +110,8 @@ if step == "patches":
 
 # ------------------------------------------------------------------------------------ 2 positions
 elif step == "positions":
-    token = n["p"] + views.centre_patch(td)
-    ps = views.position_sum(td, token)
+    token = n["p"] + views.centre_patch(trace)
+    ps = views.position_sum(trace, token)
     with words:
         st.markdown(
             "Attention treats its input as a **set**: shuffle the patches and the outputs are shuffled the same "
@@ -127,7 +127,7 @@ elif step == "positions":
                        "bicubically.")
         numbers(
             f"T = {n['p']} prefix token{'s' if n['p'] != 1 else ''} ({', '.join(PREFIX) or 'none'}) + "
-            f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {td.token_name(token)}: "
+            f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {trace.token_name(token)}: "
             f"‖x_p·E‖ = {ps['content_norm']:.2f}, ‖E_pos‖ = {ps['pos_norm']:.2f}, ‖z₀‖ = {ps['sum_norm']:.2f}.")
     what = figure_choice({"similarity": ("Position similarity", "position_similarity"),
                           "z0": ("The sum z₀", "z0")}, "wt_pos_fig")
@@ -157,14 +157,14 @@ elif step == "attention":
     def attention_step() -> None:
         """Token, layer and head change only this part (the model is never re-run)."""
         c1, c2, c3 = st.columns([3, 3, 3])
-        c1.selectbox("Token (the query)", views.query_options(td), **shared.kept("query"), format_func=td.token_name)
-        c2.slider("Layer", 0, td.L - 1, **shared.kept("layer"))
-        shared.head_picker(c3, td.H)
+        c1.selectbox("Token (the query)", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
+        c2.slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+        shared.head_picker(c3, trace.H)
         layer, head, query = st.session_state["layer"], st.session_state["head"], st.session_state["query"]
-        q = views.qkv_step(td, layer, head, query)
+        q = views.qkv_step(trace, layer, head, query)
         numbers(
-            f"{td.token_name(query)}, layer {layer}, head {head}: d = {q['d']}, √d = {q['sqrt_d']:.2f}. "
-            f"The {td.T} scores softmax to weights summing to {q['weight_sum']:.4f} (equal to the traced "
+            f"{trace.token_name(query)}, layer {layer}, head {head}: d = {q['d']}, √d = {q['sqrt_d']:.2f}. "
+            f"The {trace.T} scores softmax to weights summing to {q['weight_sum']:.4f} (equal to the traced "
             f"attention within {q['max_diff']:.1e}); {100 * q['prefix_share']:.1f}% of the weight goes to "
             f"prefix tokens.")
         what = figure_choice({"scores": ("Scores → softmax", "attention_scores"),
@@ -197,7 +197,7 @@ elif step == "attention":
 
 # ------------------------------------------------------------------------------------ 4 MLP
 elif step == "mlp":
-    stats = shared.head_statistics(ctx.model_key, ctx.digest, td)
+    stats = shared.head_statistics(ctx.model_key, ctx.digest, trace)
     with words:
         st.markdown(
             "Attention **mixes** information between tokens. The feed-forward network (MLP) then **processes** "
@@ -210,23 +210,23 @@ elif step == "mlp":
         st.latex(r"\begin{gathered}z'_l=z_{l-1}+\gamma_1\,\mathrm{MSA}(\mathrm{LN}(z_{l-1}))\\"
                  r"z_l=z'_l+\gamma_2\,\mathrm{MLP}(\mathrm{LN}(z'_l))\\"
                  r"\mathrm{MLP}(x)=\mathrm{GELU}(xW_1+b_1)\,W_2+b_2\end{gathered}")
-        st.selectbox("Token", views.query_options(td), **shared.kept("query"), format_func=td.token_name)
+        st.selectbox("Token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
         token = st.session_state["query"]
-        rows = views.residual_table(td, token)
+        rows = views.residual_table(trace, token)
         numbers(
             f"W₁ is {n['D']} × {n['mlp']}, W₂ is {n['mlp']} × {n['D']}, applied to each of the {n['T']} tokens. "
-            f"{td.token_name(token)}: ‖z‖ goes from {rows[0]['‖z before‖']:.1f} to {rows[-1]['‖z after‖']:.1f} "
+            f"{trace.token_name(token)}: ‖z‖ goes from {rows[0]['‖z before‖']:.1f} to {rows[-1]['‖z after‖']:.1f} "
             f"over {n['L']} layers; z_l = z_(l−1) + attention + MLP holds within "
             f"{max(r['check'] for r in rows):.1e}.")
     what = figure_choice({"stream": ("This token's residual stream", "residual_stream"),
                           "units": ("Its MLP units", "mlp_units"), "lines": ("All token norms", "token_norm_lines"),
                           "heatmap": ("Token norms, every token", "token_norms")}, "wt_mlp_fig")
     if what == "mlp_units":
-        st.slider("Block", 0, td.L - 1, **shared.kept("layer"))
+        st.slider("Block", 0, trace.L - 1, **shared.kept("layer"))
     shared.show(ctx, what, "wt_norms")
     table, questions = pair((1, 1))
     with table:
-        st.markdown(f"**{td.token_name(token)}, layer by layer:** the stream's norm before the block, the sizes "
+        st.markdown(f"**{trace.token_name(token)}, layer by layer:** the stream's norm before the block, the sizes "
                     "of the two updates it adds, and the norm after.")
         st.dataframe(pd.DataFrame(rows).drop(columns=["check"]), hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.2f")
@@ -254,16 +254,16 @@ elif step == "logits":
     with maths:
         st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
                  r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
-        if td.has_head:
-            top = views.top_classes(td, 5)
-            numbers(f"K = {td.K} classes; the head is a {n['D']} × {td.K} matrix. Top class: "
+        if trace.has_head:
+            top = views.top_classes(trace, 5)
+            numbers(f"K = {trace.K} classes; the head is a {n['D']} × {trace.K} matrix. Top class: "
                     f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
-    if not td.has_head:
+    if not trace.has_head:
         not_available("logits")
     else:
         shared.show(ctx, "topk", "wt_logits")
     table, questions = pair((1, 1))
-    if td.has_head:
+    if trace.has_head:
         table.dataframe(pd.DataFrame(top), hide_index=True, width="stretch",
                         column_config={"logit": st.column_config.NumberColumn(format="%.3f"),
                                        "probability": st.column_config.NumberColumn(format="%.4f")})
@@ -282,23 +282,23 @@ else:
             "would get if that label were the truth.")
     with maths:
         st.latex(r"\mathcal{L}=-\log p_{y}=-y_{c}+\log\sum_k e^{y_k}")
-        if td.has_head:
-            names = td.class_names()
-            auto = ctx.true_label if ctx.true_label is not None else int(td.logits.argmax())
-            st.selectbox("Label", [-1] + list(range(td.K)), **shared.kept("loss_label"),
+        if trace.has_head:
+            names = trace.class_names()
+            auto = ctx.true_label if ctx.true_label is not None else int(trace.logits[0].argmax())
+            st.selectbox("Label", [-1] + list(range(trace.K)), **shared.kept("loss_label"),
                          format_func=lambda i: (f"automatic: {names[auto]}"
                                                 + (" (true label)" if ctx.true_label is not None else " (top class)"))
                          if i == -1 else names[i])
             label = st.session_state["loss_label"]
-            loss = views.loss_for(td, auto if label == -1 else label)
+            loss = views.loss_for(trace, auto if label == -1 else label)
             numbers(f"p({names[loss['label']]}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
                     f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
-                    f"{td.K} classes costs ln {td.K} = {loss['uniform']:.2f}.")
+                    f"{trace.K} classes costs ln {trace.K} = {loss['uniform']:.2f}.")
             if target := cards.label_smoothing_target(ctx.model):
                 st.caption(f"{ctx.facts['name']} was trained with label smoothing: its target for the true class "
                            f"was p = {target:.2f}, not 1, so even its surest answers sit near p ≈ {target:.2f} "
                            f"and a loss of about −log {target:.2f} = {-math.log(target):.3f}.")
-    if not td.has_head:
+    if not trace.has_head:
         not_available("loss")
     else:
         shared.show(ctx, "loss", "wt_loss")
@@ -310,10 +310,10 @@ else:
                        "erased) against smoothed targets, so it sits above the test loss; the test images were "
                        "never trained on.")
     table, questions = pair((1, 1))
-    if td.has_head:
+    if trace.has_head:
         with table:
             st.markdown("**The loss for every possible label:**")
-            st.dataframe(pd.DataFrame(views.loss_table(td)), hide_index=True, width="stretch",
+            st.dataframe(pd.DataFrame(views.loss_table(trace)), hide_index=True, width="stretch",
                          column_config={"p": st.column_config.NumberColumn(format="%.4f"),
                                         "loss −log p": st.column_config.NumberColumn(format="%.3f")})
     with questions:

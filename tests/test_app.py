@@ -146,7 +146,7 @@ def test_walkthrough_attention_uses_the_chosen_token_layer_and_head():
     at.slider(key="layer").set_value(2).run()
     at.segmented_control(key="head").set_value(1).run()
     assert_clean(at)
-    assert "patch 9 (row 1, col 1), layer 2, head 1" in texts(at)
+    assert "patch 8 (row 1, col 1), layer 2, head 1" in texts(at)
     assert at.dataframe, "the q·k table is missing"
     at.radio(key="wt_attn_fig").set_value("heads").run()
     assert_clean(at)
@@ -199,7 +199,7 @@ def test_explorer_every_control():
     at.slider(key="layer").set_value(3).run()
     at.segmented_control(key="head").set_value(2).run()
     assert_clean(at)
-    assert titles(at)[0].startswith("patch 12 (row 1, col 4) → layer 3, head 2")
+    assert titles(at)[0].startswith("patch 11 (row 1, col 4) → layer 3, head 2")
     at.selectbox(key="colormap").set_value("viridis").run()
     at.slider(key="opacity").set_value(0.3).run()
     at.radio(key="upsample").set_value("smooth").run()
@@ -282,7 +282,7 @@ def test_heads_page_and_choosing_a_head():
     at.segmented_control(key="head").set_value(3).run()
     at.selectbox(key="query").set_value(5).run()
     assert_clean(at)
-    assert any(x.startswith("patch 5") and "layer 2, head 3" in x for x in titles(at))
+    assert any(x.startswith("patch 4") and "layer 2, head 3" in x for x in titles(at))
     assert any("Attention matrix layer 2 head 3" in x for x in titles(at))
     assert [m.label for m in at.metric][:2] == ["Mean attention distance", "Entropy"]
 
@@ -313,7 +313,7 @@ def test_settings_json_loads_back():
     assert "unknown setting 'zoom' ignored" in plain(at.success[0].value)
     at.switch_page("app_pages/explorer.py").run()
     assert_clean(at)
-    assert titles(at)[0].startswith("patch 7")
+    assert titles(at)[0].startswith("patch 6")
     assert any("Attention matrix layer 2 head 1" in x for x in titles(at))
 
 

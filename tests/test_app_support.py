@@ -40,7 +40,7 @@ def model(tiny_vit):
 
 @pytest.fixture()
 def td(model):
-    return traces.run_trace(model, png_bytes(), "test.png", "tiny")
+    return traces.run_trace(model, png_bytes(), "test.png")
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -144,26 +144,23 @@ def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
 
 # ----------------------------------------------------------------------------- trace data
 
-def test_npz_arrays_match_the_trace_contract(model):
+def test_the_app_holds_the_trace_as_read_only_numpy(model):
+    """One trace type: the app's cached trace is ``Trace.numpy()`` — the same arrays as the
+    model's trace, batch axis kept, and read-only because sessions share it."""
     img = Image.open(io.BytesIO(png_bytes())).convert("RGB")
-    trace = model.trace([img])
-    td = traces.TraceData.from_trace(trace, "tiny", "x.png")
-    ref = trace.arrays()
-    mine = td.npz_arrays()
+    ref = model.trace([img]).arrays()
+    td = traces.run_trace(model, png_bytes(), "x.png")
+    mine = td.arrays()
     assert set(mine) == set(ref)
     for key in ref:
-        np.testing.assert_allclose(mine[key], ref[key], rtol=0, atol=0, err_msg=key)
+        np.testing.assert_allclose(mine[key], ref[key], rtol=0, atol=1e-6, err_msg=key)
     back = np.load(io.BytesIO(traces.trace_npz(td)))
     assert set(back.files) == set(ref)
-
-
-def test_freeze_makes_the_shared_arrays_read_only(td):
-    td.freeze()
     with pytest.raises(ValueError):
-        td.attentions[0, 0, 0, 0] = 1.0
+        td.attentions[0, 0, 0, 0, 0] = 1.0
     assert td.T == td.num_prefix_tokens + td.N == 1 + 2 + 16
     assert td.token_name(0) == "CLS" and td.token_name(1) == "REG0"
-    assert td.token_name(3 + 5) == "patch 8 (row 1, col 1)"
+    assert td.token_name(3 + 5) == "patch 5 (row 1, col 1)"  # patches are numbered by patch index
 
 
 def test_decoding_errors_are_image_errors(model):
@@ -183,23 +180,23 @@ def test_decoding_errors_are_image_errors(model):
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"])
 def test_every_upload_format_traces(model, fmt):
     td = traces.run_trace(model, png_bytes(fmt=fmt), f"x.{fmt.lower()}")
-    assert td.image.shape == (24, 24, 3)
+    assert td.image(0).shape == (24, 24, 3)
 
 
 def test_qkv_step_reproduces_the_traced_attention(td):
     for layer, head, query in [(0, 0, 0), (2, 1, 7), (1, 2, 18)]:
         q = views.qkv_step(td, layer, head, query, top=5)
-        np.testing.assert_allclose(q["weights"], td.attentions[layer, head, query], atol=1e-5)
+        np.testing.assert_allclose(q["weights"], td.attentions[0][layer, head, query], atol=1e-5)
         assert q["max_diff"] < 1e-5
         assert abs(q["weight_sum"] - 1) < 1e-9
         assert len(q["top"]) == 5
         assert q["top"][0]["softmax weight"] >= q["top"][-1]["softmax weight"]
-        np.testing.assert_allclose(q["out"], q["weights"] @ td.values[layer, head].astype(np.float64))
+        np.testing.assert_allclose(q["out"], q["weights"] @ td.values[0][layer, head].astype(np.float64))
 
 
 def test_projection_position_and_residual_checks_hold(model, td):
     w, b = traces.patch_projection(model)
-    assert w.shape == (td.D, td.patches.shape[1])
+    assert w.shape == (td.D, td.patches[0].shape[1])
     assert views.projection_check(td, w, b, views.centre_patch(td))["max_diff"] < 1e-4
     assert views.position_sum(td, td.num_prefix_tokens + 3)["max_diff"] < 1e-5
     rows = views.residual_table(td, 0)
@@ -220,11 +217,11 @@ def test_attention_views_have_the_right_shapes(td):
 def test_explanation_maps(model, td):
     only = views.explanation_maps(td, None, query=4)
     assert list(only) == ["rollout"]
-    ref = patch_map(attention_rollout(td.attentions, num_prefix_tokens=td.num_prefix_tokens)[4], td.grid,
+    ref = patch_map(attention_rollout(td.attentions[0], num_prefix_tokens=td.num_prefix_tokens)[4], td.grid,
                     td.num_prefix_tokens)
     np.testing.assert_allclose(only["rollout"], ref)
     grads = traces.run_gradients(model, png_bytes(), "test.png", 2)
-    assert grads.shape == td.attentions.shape and np.abs(grads).sum() > 0
+    assert grads.shape == td.attentions[0].shape and np.abs(grads).sum() > 0
     maps = views.explanation_maps(td, grads, fusion="max", discard_ratio=0.5, residual_alpha=0.7, start_layer=1)
     assert list(maps) == ["rollout", "gradient rollout", "Chefer et al."]
     assert all(m.shape == td.grid for m in maps.values())
@@ -261,7 +258,7 @@ def test_patch_centres_are_the_click_targets(td):
 
 
 def test_loss_is_minus_log_p(td):
-    z = td.logits.astype(np.float64)
+    z = td.logits[0].astype(np.float64)
     p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     for label in range(td.K):
         loss = views.loss_for(td, label)
@@ -362,7 +359,7 @@ def test_gradient_call_leaves_grad_mode_as_it_was(model):
     traces.run_gradients(model, png_bytes(), "x.png", 1)
     assert torch.is_grad_enabled() == before
     td = traces.run_trace(model, png_bytes(), "x.png")
-    assert td.attentions.dtype == np.float32
+    assert td.attentions[0].dtype == np.float32
 
 
 def test_streamlit_config_matches_the_code():
@@ -382,13 +379,13 @@ def test_mlp_hidden_units_reproduce_the_traced_update(model, td):
         with torch.no_grad():
             block = model.blocks[layer]
             update = block.ls2(block.mlp.fc2(torch.as_tensor(hidden))).numpy()
-        np.testing.assert_allclose(update, td.mlp_residuals[layer, token], atol=1e-5)
+        np.testing.assert_allclose(update, td.mlp_residuals[0][layer, token], atol=1e-5)
 
 
 def test_patch_helpers(td):
     P = td.patch_size
     assert views.patch_pixels(td, 0).shape == (P, P, 3)
-    np.testing.assert_array_equal(views.patch_pixels(td, td.grid[1] + 1), td.image[P:2 * P, P:2 * P])
+    np.testing.assert_array_equal(views.patch_pixels(td, td.grid[1] + 1), td.image(0)[P:2 * P, P:2 * P])
     names = views.token_names(td)
     assert len(set(names)) == td.T
     short = views.short_token_names(td)
