@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 
+from model.naming import slug
+
 def maps_npz(maps: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{_slug(k): np.asarray(v) for k, v in maps.items()})
@@ -27,7 +29,4 @@ def maps_csv(maps: dict[str, np.ndarray]) -> str:
 
 
 def _slug(text: str) -> str:
-    out = "".join(ch if ch.isalnum() else "_" for ch in str(text).lower()).strip("_")
-    while "__" in out:
-        out = out.replace("__", "_")
-    return out or "map"
+    return slug(text, sep="_", empty="map")

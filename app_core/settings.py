@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from model.attribution import FUSIONS
+from model.env import parse_flag
 from model.steps import STEPS
 
 from .sources import BUILTIN_CHOICES, HF_CHOICE, PATH_CHOICE, model_choices, resolve_source
@@ -70,12 +71,10 @@ def _coerce(key: str, value):
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"setting {key}={value!r} is not true or false")
+        flag = parse_flag(value)
+        if flag is None:
+            raise ValueError(f"setting {key}={value!r} is not true or false")
+        return flag
     if key in _INTS:
         try:
             number = float(value)

@@ -10,14 +10,16 @@ from pathlib import Path
 
 from safetensors import SafetensorError
 
+from model.env import env_flag
+from model.hub import canonical_repo_id, is_known
+
 PUBLIC_ENV = "PATCHLIGHT_PUBLIC"
 HUB_HOST = ("huggingface.co", 443)
 
 
 def is_public(environ=None) -> bool:
     """True for the hosted demo (``PATCHLIGHT_PUBLIC=1``): no local paths, no server files."""
-    value = (os.environ if environ is None else environ).get(PUBLIC_ENV, "")
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return env_flag(PUBLIC_ENV, environ)
 
 
 BUILTIN_CHOICES = ("fashion-vit", "dinov2-small")
@@ -75,12 +77,11 @@ def resolve_source(choice: str, hf_repo: str = "", local_path: str = "", public:
         repo = repo[3:].strip() if repo.startswith("hf:") else repo
         if not repo:
             raise MissingInput("type a Hugging Face repo id, e.g. google/vit-base-patch16-224, then press Enter")
-        if repo.count("/") != 1 or " " in repo or repo.startswith("/") or repo.endswith("/"):
-            raise ValueError(
-                f"{repo!r} is not a hub repo id; expected <owner>/<name>, e.g. google/vit-base-patch16-224"
-            )
         allowed = hub_allow_list() if public else None
-        if allowed is not None and repo.lower() not in {r.lower() for r in allowed}:
+        # One spelling per repo: the allow-list's own, so that case variants of an allowed id are
+        # neither separate downloads nor separate cache entries (issue 13).
+        repo = canonical_repo_id(repo, known=allowed)
+        if allowed is not None and not is_known(repo, allowed):
             shown = ", ".join(allowed) if allowed else "none"
             raise ValueError(
                 f"{repo} is not one of the hub models this hosted demo loads ({shown}); "
@@ -167,7 +168,7 @@ def hub_precheck(repo_id: str, reachable=None) -> None:
     Without this an offline machine can wait for DNS and connection time-outs before
     huggingface_hub gives up; the probe takes at most a second and a half.
     """
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    offline = env_flag("HF_HUB_OFFLINE")
     if hub_cached(repo_id):
         return
     if offline:

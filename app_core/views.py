@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
+from model import explain as model_explain
 from model.attribution import (
-    all_heads_maps, all_layers_maps, attention_rollout, chefer_relevance, gradient_rollout, layer_head_grid,
+    all_heads_maps, all_layers_maps, layer_head_grid,
     patch_map, query_attention,
 )
+from model.numerics import log_softmax, softmax
 from model.head_stats import artifact_tokens, attention_entropy, mean_attention_distance, prefix_attention, token_norms
 
 from model.trace import Trace
@@ -74,12 +75,6 @@ def color_top(maps: np.ndarray, percentile: float = 99.5) -> float:
 def prefix_share(trace: Trace, layer: int, head: int, query: int) -> float:
     """The attention mass token `query` puts on the prefix tokens (not shown on the patch map)."""
     return float(trace.attentions[0][layer, head, query, : trace.num_prefix_tokens].sum())
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    z = np.asarray(x, dtype=np.float64)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def qkv_step(trace: Trace, layer: int, head: int, query: int, top: int = 8) -> dict:
@@ -150,16 +145,10 @@ def mlp_hidden(model, trace: Trace, layer: int, token: int) -> np.ndarray:
     """The hidden MLP units of one token in one block, GELU(LN(z')W₁ + b₁) → [mlp_dim].
 
     The trace keeps the block's input and both updates, so z' = z + attention update is exact;
-    only this one block's first MLP layer is evaluated again, for one token (microseconds),
-    not the model.
+    only this one block's first MLP layer is evaluated again, for one token (microseconds).
     """
     z_mid = trace.hidden_states[0][layer, token] + trace.attn_residuals[0][layer, token]  # z'_l, (D,)
-    block = model.blocks[layer]
-    with torch.inference_mode():
-        x = torch.as_tensor(np.ascontiguousarray(z_mid), dtype=block.mlp.fc1.weight.dtype,
-                            device=block.mlp.fc1.weight.device)
-        hidden = block.mlp.act(block.mlp.fc1(block.norm2(x)))
-    return hidden.float().cpu().numpy()
+    return model.mlp_hidden(layer, z_mid)
 
 
 def position_sum(trace: Trace, token: int) -> dict:
@@ -206,7 +195,7 @@ def loss_for(trace: Trace, label: int) -> dict:
     if not trace.has_head:
         raise ValueError("this model has no classification head, so there is no loss")
     z = trace.logits[0].astype(np.float64)
-    logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+    logp = log_softmax(z)
     label = int(label)
     if not 0 <= label < trace.K:
         raise ValueError(f"label {label} is out of range; this model has classes 0…{trace.K - 1}")
@@ -226,20 +215,13 @@ def loss_table(trace: Trace) -> list[dict]:
 def explanation_maps(trace: Trace, gradients: np.ndarray | None, *, fusion: str = "mean",
                      discard_ratio: float = 0.0, residual_alpha: float = 0.5, start_layer: int = 0,
                      query: int = 0) -> dict[str, np.ndarray]:
-    """``{"rollout": [h, w], "gradient rollout": …, "Chefer et al.": …}`` for one image.
-
-    Rollout is read at row `query` (any token); the class-specific maps at the CLS row, as
-    their definitions say. Without gradients (no class head) only the rollout is returned.
-    """
-    p, grid = trace.num_prefix_tokens, trace.grid
-    start = min(int(start_layer), trace.L - 1)
-    maps = {"rollout": patch_map(attention_rollout(trace.attentions[0], fusion, discard_ratio, residual_alpha,
-                                                   start, p)[query], grid, p)}
-    if gradients is not None:
-        maps["gradient rollout"] = patch_map(
-            gradient_rollout(trace.attentions[0], gradients, discard_ratio, residual_alpha, start, p)[0], grid, p)
-        maps["Chefer et al."] = patch_map(chefer_relevance(trace.attentions[0], gradients, start)[0], grid, p)
-    return maps
+    """``{"rollout": [h, w], "gradient rollout": …, "Chefer et al.": …}`` for one image, by the
+    one explanation entry point (model.explain), named for the page. Without gradients (no
+    class head) only the rollout is returned."""
+    maps = model_explain.explanation_maps(
+        trace.attentions[0], gradients, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid, fusion=fusion,
+        discard_ratio=discard_ratio, residual_alpha=residual_alpha, start_layer=start_layer, query=query)
+    return {model_explain.METHOD_TITLES[method]: m for method, m in maps.items()}
 
 
 def head_statistics(trace: Trace) -> dict:

@@ -70,7 +70,7 @@ def test_resolve_source():
     assert sources.resolve_source("hf", hf_repo="hf:owner/name") == "hf:owner/name"
     with pytest.raises(ValueError, match="type a Hugging Face repo id"):
         sources.resolve_source("hf", hf_repo="")
-    with pytest.raises(ValueError, match="not a hub repo id"):
+    with pytest.raises(ValueError, match="not a Hugging Face repo id"):
         sources.resolve_source("hf", hf_repo="just-a-name")
     with pytest.raises(ValueError, match="turned off in the hosted demo"):
         sources.resolve_source("path", local_path="/tmp/x", public=True)
@@ -79,7 +79,10 @@ def test_resolve_source():
 def test_public_demo_loads_only_allowed_hub_repos(monkeypatch):
     monkeypatch.delenv(sources.HUB_ALLOW_ENV, raising=False)
     assert sources.resolve_source("hf", hf_repo="facebook/dinov2-small", public=True) == "hf:facebook/dinov2-small"
-    assert sources.resolve_source("hf", hf_repo="Facebook/DINOv2-small", public=True) == "hf:Facebook/DINOv2-small"
+    # every spelling of an allowed repo is the allow-list's one: one download, one cache entry (issue 13)
+    for typed in ("Facebook/DINOv2-small", "FACEBOOK/dinov2-SMALL", " hf:facebook/Dinov2-Small "):
+        source = sources.resolve_source("hf", hf_repo=typed, public=True)
+        assert source == "hf:facebook/dinov2-small" and sources.source_key(source) == "hf:facebook/dinov2-small"
     with pytest.raises(ValueError, match="not one of the hub models this hosted demo loads .*google/vit-base"):
         sources.resolve_source("hf", hf_repo="someone/huge-model", public=True)
     assert sources.resolve_source("hf", hf_repo="someone/huge-model") == "hf:someone/huge-model"  # local: any repo
