@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from model.preprocess import SUPPORTED_FORMATS, ImageError, decode_image
+from model.preprocess import IMAGE_SUFFIXES, SUPPORTED_FORMATS, ImageError, decode_image
 
 MAX_UPLOAD_MB = 20  # keep equal to server.maxUploadSize in .streamlit/config.toml
 MAX_PIXELS = 25_000_000  # 25 MP: a phone photo passes; a decompression bomb does not
-UPLOAD_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
+UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what the uploader accepts
 
 
 def image_digest(data: bytes) -> str:
