@@ -11,7 +11,9 @@ from model import cards
 from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=shared.page_icon(),
-                   layout="wide", initial_sidebar_state="expanded")
+                   layout="wide",
+                   # a projector needs the width: classroom links open with the sidebar folded away
+                   initial_sidebar_state="collapsed" if st.query_params.get("classroom") == "true" else "expanded")
 shared.install_upload_quota()
 shared.init_state()
 

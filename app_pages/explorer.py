@@ -11,9 +11,9 @@ trace = ctx.trace
 p = trace.num_prefix_tokens
 prefix = list(trace.prefix_names)
 
-st.title("Explorer")
-st.caption(f"{ctx.model_label} on {ctx.image_label}. Click any patch of the image to make it the query, or pick "
-           "a token in the list. Changing a layer, head, token, method setting or colormap never re-runs the model.")
+shared.page_title("Explorer", f"{ctx.model_label} on {ctx.image_label}. Click any patch of the image to make it the "
+                  "query, or pick a token in the list. Changing a layer, head, token, method setting or colormap "
+                  "never re-runs the model.")
 
 
 def _clicked() -> None:
@@ -27,14 +27,10 @@ def _clicked() -> None:
 @st.fragment
 def explorer() -> None:
     ss = st.session_state
-    if shared.classroom():  # controls in one row, then the image at full size for the projector
-        row = st.columns([5, 4, 4], gap="medium")
-        control_cols = row + [st.container()]
-        image_col = st.container()
-        control_col = control_cols[3]
-    else:
-        image_col, control_col = st.columns([2, 1], gap="medium")
-        control_cols = [control_col] * 3
+    # The image and its controls side by side, so that on a projector both fit one screen and
+    # the teacher never scrolls between a control and the map it changes (issue 10).
+    image_col, control_col = st.columns([3, 2] if shared.classroom() else [2, 1], gap="medium")
+    control_cols = [control_col] * 3
     control_cols[0].selectbox("Query token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name,
                               help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                    "distillation, registers) first, then the patches row by row.")

@@ -12,8 +12,7 @@ p = trace.num_prefix_tokens
 prefix = list(trace.prefix_names)
 stats = shared.head_statistics(ctx.model_key, ctx.digest, trace)
 
-st.title("Heads")
-st.caption(f"{trace.L} layers × {trace.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
+shared.page_title("Heads", f"{trace.L} layers × {trace.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
            "open that head below, or choose it there.")
 
 

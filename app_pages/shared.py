@@ -545,18 +545,53 @@ def scroll_to(anchor: str) -> None:
                     "{behavior: 'smooth', block: 'start'});</script>", height=0)
 
 
+def page_title(title: str, caption: str) -> None:
+    """The page's title and what it shows; on a projector only a compact title, so that the
+    figures start near the top of the screen."""
+    if classroom():
+        st.markdown(f"### {title}")
+    else:
+        st.title(title)
+        st.caption(caption)
+
+
 def css() -> None:
-    """Larger type in classroom mode (the figures get theme="classroom" from viz)."""
+    """Classroom mode: everything larger for a projector, not only the text (the figures get
+    theme="classroom" from viz), and less empty space above the page."""
     if classroom():
         st.html("""<style>
-            .stApp, .stMarkdown p, .stMarkdown li, label, .stCaption, [data-testid="stMarkdownContainer"] p
-              { font-size: 1.3rem !important; line-height: 1.55 !important; }
-            [data-testid="stMarkdownContainer"] h1 { font-size: 3rem !important; }
-            [data-testid="stMarkdownContainer"] h2 { font-size: 2.3rem !important; }
-            [data-testid="stMarkdownContainer"] h3 { font-size: 1.9rem !important; }
+            [data-testid="stMainBlockContainer"] { padding-top: 3.6rem !important; }
+            .stApp, .stMarkdown p, .stMarkdown li, label, .stCaption, [data-testid="stMarkdownContainer"] p,
+            [data-testid="stWidgetLabel"] p
+              { font-size: 1.3rem !important; line-height: 1.5 !important; }
+            [data-testid="stMarkdownContainer"] h1 { font-size: 2.4rem !important; }
+            [data-testid="stMarkdownContainer"] h2 { font-size: 2.1rem !important; }
+            [data-testid="stMarkdownContainer"] h3 { font-size: 1.8rem !important; }
             .katex { font-size: 1.5em !important; }
-            [data-testid="stDataFrame"] { font-size: 1.2rem !important; }
+            [data-baseweb="select"] div, [data-testid="stSelectbox"] input, [data-baseweb="input"] input,
+            [data-baseweb="popover"] li, [role="option"] { font-size: 1.25rem !important; }
+            [data-testid="stSliderThumbValue"], [data-testid="stSliderTickBarMin"],
+            [data-testid="stSliderTickBarMax"] { font-size: 1.2rem !important; }
+            [data-testid="stButtonGroup"] button p, [data-testid="stBaseButton-segmented_control"] p,
+            [data-testid="stBaseButton-segmented_controlActive"] p { font-size: 1.25rem !important; }
+            [data-testid="stTable"] td, [data-testid="stTable"] th { font-size: 1.2rem !important; }
+            [data-testid="stExpander"] summary p { font-size: 1.25rem !important; }
+            [data-testid="stMetricValue"] { font-size: 2.2rem !important; }
         </style>""")
+
+
+def table(rows, column_formats: dict | None = None) -> None:
+    """A table: an interactive data frame on a screen; in classroom mode a plain HTML table,
+    whose text the projector CSS can enlarge (a data frame is drawn on a canvas)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    formats = column_formats or {}
+    if classroom():
+        st.table(frame.style.format({c: f"{{:{f}}}" for c, f in formats.items() if c in frame}).hide(axis="index"))
+    else:
+        st.dataframe(frame, hide_index=True, width="stretch", column_config={
+            c: st.column_config.NumberColumn(format=f"%{f}") for c, f in formats.items() if c in frame})
 
 
 def fmt_vec(v, n: int = 5) -> str:

@@ -7,7 +7,6 @@ readable on a projector), then the details and the questions.
 """
 import math
 
-import pandas as pd
 import streamlit as st
 
 from app_pages import shared
@@ -55,9 +54,9 @@ def figure_choice(options: dict, key: str) -> str:
     return options[choice][1]
 
 
-st.title("Walkthrough: one image through the Vision Transformer")
-st.caption(f"Model **{ctx.model_label}** on **{ctx.image_label}** — {n['H_px']}×{n['W_px']} px in, "
-           f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
+shared.page_title("Walkthrough: one image through the Vision Transformer",
+                  f"Model **{ctx.model_label}** on **{ctx.image_label}** — {n['H_px']}×{n['W_px']} px in, "
+                  f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
 st.segmented_control("Step", STEPS, **shared.kept("step"), format_func=steps.STEP_SHORT.get, required=True,
                      label_visibility="collapsed")
 step = st.session_state["step"]
@@ -176,10 +175,7 @@ elif step == "attention":
         with table:
             st.markdown(f"q = `{shared.fmt_vec(q['q'])}`, out = Σ A·v = `{shared.fmt_vec(q['out'])}`; "
                         "the keys with the largest weights:")
-            st.dataframe(pd.DataFrame(q["top"]), hide_index=True, width="stretch",
-                         column_config={"q·k": st.column_config.NumberColumn(format="%.3f"),
-                                        "q·k/√d": st.column_config.NumberColumn(format="%.3f"),
-                                        "softmax weight": st.column_config.NumberColumn(format="%.4f")})
+            shared.table(q["top"], {"q·k": ".3f", "q·k/√d": ".3f", "softmax weight": ".4f"})
         with questions:
             question(
                 "Why divide by √d? What would the softmax look like if every score were 8 times larger?",
@@ -228,9 +224,8 @@ elif step == "mlp":
     with table:
         st.markdown(f"**{trace.token_name(token)}, layer by layer:** the stream's norm before the block, the sizes "
                     "of the two updates it adds, and the norm after.")
-        st.dataframe(pd.DataFrame(rows).drop(columns=["check"]), hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                    for c in ("‖z before‖", "‖attention update‖", "‖MLP update‖", "‖z after‖")})
+        shared.table([{k: v for k, v in r.items() if k != "check"} for r in rows],
+                     {c: ".2f" for c in ("‖z before‖", "‖attention update‖", "‖MLP update‖", "‖z after‖")})
     with questions:
         question(
             "Some tokens' norms can grow far larger than the rest in late layers. What could the model be using "
@@ -264,9 +259,8 @@ elif step == "logits":
         shared.show(ctx, "topk", "wt_logits")
     table, questions = pair((1, 1))
     if trace.has_head:
-        table.dataframe(pd.DataFrame(top), hide_index=True, width="stretch",
-                        column_config={"logit": st.column_config.NumberColumn(format="%.3f"),
-                                       "probability": st.column_config.NumberColumn(format="%.4f")})
+        with table:
+            shared.table(top, {"logit": ".3f", "probability": ".4f"})
     with questions:
         question(
             "If you add the same number to every logit, what happens to the probabilities?",
@@ -313,9 +307,7 @@ else:
     if trace.has_head:
         with table:
             st.markdown("**The loss for every possible label:**")
-            st.dataframe(pd.DataFrame(views.loss_table(trace)), hide_index=True, width="stretch",
-                         column_config={"p": st.column_config.NumberColumn(format="%.4f"),
-                                        "loss −log p": st.column_config.NumberColumn(format="%.3f")})
+            shared.table(views.loss_table(trace), {"p": ".4f", "loss −log p": ".3f"})
     with questions:
         question(
             "What loss does a model get for p = 0.99 on the right class? For p = 0.001?",
