@@ -93,6 +93,8 @@ class Visitor:
         self.actions += 1
         try:
             rec = await action()
+            if VIEW in self.session.keys():
+                rec.note = str((self.session.value(VIEW) or [""])[0])
         except ProtocolError as err:
             rec = Interaction(kind="missing", visitor=self.index, start=time.perf_counter(), latency=0.0,
                               error=str(err))
@@ -423,6 +425,22 @@ def kind_table(records) -> str:
     return "\n".join(rows)
 
 
+def figure_table(records) -> str:
+    """Every figure received in full, by chart key (the Explorer's view figure by view)."""
+    sizes: dict[str, list[int]] = {}
+    for r in records:
+        for key, size in r.figure_sizes:
+            name = f"{key} ({r.note})" if key == "explorer_view" and r.note else key
+            sizes.setdefault(name, []).append(size)
+    rows = ["| figure (chart key) | times sent | JSON KB median | max |", "|---|---|---|---|"]
+    for name, v in sorted(sizes.items(), key=lambda kv: -sum(kv[1])):
+        rows.append(f"| {name} | {len(v)} | {fmt_kb(statistics.median(v))} | {fmt_kb(max(v))} |")
+    total = sum(sum(v) for v in sizes.values())
+    received = sum(r.bytes for r in records)
+    rows.append(f"\nFigures are {100 * total / received:.0f}% of the {received / 1e6:.0f} MB received." if received else "")
+    return "\n".join(rows)
+
+
 def failures(records, limit: int = 5) -> str:
     bad = [r for r in records if not r.ok]
     lines = [f"  - {r.kind} (visitor {r.visitor}): {r.error}" for r in bad[:limit]]
@@ -437,6 +455,8 @@ def print_level(res: dict) -> None:
     print(level_row(res))
     print()
     print(kind_table(res["records"]))
+    print()
+    print(figure_table(res["records"]))
     if any(not r.ok for r in res["records"]):
         print("\nfailed interactions:\n" + failures(res["records"]))
     sys.stdout.flush()
@@ -524,6 +544,7 @@ def parse_args(argv=None):
     p.add_argument("--compare-defaults", action="store_true",
                    help="run the levels twice, back to back: --start as given, then with Streamlit's runner "
                         "defaults (demo.sh --defaults)")
+    p.add_argument("--rounds", type=int, default=1, help="with --compare-defaults: alternate the two this many times")
     p.add_argument("--visitors", default="1,5,10", help="comma-separated concurrent visitor counts (default 1,5,10)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds each level runs after the ramp (default 60)")
     p.add_argument("--ramp", type=float, default=5.0, help="visitors arrive spread over this many seconds (default 5)")
@@ -567,11 +588,16 @@ async def main(argv=None) -> list[dict]:
           f"{os.cpu_count()} CPUs, load avg now {loadavg():.2f}")
     if args.soak:
         results = await soak(args, args.start)
-    else:
+    elif not args.compare_defaults:
         results = await levels(args, args.start, "as started" if args.start else "running server")
-        if args.compare_defaults:
-            head, sep, tail = args.start.partition(" -- ")
-            results += await levels(args, f"{head} --defaults{sep}{tail}", "Streamlit defaults (demo.sh --defaults)")
+    else:  # alternate the two settings so that a change in the machine's load hits both alike
+        head, sep, tail = args.start.partition(" -- ")
+        defaults = f"{head} --defaults{sep}{tail}"
+        results = []
+        for r in range(args.rounds):
+            results += await levels(args, args.start, f"production settings, round {r + 1}")
+            results += await levels(args, defaults, f"Streamlit defaults (demo.sh --defaults), round {r + 1}")
+        if results:
             print("\n## back to back\n")
             print(LEVEL_HEADER.replace("| concurrent visitors |", "| settings | concurrent visitors |")
                   .replace("|---|", "|---|---|", 1))

@@ -132,6 +132,8 @@ class Interaction:
     refs: int = 0  # messages answered from the visitor's cache (ref_hash)
     deltas: int = 0
     uploaded: int = 0  # request bytes sent over HTTP (uploads)
+    figure_sizes: list = dataclasses.field(default_factory=list)  # (chart key, JSON bytes) of each full figure
+    note: str = ""  # free text the caller adds (load.py: the Explorer's view at the time)
 
     def add(self, size: int, category: str) -> None:
         self.bytes += size
@@ -529,6 +531,7 @@ class Session:
         if etype == "plotly_chart" and rec is not None:
             rec.figures += 1
             rec.figure_bytes += len(element.spec)
+            rec.figure_sizes.append((widget_key(element.id), len(element.spec)))
         if etype == "exception":
             self._run_errors.append(f"the app raised {element.type}: {element.message[:200]}")
             return
