@@ -19,11 +19,15 @@ between actions, until --duration is over.
 For every level of --visitors it prints one row of | concurrent visitors | interactions |
 interaction p50 | p95 | max | failed | KB per interaction (median) | server RSS peak | load avg |
 server CPU per interaction |, then a per-kind breakdown (open, model, image, upload, page,
-layer/head/query, click, view) with the KB that figures take. Latency is from the request leaving
+layer/head/query, click, view) with the KB that figures take, and every figure received in full by
+chart key (the Explorer's view figure by view). Latency is from the request leaving
 to script_finished arriving (a fragment's finish for fragment reruns); a time-out (--timeout) or
 an app exception is a failed interaction, and its time counts in the percentiles. KB are websocket
 payload bytes received (after permessage-deflate, if the server enabled it, is undone). RSS is the
-sum over the server's process tree, sampled from /proc every --sample seconds.
+sum over the server's process tree, sampled from /proc every --sample seconds. The page's static
+JS/CSS is not fetched (a browser caches it after the first visit). --soak N runs N one-visitor
+sessions in a row and prints the server's RSS after each, its trend, and (--soak-idle 130) the RSS
+once the closed sessions are past server.disconnectedSessionTTL.
 
 Bounded: every level ends after ramp + --duration + --timeout (+ a grace of 30 s), each
 visitor makes at most --max-actions actions, every network wait has a time-out, and the
@@ -518,19 +522,27 @@ async def soak(args, command: str | None) -> list[dict]:
             sys.stdout.flush()
             out.append(res)
         ys = [r["rss_after"] / 2**20 for r in out]
-        if len(ys) > 2:
-            xs = list(range(1, len(ys) + 1))
-            mx, my = statistics.mean(xs), statistics.mean(ys)
-            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        if len(ys) > 3:
             half = len(ys) // 2
-            late = sum((x - mx) * (y - my) for x, y in zip(xs[half:], ys[half:]))
-            late_slope = late / sum((x - statistics.mean(xs[half:])) ** 2 for x in xs[half:]) if half else slope
-            print(f"\nRSS trend: {slope:+.1f} MiB per session over all {len(ys)}, {late_slope:+.1f} MiB per session "
-                  f"over the second half (a leak keeps growing; bounded caches level off).")
+            print(f"\nRSS trend: {slope(ys):+.1f} MiB per session over all {len(ys)}, {slope(ys[half:]):+.1f} MiB per "
+                  f"session over the second half (a leak keeps growing; bounded caches level off).")
+        if args.soak_idle > 0 and out:
+            # Streamlit keeps a closed tab's session for server.disconnectedSessionTTL (120 s by default).
+            await asyncio.sleep(args.soak_idle)
+            rss = tree_usage(args.server_pid)[0]
+            print(f"After {args.soak_idle:.0f} s idle: server RSS {rss / 2**20:.0f} MiB "
+                  f"({(rss - out[-1]['rss_after']) / 2**20:+.0f} MiB since the last session).")
     finally:
         if server is not None:
             await server.__aexit__(None, None, None)
     return out
+
+
+def slope(ys: list[float]) -> float:
+    """Least-squares slope of ys against 1, 2, 3, …"""
+    xs = range(1, len(ys) + 1)
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
 def parse_args(argv=None):
@@ -560,6 +572,8 @@ def parse_args(argv=None):
     p.add_argument("--start-timeout", type=float, default=120.0)
     p.add_argument("--soak", type=int, default=0, help="instead of levels: this many one-visitor sessions in a row")
     p.add_argument("--soak-duration", type=float, default=15.0, help="seconds per soak session")
+    p.add_argument("--soak-idle", type=float, default=0.0,
+                   help="after the soak, wait this long (e.g. 130 s, past disconnectedSessionTTL) and read RSS again")
     p.add_argument("--soak-settle", type=float, default=1.0, help="seconds to wait before reading RSS after a session")
     p.add_argument("--json", help="write every interaction and level summary to this file")
     args = p.parse_args(argv)
