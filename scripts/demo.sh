@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Start Patchlight the way the hosted public demo runs on one box.
+#
+#   bash scripts/demo.sh [--port PORT] [--address ADDR] [--defaults] [-- extra streamlit flags]
+#
+# --port      listening port (default $PORT or 8501)
+# --address   listening address (default $ADDRESS or 0.0.0.0: the demo is public)
+# --defaults  leave Streamlit's file watcher and runner at their defaults (gc after every run)
+#             instead of the production runner settings; the only use is to measure what
+#             those settings buy (bench/load.py runs both back to back). Hardening stays on.
+# Anything after `--` goes to `streamlit run` unchanged and wins over the flags below.
+#
+# What it sets, and why (issue 13 item 6, issue 15):
+#   PATCHLIGHT_PUBLIC=1          hosted-demo mode: no local model paths, hub allow-list only.
+#   OPENBLAS/OMP/MKL threads = 1 every session's numpy/torch call runs on one core, so
+#                                concurrent visitors share the cores instead of oversubscribing
+#                                them (torch.set_num_threads follows OMP_NUM_THREADS).
+#   server.fileWatcherType none  no watcher thread, no source polling on a server that never
+#   server.runOnSave false       changes its code; server.allowRunOnSave false also stops a
+#   server.allowRunOnSave false  visitor's browser from turning run-on-save on.
+#   runner.postScriptGC false    no full gc.collect() after every script run: with a model and
+#                                traces in memory each collection walks every live object, and
+#                                it ran after every slider move of every visitor (issue 13 item 6:
+#                                p95 at 10 visitors 5-6 s -> 1.4-1.5 s together with no watcher).
+#                                CPython's generational collector still runs on its own.
+#   runner.fastReruns true       a newer rerun of the same visitor stops the outdated one instead
+#                                of queueing behind it: less wasted CPU when sliders are dragged.
+#   server.headless true, browser.gatherUsageStats false, client.toolbarMode viewer,
+#   client.showErrorDetails none       no browser launch, no telemetry, no developer menu
+#                                (rerun / clear cache), no tracebacks in visitors' browsers.
+#   server.enableXsrfProtection true, server.enableCORS true    (Streamlit's defaults, pinned).
+#   server.maxUploadSize         read from .streamlit/config.toml (equal to the app's own check).
+#   server.enableStaticServing false, global.developmentMode false    nothing else is served.
+#
+# Growing past one process (not done yet): Streamlit keeps each visitor's session in the
+# process that served its websocket, so more processes need a sticky proxy (by cookie or by
+# client address) in front. The intended shape: this script stays the start of ONE worker
+# (`--port`, `--address 127.0.0.1` behind the proxy); a supervisor starts N of them on
+# consecutive ports; the proxy (e.g. nginx `hash $remote_addr consistent;` or HAProxy
+# `balance source`, websocket upgrade on /_stcore/stream) spreads visitors over them, and
+# server.cookieSecret must then be the same in every worker. bench/load.py measures one port
+# either way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT=${PORT:-8501}
+ADDRESS=${ADDRESS:-0.0.0.0}
+RUNNER=production
+EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --port) PORT=$2; shift 2 ;;
+    --port=*) PORT=${1#*=}; shift ;;
+    --address) ADDRESS=$2; shift 2 ;;
+    --address=*) ADDRESS=${1#*=}; shift ;;
+    --defaults) RUNNER=defaults; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+case "$PORT" in ''|*[!0-9]*) echo "demo.sh: --port needs a number, got '$PORT'" >&2; exit 2 ;; esac
+
+if [ -n "${PYTHON:-}" ]; then
+  PY=$PYTHON
+elif [ -x .venv/bin/python ]; then
+  PY=.venv/bin/python
+else
+  PY=python3
+fi
+
+# The upload limit lives in .streamlit/config.toml (kept equal to the app's MAX_UPLOAD_MB);
+# repeat it here so a flag elsewhere can never make the two differ.
+MAX_UPLOAD=$(sed -n 's/^[[:space:]]*maxUploadSize[[:space:]]*=[[:space:]]*\([0-9][0-9]*\).*/\1/p' \
+  .streamlit/config.toml | head -n 1)
+MAX_UPLOAD=${MAX_UPLOAD:-20}
+
+export PATCHLIGHT_PUBLIC=1
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false  # also before the config is read
+
+if [ "$RUNNER" = production ]; then
+  RUNNER_FLAGS=(--server.fileWatcherType none --runner.postScriptGC false --runner.fastReruns true)
+else  # Streamlit's own defaults, for comparison only
+  RUNNER_FLAGS=(--server.fileWatcherType auto --runner.postScriptGC true --runner.fastReruns true)
+fi
+
+FLAGS=(
+  --server.port "$PORT"
+  --server.address "$ADDRESS"
+  --server.headless true
+  --server.runOnSave false
+  --server.allowRunOnSave false
+  --server.enableXsrfProtection true
+  --server.enableCORS true
+  --server.enableStaticServing false
+  --server.maxUploadSize "$MAX_UPLOAD"
+  --global.developmentMode false
+  --client.toolbarMode viewer
+  --client.showErrorDetails none
+  --browser.gatherUsageStats false
+  "${RUNNER_FLAGS[@]}"
+)
+exec "$PY" -m streamlit run app.py "${FLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}

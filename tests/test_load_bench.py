@@ -1,0 +1,149 @@
+"""The load bench (bench/load.py, bench/load_client.py) speaks Streamlit's browser protocol correctly.
+
+The helpers are checked on their own; the slow test starts the real app with scripts/demo.sh on a
+free port and drives one protocol-level visitor through it with fashion-vit. It checks that every
+interaction ends with script_finished, that a layer move inside the Explorer's fragment produces
+deltas and a new figure, and that bytes are counted — never timings.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("websockets")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import load  # noqa: E402
+import load_client  # noqa: E402
+
+
+def test_widget_key_is_the_user_key_at_the_end_of_the_element_id():
+    assert load_client.widget_key("$$ID-3aaad600cdb15414f76c1fb431f08aae-classroom") == "classroom"
+    assert load_client.widget_key("$$ID-3aaad600cdb15414f76c1fb431f08aae-explorer-click") == "explorer-click"
+    assert load_client.widget_key("$$ID-3aaad600cdb15414f76c1fb431f08aae-None") == "None"
+    assert load_client.widget_key("plain") == ""
+
+
+def test_click_point_reads_plotly_typed_arrays_as_the_frontend_reports_a_click():
+    def typed(code, fmt, values):
+        return {"dtype": code, "bdata": base64.b64encode(struct.pack(f"<{len(values)}{fmt}", *values)).decode()}
+
+    spec = json.dumps({"data": [
+        {"type": "image", "name": "image"},
+        {"type": "scatter", "name": "click targets", "x": typed("f8", "d", [2.0, 6.0, 10.0]),
+         "y": [2, 2, 2], "customdata": typed("i2", "h", [1, 2, 3])},
+    ]})
+    selection, i = load_client.click_point(spec, "click targets", lambda n: n - 1)
+    assert i == 2
+    assert selection == {"selection": {"points": [{"curve_number": 1, "point_number": 2, "point_index": 2,
+                                                   "x": 10.0, "y": 2, "customdata": 3}],
+                                       "point_indices": [2], "box": [], "lasso": []}}
+    with pytest.raises(load_client.ProtocolError):
+        load_client.click_point(spec, "no such trace", lambda n: 0)
+
+
+def test_two_dimensional_customdata_comes_back_in_rows():
+    flat = [0, 1, 5, 2, 3, 7]
+    cd = {"dtype": "i4", "bdata": base64.b64encode(struct.pack("<6i", *flat)).decode(), "shape": "2, 3"}
+    assert load_client._typed(cd) == [[0, 1, 5], [2, 3, 7]]
+
+
+def test_http_helpers():
+    assert load_client._dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
+    body, ctype = load_client.multipart("file", "a.jpg", b"\xff\xd8data\xff\xd9", "image/jpeg")
+    boundary = ctype.split("boundary=")[1]
+    assert body.startswith(f"--{boundary}\r\n".encode()) and body.endswith(f"\r\n--{boundary}--\r\n".encode())
+    assert b'name="file"; filename="a.jpg"' in body and b"\xff\xd8data\xff\xd9" in body
+
+
+def test_nearest_rank_percentile():
+    assert load.pct([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert load.pct(list(range(1, 101)), 95) == 95
+    assert load.pct([5.0], 95) == 5.0
+    assert load.pct([], 50) != load.pct([], 50)  # nan
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def demo_server():
+    """The real app as scripts/demo.sh starts it (public mode, production flags), on 127.0.0.1."""
+    port = _free_port()
+    env = dict(os.environ, PYTHON=sys.executable, HF_HUB_OFFLINE="1", PATCHLIGHT_PUBLIC="1")
+    proc = subprocess.Popen(["bash", "scripts/demo.sh", "--port", str(port), "--address", "127.0.0.1"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        asyncio.run(load.wait_healthy(port, 45, proc))
+        yield port, proc.pid
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@pytest.mark.slow
+def test_one_visitor_drives_the_real_app(demo_server):
+    port, pid = demo_server
+
+    async def journey():
+        s = load_client.Session(port, timeout=40)
+        try:
+            done = [await s.open()]
+            assert done[0].ok, done[0].error
+            assert {"model_choice", "image_source", "sample"} <= s.keys()
+            assert s.value("model_choice").startswith("fashion-vit")  # the default, no model switch needed
+            assert set(s.pages) >= {"Walkthrough", "Explorer", "Heads"}
+            other = next(o for o in s.options("sample") if "Fashion-MNIST" in o and o != s.value("sample"))
+            done.append(await s.set_value("sample", other, "image"))
+            done.append(await s.switch_page("Explorer"))
+            assert {"layer", "head", "query", "view", "explorer_click"} <= s.keys(), s.keys()
+            assert s.widget("layer").fragment_id, "the Explorer's controls live in an st.fragment"
+            before_query = s.value("query")
+            layer = await s.set_value("layer", 1, "layer")
+            done.append(layer)
+            done.append(await s.set_value("head", s.options("head")[-1], "head"))
+            done.append(await s.click("explorer_click", "click targets", lambda n: n // 2))
+            after_click = s.value("query")
+            done.append(await s.set_value("view", s.options("view")[1], "view"))
+            return done, layer, before_query, after_click
+        finally:
+            await s.close()
+
+    done, layer, before_query, after_click = asyncio.run(asyncio.wait_for(journey(), 50))
+    for rec in done:
+        assert rec.ok, f"{rec.kind}: {rec.error}"
+        assert rec.latency is not None  # script_finished arrived
+        assert rec.bytes > 0 and rec.messages > 0
+    assert layer.deltas > 0 and layer.figures + layer.refs >= 1
+    assert layer.bytes_by["plotly_chart"] > 0 and layer.figure_bytes > 0  # the overlay was redrawn
+    assert "new_session" in layer.bytes_by and "script_finished" in layer.bytes_by
+    assert after_click != before_query, "a click on a patch makes it the query token"
+
+    # The bench's own visitor, for a few seconds, with the RSS of the server sampled.
+    args = load.parse_args(["--port", str(port), "--server-pid", str(pid), "--visitors", "1", "--duration", "6",
+                            "--think", "0.2", "--model", "fashion-vit", "--timeout", "30", "--ramp", "0"])
+    res = asyncio.run(asyncio.wait_for(load.run_visitors(args, 1, "test"), 45))
+    kinds = {r.kind for r in res["records"]}
+    assert {"open", "image", "page"} <= kinds and kinds & {"layer", "head", "query"}, kinds
+    assert all(r.ok for r in res["records"]), load.failures(res["records"])
+    assert res["rss_peak"] > 50 * 2**20
+    assert "| 1 |" in load.level_row(res) and "layer" in load.kind_table(res["records"])
