@@ -11,8 +11,10 @@ ENV PATCHLIGHT_VENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH
 RUN PIP_NO_CACHE_DIR=1 bash scripts/setup.sh \
     && python -c "from model import load_model; load_model('dinov2-small', device='cpu')"
-ENV PATCHLIGHT_PUBLIC=1 \
-    OPENBLAS_NUM_THREADS=1 \
+# The converted dinov2-small stays where it was built, whichever user the host runs the image as.
+ENV PATCHLIGHT_CACHE=/root/.cache/patchlight \
     HF_HOME=/tmp/hf
+RUN chmod -R a+rX /root /root/.cache/patchlight
 EXPOSE 8501
-CMD ["python", "-m", "streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true"]
+# scripts/demo.sh: public mode, one BLAS thread per session, Streamlit's production settings.
+CMD ["bash", "scripts/demo.sh", "--port", "8501", "--address", "0.0.0.0"]
