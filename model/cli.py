@@ -95,9 +95,7 @@ def cmd_explain(args) -> None:
     model = load_model(args.model, device=args.device)
     (image,) = load_images([Path(args.image)] if Path(args.image).is_file() else expand_images([args.image]))
     result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
-    # The PNG is composed by viz (the one colormap implementation, no browser); imported here
-    # so that the model layer itself never depends on plotting.
-    from viz.overlay import overlay_png
+    from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ activation, how position embeddings are resized, and how the head reads the toke
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from . import tokens
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +58,22 @@ def test_explain_cli_imports_neither_streamlit_nor_the_app(tmp_path):
     assert not any(v for k, v in loaded.items() if k != "plotly"), loaded
 
 
-@pytest.mark.xfail(strict=False, reason="viz/__init__ imports every figure module (plotly) and viz/colormaps "
-                                        "imports plotly.colors, so importing viz.overlay/viz.export loads plotly; "
-                                        "passes once viz loads its overlay without plotly")
 def test_explain_cli_does_not_import_plotly(tmp_path):
     assert not _explain_cli_modules(tmp_path)["plotly"]
+
+
+def test_stored_colormaps_equal_plotlys():
+    """The command line colours maps from stored stops; they are plotly's, so a PNG from the
+    CLI and the figure on screen agree."""
+    import plotly.colors
+
+    from model import colormaps
+    from viz import colormaps as figure_colormaps
+
+    for name, stops in colormaps.named_scales().items():
+        assert stops == [[float(p), c] for p, c in plotly.colors.get_colorscale(name)], name
+    for name in colormaps.SEQUENTIAL + colormaps.DIVERGING:
+        ours = figure_colormaps.colorscale(name)
+        theirs = [[float(p), c] for p, c in plotly.colors.get_colorscale(name)]
+        assert [c for _, c in ours] == [c for _, c in theirs], name
+        np.testing.assert_allclose([p for p, _ in ours], [p for p, _ in theirs], atol=1e-12)

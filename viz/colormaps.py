@@ -1,10 +1,6 @@
-"""Colormaps, implemented once and shared by the plotly figures and the Pillow overlay.
-
-A colormap here is a plotly colorscale: a list of ``[position, colour]`` stops with
-positions rising from 0 to 1. Named scales come from ``plotly.colors`` (so the screen and
-:func:`viz.overlay.overlay_png` use the very same stops), and values are mapped to colours by
-linear interpolation in RGB between the stops — the rule plotly.js uses for heatmap bricks —
-so an overlay pixel has the colour the browser shows for the same value.
+"""Colormaps for the figures: the stored scales and the colouring rule of
+:mod:`model.colormaps` (one implementation, shared with the command line's PNG), plus any
+other plotly colorscale name.
 
 Perceptually uniform choices (Smith & van der Walt's viridis family, cividis for colour
 vision deficiency) are the sequential defaults; ``balance`` (cmocean) is the diverging
@@ -13,120 +9,40 @@ default for signed values such as cosine similarity or embedding entries.
 
 from __future__ import annotations
 
-import re
-
-import numpy as np
-import plotly.colors as pc
-from PIL import ImageColor
-
-SEQUENTIAL = ("viridis", "inferno", "magma", "plasma", "cividis", "gray")
-DIVERGING = ("balance", "rdbu_r", "curl", "delta")
-
-_RGBA = re.compile(r"^rgba?\(\s*([^)]*)\)$", re.IGNORECASE)
-
-
-def parse_color(color) -> tuple[int, int, int, float]:
-    """Any colour plotly accepts in these figures -> ``(r, g, b, alpha)``; alpha in [0, 1].
-
-    Handles ``#rgb``, ``#rrggbb``, ``rgb(r,g,b)``, ``rgba(r,g,b,a)`` with CSS alpha
-    (0..1), CSS names and ``(r, g, b)`` tuples with 0..255 or 0..1 components.
-    """
-    if color is None:
-        raise ValueError("colour is None; expected a CSS colour string such as '#ff0000'")
-    if isinstance(color, (tuple, list, np.ndarray)):
-        vals = [float(v) for v in color]
-        if len(vals) not in (3, 4):
-            raise ValueError(f"colour tuple {color!r} has {len(vals)} components; expected 3 (RGB) or 4 (RGBA)")
-        if max(vals[:3]) <= 1.0:
-            vals[:3] = [v * 255.0 for v in vals[:3]]
-        a = vals[3] if len(vals) == 4 else 1.0
-        return int(round(vals[0])), int(round(vals[1])), int(round(vals[2])), float(a)
-    text = str(color).strip()
-    m = _RGBA.match(text)
-    if m:
-        parts = [p.strip() for p in m.group(1).split(",")]
-        if len(parts) not in (3, 4):
-            raise ValueError(f"colour {color!r}: expected rgb(r, g, b) or rgba(r, g, b, a)")
-
-        def channel(p: str) -> int:
-            return int(round(float(p[:-1]) * 2.55)) if p.endswith("%") else int(round(float(p)))
-
-        a = float(parts[3]) if len(parts) == 4 else 1.0
-        return channel(parts[0]), channel(parts[1]), channel(parts[2]), a
-    if text.lower() == "transparent":
-        return 0, 0, 0, 0.0
-    try:
-        rgb = ImageColor.getrgb(text)
-    except ValueError as err:
-        raise ValueError(
-            f"unknown colour {color!r}; expected '#rrggbb', 'rgb(r,g,b)', 'rgba(r,g,b,a)' or a CSS name"
-        ) from err
-    if len(rgb) == 4:
-        return rgb[0], rgb[1], rgb[2], rgb[3] / 255.0
-    return rgb[0], rgb[1], rgb[2], 1.0
+from model import colormaps as stored
+from model.colormaps import DIVERGING, SEQUENTIAL, parse_color  # noqa: F401  (viz's colour helpers)
 
 
 def colorscale(name_or_scale) -> list[list]:
-    """A plotly colorscale as ``[[pos, 'rgb(...)'], ...]`` from a name or an explicit scale.
-
-    Names are plotly's (case-insensitive); append ``_r`` to reverse, e.g. ``'rdbu_r'``.
-    """
-    if isinstance(name_or_scale, str):
-        try:
-            scale = pc.get_colorscale(name_or_scale)
-        except Exception as err:  # plotly raises its own PlotlyError type
-            raise ValueError(
-                f"unknown colormap {name_or_scale!r}; expected a plotly colorscale name such as "
-                f"{', '.join(SEQUENTIAL + DIVERGING)} (add '_r' to reverse)"
-            ) from err
-        return [[float(p), c] for p, c in scale]
+    """A plotly colorscale ``[[pos, 'rgb(...)'], ...]``: a stored scale, an explicit list of
+    stops, or any other plotly colorscale name (``_r`` reverses)."""
     try:
-        scale = [[float(p), c] for p, c in name_or_scale]
-    except (TypeError, ValueError) as err:
+        return stored.colorscale(name_or_scale)
+    except ValueError:
+        if not isinstance(name_or_scale, str):
+            raise
+    import plotly.colors as pc
+
+    try:
+        return [[float(p), c] for p, c in pc.get_colorscale(name_or_scale)]
+    except Exception as err:  # plotly raises its own PlotlyError type
         raise ValueError(
-            f"colorscale {name_or_scale!r} is not a name or a list of [position, colour] pairs"
+            f"unknown colormap {name_or_scale!r}; expected a plotly colorscale name such as "
+            f"{', '.join(SEQUENTIAL + DIVERGING)} (add '_r' to reverse)"
         ) from err
-    if len(scale) < 2 or scale[0][0] != 0.0 or scale[-1][0] != 1.0:
-        raise ValueError("a colorscale needs at least 2 stops, the first at 0 and the last at 1")
-    return scale
 
 
-def scale_stops(name_or_scale) -> tuple[np.ndarray, np.ndarray]:
-    """Stop positions ``[n]`` and RGBA stop colours ``[n, 4]`` (floats, 0..255 and alpha 0..1)."""
-    scale = colorscale(name_or_scale)
-    pos = np.array([p for p, _ in scale], dtype=np.float64)
-    cols = np.array([parse_color(c) for _, c in scale], dtype=np.float64)
-    return pos, cols
+def scale_stops(name_or_scale):
+    return stored.scale_stops(colorscale(name_or_scale))
 
 
-def sample(name_or_scale, values, zmin: float, zmax: float, reverse: bool = False) -> np.ndarray:
-    """Colours of ``values`` under the colormap with range ``[zmin, zmax]`` -> RGBA float [..., 4].
-
-    Values are clipped to the range; NaN values get alpha 0 (transparent), as plotly
-    leaves NaN bricks empty. RGB is 0..255 (float), alpha 0..1.
-    """
-    pos, cols = scale_stops(name_or_scale)
-    if reverse:
-        pos = 1.0 - pos[::-1]
-        cols = cols[::-1]
-    v = np.asarray(values, dtype=np.float64)
-    span = float(zmax) - float(zmin)
-    t = (v - float(zmin)) / span if span > 0 else np.full_like(v, 0.5)
-    nan = ~np.isfinite(t)
-    t = np.clip(np.where(nan, 0.0, t), 0.0, 1.0)
-    out = np.empty(v.shape + (4,), dtype=np.float64)
-    for ch in range(4):
-        out[..., ch] = np.interp(t, pos, cols[:, ch])
-    out[..., 3] = np.where(nan, 0.0, out[..., 3])
-    return out
+def sample(name_or_scale, values, zmin: float, zmax: float, reverse: bool = False):
+    return stored.sample(colorscale(name_or_scale), values, zmin, zmax, reverse)
 
 
-def to_rgb8(name_or_scale, values, zmin: float, zmax: float) -> np.ndarray:
-    """``sample`` rounded to uint8 RGB ``[..., 3]`` (NaN shown black): the colours of an overlay PNG."""
-    rgba = sample(name_or_scale, values, zmin, zmax)
-    return np.clip(np.rint(rgba[..., :3]), 0, 255).astype(np.uint8)
+def to_rgb8(name_or_scale, values, zmin: float, zmax: float):
+    return stored.to_rgb8(colorscale(name_or_scale), values, zmin, zmax)
 
 
-def lut(name_or_scale, n: int = 256) -> np.ndarray:
-    """A ``[n, 3]`` uint8 lookup table of the colormap, evenly spaced from 0 to 1."""
-    return to_rgb8(name_or_scale, np.linspace(0.0, 1.0, n), 0.0, 1.0)
+def lut(name_or_scale, n: int = 256):
+    return stored.lut(colorscale(name_or_scale), n)

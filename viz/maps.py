@@ -7,41 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import float_array, image_array
+from model.overlay import UPSAMPLE_MODES, upsample_map  # noqa: F401  (one upsampling rule for figures and files)
 
-UPSAMPLE_MODES = ("nearest", "smooth")
+from ._checks import image_array
+
 NORMALISATIONS = ("max", "minmax", "none")
-
-
-def upsample_map(attn_map, patch_size: int, mode: str = "nearest") -> np.ndarray:
-    """A ``[h, w]`` map over patches -> ``[h*P, w*P]`` over pixels.
-
-    ``nearest``: every pixel takes its patch's value (``np.kron`` with a P x P block).
-    ``smooth``: bilinear interpolation between patch centres with half-pixel alignment
-    (pixel centre ``i + 0.5`` sits at grid coordinate ``(i + 0.5)/P - 0.5``, clamped at the
-    border) — the same rule as ``torch.nn.functional.interpolate(..., "bilinear",
-    align_corners=False)``, so the smooth map keeps the patch averages near the centres.
-    """
-    m = float_array(attn_map, 2, "attn_map", "a [h, w] map over the patch grid")
-    P = int(patch_size)
-    if P < 1:
-        raise ValueError(f"patch_size={patch_size!r}; expected a positive integer such as 16.")
-    if mode == "nearest":
-        return np.repeat(np.repeat(m, P, axis=0), P, axis=1)
-    if mode != "smooth":
-        raise ValueError(f"upsample={mode!r}; expected one of {UPSAMPLE_MODES}.")
-    h, w = m.shape
-    ys = np.clip((np.arange(h * P) + 0.5) / P - 0.5, 0, h - 1)
-    xs = np.clip((np.arange(w * P) + 0.5) / P - 0.5, 0, w - 1)
-    y0 = np.floor(ys).astype(int)
-    x0 = np.floor(xs).astype(int)
-    y1 = np.minimum(y0 + 1, h - 1)
-    x1 = np.minimum(x0 + 1, w - 1)
-    fy = (ys - y0)[:, None]
-    fx = (xs - x0)[None, :]
-    top = m[y0][:, x0] * (1 - fx) + m[y0][:, x1] * fx
-    bot = m[y1][:, x0] * (1 - fx) + m[y1][:, x1] * fx
-    return top * (1 - fy) + bot * fy
 
 
 def normalise_map(attn_map, how: str = "max") -> np.ndarray:
