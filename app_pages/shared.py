@@ -3,10 +3,10 @@ and one way to show a figure (with its PNG / CSV downloads). UI glue only: the n
 come from app_core, the figures from viz.
 
 Caching (DESIGN.md "Data flow"): the model is a bounded ``st.cache_resource`` keyed by its
-source; the trace is a bounded ``st.cache_data`` keyed by (model id, image sha256), with a
-small ``st.cache_resource`` of read-only arrays in front of it so that a rerun does not
-unpickle 50 MB; attention gradients are cached per (model id, image, class). Nothing that
-a layer, head, query, method setting or colormap changes reaches the model.
+source; the trace is a bounded ``st.cache_resource`` of read-only arrays keyed by (model id,
+sha256 of the image bytes used), one copy shared by every session; attention gradients are
+cached per (model id, image, class); figures by (model, image, the settings they depend on).
+Nothing that a layer, head, query, method setting or colormap changes reaches the model.
 """
 from __future__ import annotations
 
@@ -196,16 +196,15 @@ def get_model(model_key: str, source: str):
     return sources.load(source)
 
 
-@st.cache_data(max_entries=12, ttl=3600, show_spinner=False)
-def trace_data(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> Trace:
-    """Keyed by (model id, image sha256) only: the file name does not change the numbers."""
-    return traces.run_trace(_model, _data, _image_name)
+TRACE_CACHE_ENTRIES = 12  # a class's gallery photos and the uploads in use: ~55 MB each for dinov2-small
 
 
-@st.cache_resource(max_entries=4, ttl=1800, show_spinner=False)
+@st.cache_resource(max_entries=TRACE_CACHE_ENTRIES, ttl=1800, show_spinner=False)
 def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> Trace:
-    """The cached trace as one shared, read-only object: no copy per rerun."""
-    return trace_data(model_key, digest, _image_name, _model, _data).numpy()  # read-only again after unpickling
+    """Keyed by (model id, image sha256) only — the file name does not change the numbers —
+    and held as ONE read-only object that every session shares: no pickled copy per session
+    or per rerun (a second, pickling cache layer cost ~55 MB per copy and per miss)."""
+    return traces.run_trace(_model, _data, _image_name)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
