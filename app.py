@@ -5,17 +5,17 @@ hosted-demo mode on (no local model paths).
 """
 import streamlit as st
 
-from app_pages import shared
+from app_pages import session, shared
 from app_core import sources, safe_text, uploads
 from model import cards
 from model.gallery import get_sample
 
-st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=shared.page_icon(),
+st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=session.page_icon(),
                    layout="wide",
                    # a projector needs the width: classroom links open with the sidebar folded away
                    initial_sidebar_state="collapsed" if st.query_params.get("classroom") == "true" else "expanded")
-shared.install_upload_quota()
-shared.init_state()
+session.install_upload_quota()
+session.init_state()
 
 MODEL_LABELS = {
     "fashion-vit": "fashion-vit — small classifier (Fashion-MNIST)",
@@ -39,37 +39,37 @@ pages = st.navigation([
 with st.sidebar:
     st.markdown("## :material/flashlight_on: Patchlight\n"
                 "See what a Vision Transformer sees, step by step, on your own image.")
-    st.toggle("Classroom mode", **shared.kept("classroom"),
+    st.toggle("Classroom mode", **session.kept("classroom"),
               help="Larger text and figures for a projector, fewer controls.")
 
     st.subheader("Image")
-    st.radio("Image source", ["gallery", "upload"], **shared.kept("image_source"), horizontal=True,
+    st.radio("Image source", ["gallery", "upload"], **session.kept("image_source"), horizontal=True,
              format_func={"gallery": "Sample gallery", "upload": "Upload"}.get)
     if st.session_state["image_source"] == "gallery":
-        st.selectbox("Sample", shared.samples_for_select(), **shared.kept("sample"), format_func=shared.sample_label)
+        st.selectbox("Sample", shared.samples_for_select(), **session.kept("sample"), format_func=shared.sample_label)
         sample = get_sample(st.session_state["sample"])
         st.caption(f"{sample.credit} · {sample.licence}. Suits **{sample.suggested_model}**.")
     else:
         # No `type=` filter: Streamlit would refuse other files with a generic message; the app
         # checks the name and the content itself and says what is wrong (app_core.uploads).
         st.file_uploader("Upload an image (PNG, JPEG, WebP, BMP, GIF, TIFF)", key="upload",
-                         on_change=shared.remember_upload,
+                         on_change=session.remember_upload,
                          help=f"Up to {uploads.MAX_UPLOAD_MB} MB and {uploads.MAX_PIXELS // 1_000_000} megapixels.")
-        if kept := shared.kept_upload_name():
+        if kept := session.kept_upload_name():
             st.caption(f"Showing your earlier upload **{safe_text.md_text(kept)}**; upload another file to replace it.")
-            st.button("Forget this upload", key="forget_upload", on_click=shared.forget_upload,
+            st.button("Forget this upload", key="forget_upload", on_click=session.forget_upload,
                       icon=":material/delete:")
 
     st.subheader("Model")
-    st.selectbox("Model", sources.model_choices(shared.public()), format_func=MODEL_LABELS.get,
-                 **shared.kept("model_choice", then=shared.fit_sample_to_model))
+    st.selectbox("Model", sources.model_choices(session.public()), format_func=MODEL_LABELS.get,
+                 **session.kept("model_choice", then=session.fit_sample_to_model))
     if st.session_state["model_choice"] == sources.HF_CHOICE:
-        allowed = sources.hub_allow_list() if shared.public() else None
-        st.text_input("Hub repo id", **shared.kept("hf_repo"), placeholder="google/vit-base-patch16-224",
+        allowed = sources.hub_allow_list() if session.public() else None
+        st.text_input("Hub repo id", **session.kept("hf_repo"), placeholder="google/vit-base-patch16-224",
                       help="Downloaded once with huggingface_hub (needs internet), then cached."
                       + (f" This demo loads: {', '.join(allowed) or 'none'}." if allowed is not None else ""))
     elif st.session_state["model_choice"] == sources.PATH_CHOICE:
-        st.text_input("Model path", **shared.kept("local_path"), placeholder="/path/to/model-directory",
+        st.text_input("Model path", **session.kept("local_path"), placeholder="/path/to/model-directory",
                       help="A save_pretrained directory, a timm state dict with its config, or Patchlight's format.")
     try:
         _source, _key, _model = shared.load_selected_model()
@@ -89,5 +89,5 @@ with st.sidebar:
         st.warning(safe_text.message(note))
 
 shared.css()
-shared.sync_query_params()
+session.sync_query_params()
 pages.run()

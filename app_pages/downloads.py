@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from app_core.figure_png import UNAVAILABLE_MESSAGE, figure_png, png_export_available
-from app_pages import shared
+from app_pages import session, shared
 from app_core import exports, figures, settings, safe_text, views
 
 ctx = shared.context()
@@ -43,11 +43,11 @@ def _load_settings() -> None:
     if upload is None:
         return
     try:
-        loaded, warnings = settings.settings_from_json(upload.getvalue(), shared.public())
+        loaded, warnings = settings.settings_from_json(upload.getvalue(), session.public())
     except ValueError as err:
         ss["_settings_result"] = ("error", str(err))
         return
-    shared.apply_settings(loaded)
+    session.apply_settings(loaded)
     ss["_settings_result"] = ("ok", f"Loaded {len(loaded)} settings." + "".join(f"\n- {safe_text.md_text(w, 300)}"
                                                                                 for w in warnings))
 
@@ -84,7 +84,7 @@ with data:
     st.subheader("Settings")
     image_info = ({"sample": ss["sample"]} if ss["image_source"] == "gallery"
                   else {"upload": ctx.image_name, "sha256": ctx.digest})
-    st.download_button("Settings (JSON)", data=settings.settings_to_json(shared.current_settings(), image_info),
+    st.download_button("Settings (JSON)", data=settings.settings_to_json(session.current_settings(), image_info),
                        file_name="patchlight_settings.json", mime="application/json", key="dl_settings",
                        on_click="ignore", icon=":material/settings:", width="stretch")
     st.file_uploader("Load settings (JSON)", type=["json"], key="settings_file", on_change=_load_settings,
@@ -94,7 +94,7 @@ with data:
         st.error(safe_text.message(result[1]), icon=":material/warning:")
     elif result:
         st.success(result[1], icon=":material/check_circle:")
-    query_string = urlencode(settings.settings_query(shared.current_settings(), shared.public()))
+    query_string = urlencode(settings.settings_query(session.current_settings(), session.public()))
     base = (st.context.url or "").split("?")[0].rsplit("/", 1)[0] + "/explorer"
     st.markdown("**Link to this view** (open it to restore the settings):")
     st.code(f"{base}?{query_string}" if query_string else base, language=None, wrap_lines=True)

@@ -2,7 +2,7 @@
 head, the T×T matrix, and rollout / gradient rollout / Chefer maps side by side."""
 import streamlit as st
 
-from app_pages import shared
+from app_pages import session, shared
 from model import FUSIONS
 from app_core import clicks, settings, views
 
@@ -21,7 +21,7 @@ def _clicked() -> None:
     points = event["selection"]["points"] if event else []
     token = clicks.token_from_points(points, trace.T)
     if token is not None:
-        shared.set_setting("query", token)
+        session.set_setting("query", token)
 
 
 @st.fragment
@@ -29,19 +29,19 @@ def explorer() -> None:
     ss = st.session_state
     # The image and its controls side by side, so that on a projector both fit one screen and
     # the teacher never scrolls between a control and the map it changes (issue 10).
-    image_col, control_col = st.columns([3, 2] if shared.classroom() else [2, 1], gap="medium")
+    image_col, control_col = st.columns([3, 2] if session.classroom() else [2, 1], gap="medium")
     control_cols = [control_col] * 3
-    control_cols[0].selectbox("Query token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name,
+    control_cols[0].selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name,
                               help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                    "distillation, registers) first, then the patches row by row.")
-    control_cols[1].slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+    control_cols[1].slider("Layer", 0, trace.L - 1, **session.kept("layer"))
     shared.head_picker(control_cols[2], trace.H)
     with control_col:
-        if not shared.classroom():
+        if not session.classroom():
             with st.expander("Display: colormap, opacity, smoothing"):
-                st.selectbox("Colormap", settings.COLORMAPS, **shared.kept("colormap"))
-                st.slider("Overlay opacity", 0.0, 1.0, step=0.05, **shared.kept("opacity"))
-                st.radio("Map upsampling", settings.UPSAMPLES, **shared.kept("upsample"), horizontal=True,
+                st.selectbox("Colormap", settings.COLORMAPS, **session.kept("colormap"))
+                st.slider("Overlay opacity", 0.0, 1.0, step=0.05, **session.kept("opacity"))
+                st.radio("Map upsampling", settings.UPSAMPLES, **session.kept("upsample"), horizontal=True,
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
     layer, head, query = ss["layer"], ss["head"], ss["query"]
     with control_col:
@@ -56,7 +56,7 @@ def explorer() -> None:
         shared.show(ctx, "attention_overlay", "explorer_click", on_select=_clicked)
 
     with st.container():
-        st.segmented_control("View", settings.VIEWS, **shared.kept("view"), format_func=settings.VIEW_LABELS.get, required=True,
+        st.segmented_control("View", settings.VIEWS, **session.kept("view"), format_func=settings.VIEW_LABELS.get, required=True,
                              label_visibility="collapsed")
         view = ss["view"]
         if view == "matrix":
@@ -85,19 +85,19 @@ def explanation_controls() -> None:
     names = trace.class_names()
     if trace.has_head:
         top = views.top_classes(trace, 1)[0]["class"]
-        st.selectbox("Class to explain", [-1] + list(range(trace.K)), **shared.kept("target_class"),
+        st.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
         st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
                 "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
-    if not shared.classroom():
+    if not session.classroom():
         e1, e2, e3, e4 = st.columns(4)
-        e1.selectbox("Head fusion", FUSIONS, **shared.kept("fusion"), help="How rollout combines the heads of a layer.")
-        e2.slider("Discard ratio", 0.0, 0.99, step=0.05, **shared.kept("discard_ratio"),
+        e1.selectbox("Head fusion", FUSIONS, **session.kept("fusion"), help="How rollout combines the heads of a layer.")
+        e2.slider("Discard ratio", 0.0, 0.99, step=0.05, **session.kept("discard_ratio"),
                   help="Fraction of the weakest patch-to-patch attention set to 0 in each layer.")
-        e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **shared.kept("residual_alpha"),
+        e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **session.kept("residual_alpha"),
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
-        e4.slider("Start layer", 0, trace.L - 1, **shared.kept("start_layer"), help="Compose layers from this one on.")
+        e4.slider("Start layer", 0, trace.L - 1, **session.kept("start_layer"), help="Compose layers from this one on.")
 
 
 explorer()

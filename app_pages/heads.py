@@ -3,7 +3,7 @@ attention parked on prefix tokens, high-norm artifact tokens. Click a head to op
 import numpy as np
 import streamlit as st
 
-from app_pages import shared
+from app_pages import session, shared
 from app_core import clicks, figures, views
 
 ctx = shared.context()
@@ -21,8 +21,8 @@ def _clicked(key: str) -> None:
     points = event["selection"]["points"] if event else []
     hit = clicks.head_from_points(points, trace.L, trace.H)
     if hit is not None:
-        shared.set_setting("layer", hit[0])
-        shared.set_setting("head", hit[1])
+        session.set_setting("layer", hit[0])
+        session.set_setting("head", hit[1])
         st.session_state["_scroll_to_head"] = True
 
 
@@ -82,14 +82,14 @@ def chosen_head() -> None:
     st.subheader("The chosen head", anchor="the-chosen-head")
     if st.session_state.pop("_scroll_to_head", False):
         shared.scroll_to("the-chosen-head")
-    if shared.classroom():  # controls first, then the figures at full width
+    if session.classroom():  # controls first, then the figures at full width
         right, left = st.container(), st.container()
     else:
         left, right = st.columns([2, 1], gap="medium")
     with right:
-        st.slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+        st.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
         shared.head_picker(st, trace.H)
-        st.selectbox("Query token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
+        st.selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
         layer, head = ss["layer"], ss["head"]
         m1, m2 = st.columns(2)
         m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")

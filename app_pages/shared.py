@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import viz
+from app_pages import session
 from app_core import figures, settings, sources, safe_text, traces, uploads, views
 from app_core.figure_png import figure_png, png_export_available
 from model import cards
@@ -26,163 +27,6 @@ from model.gallery import get_sample, list_samples
 from model.preprocess import ImageError
 from model.trace import Trace
 
-
-
-def install_upload_quota() -> None:
-    """Bound what the upload endpoint keeps: per session (oldest files dropped first) and in
-    total (refused with HTTP 429 and a message). Streamlit's in-memory file manager is given
-    the quota by swapping in a subclass, keeping its state; without a running server (AppTest)
-    there is nothing to bound."""
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
-
-    if not Runtime.exists():
-        return
-    manager = Runtime.instance().uploaded_file_mgr
-    if type(manager) is MemoryUploadedFileManager:
-        manager.__class__ = _QuotaFileManager
-
-
-def _quota_error(message: str) -> Exception:
-    try:
-        from starlette.exceptions import HTTPException
-    except ImportError:  # an older, Tornado-based server: a plain error still stops the upload
-        return uploads.UploadRefused(message)
-    return HTTPException(status_code=429, detail=message)
-
-
-def _quota_class():
-    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
-
-    class QuotaFileManager(MemoryUploadedFileManager):
-        def add_file(self, session_id, file) -> None:
-            with self._lock:
-                held = [(fid, len(rec.data)) for fid, rec in self.file_storage.get(session_id, {}).items()
-                        if fid != file.file_id]
-            for fid in uploads.files_to_evict(held, len(file.data)):
-                self.remove_file(session_id, fid)
-            try:
-                uploads.check_total(self._total_bytes, len(file.data))
-            except uploads.UploadRefused as err:
-                raise _quota_error(str(err)) from None
-            super().add_file(session_id, file)
-
-    return QuotaFileManager
-
-
-_QuotaFileManager = _quota_class()
-
-
-@st.cache_resource(show_spinner=False)
-def page_icon():
-    """The browser-tab icon, drawn here: a light beam on a patch grid. (A ``:material/…:`` icon
-    makes the browser fetch a web font, which fails offline, e.g. in a classroom.)"""
-    from PIL import Image, ImageDraw
-
-    icon = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    draw = ImageDraw.Draw(icon)
-    draw.rounded_rectangle((2, 2, 61, 61), radius=12, fill=(11, 87, 208, 255))
-    for i in (22, 42):
-        draw.line((i, 8, i, 56), fill=(255, 255, 255, 90), width=2)
-        draw.line((8, i, 56, i), fill=(255, 255, 255, 90), width=2)
-    draw.polygon([(10, 54), (44, 12), (56, 24)], fill=(255, 210, 60, 255))
-    return icon
-
-
-def public() -> bool:
-    """Hosted-demo mode, read from the environment on every run (PATCHLIGHT_PUBLIC=1)."""
-    return sources.is_public()
-
-CLICK_KEYS = ("explorer_click", "heads_click")  # plotly selection widgets: not settings
-
-# ----------------------------------------------------------------------------- settings state
-
-
-SAVED = "_settings"  # the one copy of the view settings that outlives widgets, pages and fragments
-
-
-def init_state() -> None:
-    """Keep every setting alive across pages, fragments and server restarts.
-
-    A widget's value lives only while its widget is drawn, and a widget changed inside a
-    fragment never reaches the full reruns that used to copy it forward, so a page switch
-    reset layer, head and query (issue 10). Now every setting widget commits its value to
-    ``SAVED`` in its own on_change callback (``kept``), every programmatic change goes through
-    ``set_setting``, and each full run hands the saved values to the widgets. The first run of
-    a session reads the query parameters, which ``sync_query_params`` keeps equal to the view:
-    a reload, a shared link or the reconnect after a server restart brings the view back.
-    """
-    ss = st.session_state
-    if SAVED not in ss:
-        ss[SAVED] = dict(settings.DEFAULTS)
-        if st.query_params:
-            parsed, warnings = settings.parse_settings(st.query_params.to_dict(), public())
-            apply_settings(parsed)
-            if "sample" not in parsed:
-                fit_sample_to_model()
-            ss["_notes"] = warnings
-    for key in settings.SETTING_KEYS:
-        ss[key] = ss[SAVED][key]
-
-
-def remember(key: str) -> None:
-    """on_change of a setting widget: commit its new value (runs before the rerun)."""
-    st.session_state[SAVED][key] = st.session_state[key]
-
-
-def kept(key: str, then=None) -> dict:
-    """Widget arguments that bind it to setting `key`: ``st.slider(..., **kept("layer"))``."""
-    def changed() -> None:
-        remember(key)
-        if then is not None:
-            then()
-
-    return {"key": key, "on_change": changed}
-
-
-def set_setting(key: str, value) -> None:
-    """Change a setting from code (a click, a button, a loaded file)."""
-    st.session_state[key] = value
-    st.session_state[SAVED][key] = value
-
-
-def sync_query_params() -> None:
-    """Mirror the view into the address bar (only the settings that differ from the defaults).
-
-    The address is then always a link to this view, and the browser sends it again when it
-    reconnects to a restarted server, whose new session restores the view from it instead
-    of showing stale sliders that jump back to layer 0 at the next click (issue 13)."""
-    wanted = settings.settings_query(current_settings(), public())
-    if st.query_params.to_dict() != wanted:
-        st.query_params.from_dict(wanted)
-
-
-def fit_sample_to_model() -> None:
-    """A built-in model with a gallery image meant for the other one: switch to a fitting sample."""
-    ss = st.session_state
-    choice = ss.get("model_choice")
-    if choice in sources.BUILTIN_CHOICES and ss.get("image_source") == "gallery":
-        if get_sample(ss["sample"]).suggested_model != choice:
-            set_setting("sample", next(s.key for s in list_samples() if s.suggested_model == choice))
-
-
-def apply_settings(values: dict) -> None:
-    """Write validated settings into session state (call before the widgets are drawn)."""
-    for key, value in values.items():
-        set_setting(key, value)
-
-
-def current_settings() -> dict:
-    saved = st.session_state.get(SAVED, settings.DEFAULTS)
-    return {key: saved.get(key, settings.DEFAULTS[key]) for key in settings.SETTING_KEYS}
-
-
-def theme():
-    return "classroom" if st.session_state.get("classroom") else None
-
-
-def classroom() -> bool:
-    return bool(st.session_state.get("classroom"))
 
 
 # ----------------------------------------------------------------------------- caches
@@ -259,7 +103,7 @@ class Context:
 
     @property
     def theme(self):
-        return theme()
+        return session.theme()
 
     @property
     def model_label(self) -> str:
@@ -275,7 +119,7 @@ class Context:
 def selected_model() -> tuple[str, str]:
     """(source, cache key) chosen in the sidebar, or ValueError saying what to type."""
     ss = st.session_state
-    source = sources.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""), public())
+    source = sources.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""), session.public())
     return source, sources.source_key(source)
 
 
@@ -295,35 +139,6 @@ def load_selected_model():
     return source, key, model
 
 
-KEPT_UPLOAD = "_kept_upload"
-
-
-def remember_upload() -> None:
-    """The uploader's on_change: keep the file (or forget it when the user removed it).
-
-    Streamlit drops a widget's value when the widget is not drawn, so switching the image
-    source to the gallery and back would lose the upload; the kept copy brings it back.
-    """
-    ss = st.session_state
-    upload = ss.get("upload")
-    if upload is None:
-        ss.pop(KEPT_UPLOAD, None)
-    else:
-        ss[KEPT_UPLOAD] = (upload.name, upload.getvalue())
-
-
-def forget_upload() -> None:
-    st.session_state.pop(KEPT_UPLOAD, None)
-
-
-def kept_upload_name() -> str | None:
-    """The name of the upload in use when the uploader itself is empty (after a source switch)."""
-    ss = st.session_state
-    if ss.get("upload") is None and ss.get(KEPT_UPLOAD):
-        return ss[KEPT_UPLOAD][0]
-    return None
-
-
 def selected_image() -> tuple[str, bytes, str, int | None]:
     """(name, bytes, sha256, true label index or None) of the chosen image."""
     ss = st.session_state
@@ -331,8 +146,8 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
         upload = ss.get("upload")
         if upload is not None:
             name, data = upload.name, upload.getvalue()
-        elif ss.get(KEPT_UPLOAD):
-            name, data = ss[KEPT_UPLOAD]
+        elif ss.get(session.KEPT_UPLOAD):
+            name, data = ss[session.KEPT_UPLOAD]
         else:
             raise LookupError("upload an image in the sidebar (PNG, JPEG, WebP, BMP, GIF or TIFF), "
                               "or switch the image source to the sample gallery")
@@ -389,14 +204,14 @@ def context() -> Context:
         for note in uploads.image_notes(data, ctx.facts["input_size"]):
             st.caption(f":material/info: {note}")
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
-    apply_settings(settings.clamp_settings(current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T, ctx.trace.K))
+    session.apply_settings(settings.clamp_settings(session.current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T, ctx.trace.K))
     return ctx
 
 
 def figure_and_text():
     """(figure box, text box): side by side on a screen; on a projector the figure takes the
     full width (classroom figures are larger) and its text follows below."""
-    if classroom():
+    if session.classroom():
         return st.container(), st.container()
     return st.columns([2, 1], gap="medium")
 
@@ -404,9 +219,9 @@ def figure_and_text():
 def head_picker(where, H: int) -> None:
     """One button per head when they fit (up to 8), else a list; both write the "head" setting."""
     if H <= 8:
-        where.segmented_control("Head", list(range(H)), required=True, **kept("head"))
+        where.segmented_control("Head", list(range(H)), required=True, **session.kept("head"))
     else:
-        where.selectbox("Head", list(range(H)), **kept("head"))
+        where.selectbox("Head", list(range(H)), **session.kept("head"))
 
 
 def class_index(ctx: Context, setting: int) -> int | None:
@@ -428,7 +243,7 @@ def current_view(ctx: Context) -> figures.View:
                   else int(np.argmax(ctx.trace.logits[0])) if ctx.trace.has_head else 0)
     return figures.View(
         layer=ss["layer"], head=ss["head"], query=ss["query"], colormap=ss["colormap"], opacity=ss["opacity"],
-        upsample=ss["upsample"], classroom=classroom(), matrix_log=bool(ss.get("matrix_log", False)),
+        upsample=ss["upsample"], classroom=session.classroom(), matrix_log=bool(ss.get("matrix_log", False)),
         mask_share=float(ss.get("mask_threshold", 0.6)), class_index=class_index(ctx, ss["target_class"]),
         fusion=ss["fusion"], discard_ratio=ss["discard_ratio"], residual_alpha=ss["residual_alpha"],
         start_layer=ss["start_layer"], loss_label=loss_label)
@@ -547,7 +362,7 @@ def scroll_to(anchor: str) -> None:
 def page_title(title: str, caption: str) -> None:
     """The page's title and what it shows; on a projector only a compact title, so that the
     figures start near the top of the screen."""
-    if classroom():
+    if session.classroom():
         st.markdown(f"### {title}")
     else:
         st.title(title)
@@ -557,7 +372,7 @@ def page_title(title: str, caption: str) -> None:
 def css() -> None:
     """Classroom mode: everything larger for a projector, not only the text (the figures get
     theme="classroom" from viz), and less empty space above the page."""
-    if classroom():
+    if session.classroom():
         st.html("""<style>
             [data-testid="stMainBlockContainer"] { padding-top: 3.6rem !important; }
             .stApp, .stMarkdown p, .stMarkdown li, label, .stCaption, [data-testid="stMarkdownContainer"] p,
@@ -586,7 +401,7 @@ def table(rows, column_formats: dict | None = None) -> None:
 
     frame = pd.DataFrame(rows)
     formats = column_formats or {}
-    if classroom():
+    if session.classroom():
         st.table(frame.style.format({c: f"{{:{f}}}" for c, f in formats.items() if c in frame}).hide(axis="index"))
     else:
         st.dataframe(frame, hide_index=True, width="stretch", column_config={

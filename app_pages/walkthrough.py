@@ -9,7 +9,7 @@ import math
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages import session, shared
 from app_core import traces, views
 from model import cards, steps
 
@@ -22,7 +22,7 @@ PREFIX = list(trace.prefix_names)
 
 def _go(delta: int) -> None:
     i = STEPS.index(st.session_state["step"])
-    shared.set_setting("step", STEPS[max(0, min(len(STEPS) - 1, i + delta))])
+    session.set_setting("step", STEPS[max(0, min(len(STEPS) - 1, i + delta))])
 
 
 def question(text: str, answer: str) -> None:
@@ -43,7 +43,7 @@ def not_available(step: str) -> None:
 
 def pair(ratio=(3, 2)):
     """Two boxes side by side on a screen, one under the other on a projector (larger type)."""
-    if shared.classroom():
+    if session.classroom():
         return st.container(), st.container()
     return st.columns(list(ratio), gap="large")
 
@@ -57,7 +57,7 @@ def figure_choice(options: dict, key: str) -> str:
 shared.page_title("Walkthrough: one image through the Vision Transformer",
                   f"Model **{ctx.model_label}** on **{ctx.image_label}** — {n['H_px']}×{n['W_px']} px in, "
                   f"{n['T']} tokens of width {n['D']}, {n['L']} layers × {n['H']} heads.")
-st.segmented_control("Step", STEPS, **shared.kept("step"), format_func=steps.STEP_SHORT.get, required=True,
+st.segmented_control("Step", STEPS, **session.kept("step"), format_func=steps.STEP_SHORT.get, required=True,
                      label_visibility="collapsed")
 step = st.session_state["step"]
 st.header(steps.STEP_TITLES[step])
@@ -156,8 +156,8 @@ elif step == "attention":
     def attention_step() -> None:
         """Token, layer and head change only this part (the model is never re-run)."""
         c1, c2, c3 = st.columns([3, 3, 3])
-        c1.selectbox("Token (the query)", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
-        c2.slider("Layer", 0, trace.L - 1, **shared.kept("layer"))
+        c1.selectbox("Token (the query)", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
+        c2.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
         shared.head_picker(c3, trace.H)
         layer, head, query = st.session_state["layer"], st.session_state["head"], st.session_state["query"]
         q = views.qkv_step(trace, layer, head, query)
@@ -206,7 +206,7 @@ elif step == "mlp":
         st.latex(r"\begin{gathered}z'_l=z_{l-1}+\gamma_1\,\mathrm{MSA}(\mathrm{LN}(z_{l-1}))\\"
                  r"z_l=z'_l+\gamma_2\,\mathrm{MLP}(\mathrm{LN}(z'_l))\\"
                  r"\mathrm{MLP}(x)=\mathrm{GELU}(xW_1+b_1)\,W_2+b_2\end{gathered}")
-        st.selectbox("Token", views.query_options(trace), **shared.kept("query"), format_func=trace.token_name)
+        st.selectbox("Token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
         token = st.session_state["query"]
         rows = views.residual_table(trace, token)
         numbers(
@@ -218,7 +218,7 @@ elif step == "mlp":
                           "units": ("Its MLP units", "mlp_units"), "lines": ("All token norms", "token_norm_lines"),
                           "heatmap": ("Token norms, every token", "token_norms")}, "wt_mlp_fig")
     if what == "mlp_units":
-        st.slider("Block", 0, trace.L - 1, **shared.kept("layer"))
+        st.slider("Block", 0, trace.L - 1, **session.kept("layer"))
     shared.show(ctx, what, "wt_norms")
     table, questions = pair((1, 1))
     with table:
@@ -279,7 +279,7 @@ else:
         if trace.has_head:
             names = trace.class_names()
             auto = ctx.true_label if ctx.true_label is not None else int(trace.logits[0].argmax())
-            st.selectbox("Label", [-1] + list(range(trace.K)), **shared.kept("loss_label"),
+            st.selectbox("Label", [-1] + list(range(trace.K)), **session.kept("loss_label"),
                          format_func=lambda i: (f"automatic: {names[auto]}"
                                                 + (" (true label)" if ctx.true_label is not None else " (top class)"))
                          if i == -1 else names[i])

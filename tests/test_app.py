@@ -564,8 +564,8 @@ def test_the_app_says_how_an_unusual_image_was_used():
 
 
 def test_page_icon_needs_no_web_font():
-    from app_pages import shared
+    from app_pages import session
 
-    icon = shared.page_icon()
+    icon = session.page_icon()
     assert icon.size == (64, 64)
     assert ":material/" not in (ROOT / "app.py").read_text().split("set_page_config", 1)[1].split(")", 1)[0]

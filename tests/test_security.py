@@ -160,9 +160,9 @@ def test_the_upload_manager_enforces_both_quotas(monkeypatch):
     from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
     from app_core import uploads
-    from app_pages import shared
+    from app_pages import session
 
-    manager = shared._QuotaFileManager("/_stcore/upload_file")
+    manager = session._QuotaFileManager("/_stcore/upload_file")
     blob = b"x" * (19 * 1024 * 1024)
     for i in range(30):
         manager.add_file("attacker", UploadedFileRec(file_id=f"id{i}", name="a.png", type="image/png", data=blob))
