@@ -38,13 +38,13 @@ from .attribution import (
     layer_head_grid, patch_map, query_attention,
 )
 from .head_stats import artifact_tokens, attention_entropy, mean_attention_distance, prefix_attention, token_norms
-from .preprocess import SUPPORTED_FORMATS, ImageError, decode_image
+from .preprocess import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, ImageError, decode_image
 from .steps import STEP_SHORT, STEP_TITLES, STEPS  # noqa: F401  (the walk-through reads them from here)
 
 # ----------------------------------------------------------------------------- limits
 
 MAX_UPLOAD_MB = 20  # keep equal to server.maxUploadSize in .streamlit/config.toml
-MAX_PIXELS = 25_000_000  # 25 MP: a phone photo passes; a decompression bomb does not
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # the one pixel cap, defined in model.preprocess (app and CLI)
 UPLOAD_TYPES = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff")
 PUBLIC_ENV = "PATCHLIGHT_PUBLIC"
 HUB_HOST = ("huggingface.co", 443)
