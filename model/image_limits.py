@@ -10,11 +10,13 @@ Two kinds of small file are expensive (security issue 13):
   EXIF transposition and the conversion to RGB; the caller refuses the file when that
   exceeds its budget, before `load()` allocates anything.
 - **Time.** Some structures cost a constant amount each, so a file made of thousands of
-  them is slow however few pixels it has: JPEG scans (~0.5 ms each in libjpeg; 3,000 in a
-  260 KB file took 1.6 s), JPEG header segments and fill bytes, PNG chunks and TIFF strips
-  (Pillow handles each in Python: a 16 MB TIFF of 2 million one-row strips took 11 s and
-  650 MB), run-length BMP data (decoded in Python). `structure_problem` walks those headers
-  — bounded loops, or a C-speed count — and names the first count over its limit.
+  them is slow however few pixels it has: JPEG scans (~0.6 ms each in libjpeg; 3,000 in a
+  43 KB file took 2 s), JPEG header segments and fill bytes (5 MB of fill: 2 s), PNG chunks,
+  TIFF strips and tags (Pillow handles each in Python: a 16 MB TIFF of 2 million one-row
+  strips took 11 s and 700 MB), run-length BMP data (decoded in Python, 0.14 s per MB).
+  `structure_problem` walks those headers — bounded loops, or a C-speed count — and names
+  the first count over its limit. GIF extension blocks are left to Pillow (linear, ~0.1 s
+  per MB); PNG text is capped by Pillow (1 MB a chunk, 64 MB in all) and here by count.
 
 Only the formats the app accepts are opened (`FORMATS`): Pillow's other plugins (EPS runs
 Ghostscript, and a dozen rarely used formats) are attack surface with no use here.
@@ -62,20 +64,28 @@ def _jpeg_coefficient_bytes(img) -> float:
 
 def _tiff_extra_bytes(img) -> float:
     """Per pixel: libtiff decodes one strip or tile into a buffer of its own, and reads
-    JPEG/YCbCr TIFFs through a full-size RGBA raster."""
+    JPEG/YCbCr TIFFs through a full-size RGBA raster. Odd tags count as a second image."""
     tags = getattr(img, "tag_v2", None)
     width, height = img.size
     if tags is None or width * height == 0:
         return 4.0
-    bits = tags.get(258, (8,))
-    bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits) * int(tags.get(277, 1))
-    if 322 in tags and 323 in tags:  # tiled
-        block_pixels = int(tags[322]) * int(tags[323])
-    else:
-        block_pixels = min(int(tags.get(278, height)), height) * width
-    extra = block_pixels * bits_per_pixel / 8 / (width * height)
-    if int(tags.get(259, 1)) in (6, 7) or int(tags.get(262, 1)) == 6:  # (old-)JPEG, YCbCr
-        extra += 4.0
+
+    def number(tag: int, default: int) -> int:
+        value = tags.get(tag, default)
+        return int(value[0] if isinstance(value, tuple) else value)
+
+    try:
+        bits = tags.get(258, (8,))
+        bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits) * number(277, 1)
+        if 322 in tags and 323 in tags:  # tiled
+            block_pixels = number(322, 0) * number(323, 0)
+        else:
+            block_pixels = min(number(278, height), height) * width
+        extra = block_pixels * bits_per_pixel / 8 / (width * height)
+        if number(259, 1) in (6, 7) or number(262, 1) == 6:  # (old-)JPEG, YCbCr
+            extra += 4.0
+    except (TypeError, ValueError, IndexError):
+        return max(4.0, 4.0 * len(img.getbands()))
     return extra
 
 
@@ -99,7 +109,8 @@ def decode_peak_bytes(img, scans: int = 0) -> int:
     peak = W·H · max(load, transpose, convert), per pixel, b = bytes_per_pixel(mode):
       load      = b + what the decoder holds while decoding
       transpose = b + what it still holds + b   (EXIF orientation: a transposed copy)
-      convert   = b + what it still holds + 4   (the RGB result, filled block by block)
+      convert   = b + what it still holds + 4   (the RGB result, filled block by block, or
+                                                 a plain copy that lets the decoder go)
     The transpose term is always counted: the orientation of a PNG is only known after its
     pixels are read, and it dominates for RGB images alone (8 bytes per pixel).
     """
@@ -108,7 +119,7 @@ def decode_peak_bytes(img, scans: int = 0) -> int:
     while_loading, after = format_bytes_per_pixel(img, scans)
     load = b + while_loading
     transpose = b + after + b
-    convert = b + after + 4 if img.mode != "RGB" else 0
+    convert = b + after + 4 if img.mode != "RGB" or after else 0  # WebP RGB: a plain copy
     return int(width * height * max(load, transpose, convert)) + (CONVERT_SLACK_BYTES if convert else 0)
 
 
