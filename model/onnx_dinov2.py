@@ -258,7 +258,7 @@ def _onnx_arrays(onnx_path: str | os.PathLike, cfg: ViTConfig) -> dict[str, np.n
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     users = _consumers(graph)
-    D, L, M, P, C = cfg.embed_dim, cfg.depth, cfg.mlp_dim, cfg.patch_size, cfg.in_chans
+    L = cfg.depth
 
     def arr(name: str) -> np.ndarray:
         if name not in inits:
