@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from model.preprocess import IMAGE_SUFFIXES, SUPPORTED_FORMATS, ImageError, decode_image
+from model.preprocess import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, SUPPORTED_FORMATS, ImageError, decode_image
 
 MAX_UPLOAD_MB = 20  # keep equal to server.maxUploadSize in .streamlit/config.toml
-MAX_PIXELS = 25_000_000  # 25 MP: a phone photo passes; a decompression bomb does not
+MAX_PIXELS = DEFAULT_MAX_PIXELS  # the one pixel cap (model.preprocess), for the app and the CLI alike
 UPLOAD_TYPES = tuple(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)  # what the uploader accepts
 
 

@@ -4,6 +4,12 @@ Uploads come from strangers (the hosted demo), so decoding refuses decompression
 truncated files and non-images with a message a person can act on, and turns every Pillow
 mode into RGB the same way. Preprocessing follows the checkpoint's
 `preprocessor_config.json` (resize, resample, center crop, rescale, mean/std).
+
+A decode is bounded before anything is allocated (security issue 13): at most
+`DEFAULT_MAX_PIXELS` pixels, at most `DEFAULT_MAX_DECODE_BYTES` of memory as estimated from
+width × height × the mode and format (`model.image_limits`), and a bounded number of the
+structures that make small files slow. The conversion to RGB works on row blocks, so a
+16-bit or float image never gets a full-size float copy.
 """
 from __future__ import annotations
 
@@ -16,9 +22,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-DEFAULT_MAX_PIXELS = 40_000_000  # 40 MP: a big phone photo passes, a bomb does not
+from . import image_limits
+
+# The one pixel cap, for the app and the command line: a 24 MP phone photo passes.
+DEFAULT_MAX_PIXELS = 25_000_000
+# The memory one decode may hold at once (estimated by image_limits.decode_peak_bytes). It
+# is set by the largest ordinary photo: 25 MP of 8-bit RGB needs 200 MB (Pillow keeps RGB
+# at 4 bytes per pixel; an EXIF rotation copies it once), a progressive 4:4:4 JPEG 246 MB
+# (libjpeg holds every DCT coefficient). 16-bit and float grayscale fit at any size the
+# pixel cap allows (150–200 MB); what needs more is WebP above ~16 MP (libwebp keeps two
+# canvases) and 16-bit RGB(A) TIFF above ~21 MP — rare uploads, cheap to re-save.
+# Before this budget, a 50 KB PNG could take 580 MB.
+DEFAULT_MAX_DECODE_BYTES = 256 * 2**20
 # The image files Patchlight reads — by the CLI's directory scan, the app's uploader and the
 # error messages — defined once: the suffixes, and the same formats in words.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -31,11 +48,18 @@ class ImageError(ValueError):
     """An input that is not a usable image; the message says what is wrong and what to do."""
 
 
-def decode_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
-    """Open bytes, a path or a PIL image as an upright RGB image, or raise `ImageError`."""
+def decode_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None,
+                 max_decode_bytes: int = DEFAULT_MAX_DECODE_BYTES) -> Image.Image:
+    """Open bytes, a path or a PIL image as an upright RGB image, or raise `ImageError`.
+
+    Only the first frame of an animation or multi-page file is read. The checks run in the
+    order of their cost: the file's structure (`image_limits.structure_problem`), the header
+    (pixel count, then the memory the decode will need), and only then the pixels.
+    """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "the image")
+    scans = 0
     if isinstance(source, Image.Image):
-        img = source
+        img, owned = source, False
     else:
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
@@ -48,18 +72,13 @@ def decode_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None 
             raise ImageError(f"{label}: expected image bytes, a path or a PIL image, got {type(source).__name__}")
         if not data:
             raise ImageError(f"{label} is empty (0 bytes); upload a {SUPPORTED_FORMATS} file")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img = Image.open(io.BytesIO(data))
-        except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError,
-                Image.DecompressionBombWarning) as err:
-            if isinstance(err, (OSError, SyntaxError)) and not isinstance(err, UnidentifiedImageError):
-                # a valid signature followed by junk fails inside Image.open itself
-                raise ImageError(f"{label} is truncated or corrupt ({err}); re-export or re-download it") from None
-            if isinstance(err, UnidentifiedImageError):
-                raise ImageError(f"{label} is not an image Patchlight can read; upload a {SUPPORTED_FORMATS} file") from None
-            raise ImageError(f"{label} is too large to decode safely; downscale it below {max_pixels / 1e6:.0f} MP") from None
+        problem = image_limits.structure_problem(data)
+        if problem:
+            raise ImageError(f"{label} {problem}, which makes it slow to decode; re-save it as an ordinary "
+                             f"{SUPPORTED_FORMATS} file")
+        img, owned = _open(data, label, max_pixels), True
+        if img.format in ("JPEG", "MPO"):
+            scans = image_limits.jpeg_scans(data)
     width, height = img.size
     if width * height > max_pixels:
         raise ImageError(
@@ -68,39 +87,106 @@ def decode_image(source, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None 
         )
     if width < 1 or height < 1:
         raise ImageError(f"{label} has no pixels ({width}×{height})")
+    need = image_limits.decode_peak_bytes(img, scans)
+    if need > max_decode_bytes:
+        kind = " ".join(filter(None, (img.mode, getattr(img, "format", None))))
+        raise ImageError(
+            f"{label} would need ~{need / 2**20:.0f} MB to decode ({width}×{height} {kind}); the limit is "
+            f"{max_decode_bytes / 2**20:.0f} MB — downscale it or save it as 8-bit RGB/JPEG"
+        )
     try:
-        if getattr(img, "is_animated", False):
-            img.seek(0)  # animations: the first frame
-        img.load()
-        img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError) as err:
+        img.load()  # frame 0: Image.open sits there, and nothing here seeks or counts frames
+        if owned:
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when there is nothing to turn
+        elif img.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            img = ImageOps.exif_transpose(img)  # the caller's image stays as it was
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageError(f"{label} is truncated or corrupt ({err}); re-export or re-download it") from None
+    if img.mode == "RGB" and image_limits.format_bytes_per_pixel(img)[1]:
+        img = img.copy()  # a plain image: the decoder's own buffers (WebP) go with the file
     return to_rgb(img)
 
 
+def _open(data: bytes, label: str, max_pixels: int) -> Image.Image:
+    """Image.open on the formats Patchlight reads, every failure as an ImageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data), formats=image_limits.FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(f"{label} is not an image Patchlight can read; upload a {SUPPORTED_FORMATS} file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{label} is too large to decode safely; downscale it below {max_pixels / 1e6:.0f} MP") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        # a valid signature followed by junk fails inside Image.open itself (ValueError: a
+        # PNG whose text chunks exceed Pillow's MAX_TEXT_MEMORY)
+        raise ImageError(f"{label} is truncated or corrupt ({err}); re-export or re-download it") from None
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Every Pillow mode to 8-bit RGB: transparency over white, 16-bit and float rescaled."""
-    mode = img.mode
-    if mode == "RGB":
+    """Every Pillow mode to 8-bit RGB: transparency over white, 16-bit and float rescaled.
+
+    Converted block by block into one RGB image, so the temporaries stay at a few MB
+    whatever the size (a whole-image float64 copy of a 25 MP 16-bit PNG was 200 MB).
+    """
+    if img.mode == "RGB":
         return img
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-        mode = img.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("L", "RGB") and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode.startswith("I;16") or mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        if mode.startswith("I;16"):
-            arr = arr / 65535.0  # the full 16-bit range
-        else:  # 32-bit int or float: no fixed range, so stretch what is there
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-            arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-        arr = np.nan_to_num(arr, nan=0.0)
-        gray = Image.fromarray((arr.clip(0, 1) * 255 + 0.5).astype(np.uint8), "L")
-        return gray.convert("RGB")
-    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    convert = _block_converter(img)
+    width, height = img.size
+    cols = min(width, image_limits.CONVERT_BLOCK_PIXELS)
+    rows = max(1, image_limits.CONVERT_BLOCK_PIXELS // cols)
+    out = Image.new("RGB", img.size)
+    for box in _blocks(width, height, rows, cols):
+        out.paste(convert(img.crop(box)), box)
+    return out
+
+
+def _blocks(width: int, height: int, rows: int, cols: int):
+    for top in range(0, height, rows):
+        for left in range(0, width, cols):
+            yield left, top, min(width, left + cols), min(height, top + rows)
+
+
+def _block_converter(img: Image.Image):
+    """A function from a crop of `img` to the same crop in RGB."""
+    mode = img.mode
+    if mode.startswith("I;16"):
+        lut = ((np.arange(65536, dtype=np.uint32) * 255 + 32767) // 65535).astype(np.uint8)  # full 16-bit range
+
+        def sixteen_bit(tile):
+            return Image.fromarray(lut[np.asarray(tile)], "L").convert("RGB")
+
+        return sixteen_bit
+    if mode in ("I", "F"):  # 32-bit int or float: no fixed range, so stretch what is there
+        lo, hi = np.inf, -np.inf
+        width, height = img.size
+        cols = min(width, image_limits.CONVERT_BLOCK_PIXELS)
+        for box in _blocks(width, height, max(1, image_limits.CONVERT_BLOCK_PIXELS // cols), cols):
+            values = np.asarray(img.crop(box))
+            values = values[np.isfinite(values)] if mode == "F" else values
+            if values.size:
+                lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+        span = hi - lo if hi > lo else np.inf  # constant (or no finite value): all black
+
+        def stretched(tile):
+            unit = (np.asarray(tile, dtype=np.float64) - (lo if np.isfinite(lo) else 0.0)) / span
+            unit = np.nan_to_num(unit, nan=0.0, posinf=1.0, neginf=0.0)
+            return Image.fromarray((unit.clip(0, 1) * 255 + 0.5).astype(np.uint8), "L").convert("RGB")
+
+        return stretched
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("L", "RGB", "P") and "transparency" in img.info):
+
+        def over_white(tile):
+            rgba = tile.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
+
+        return over_white
+
+    def plain(tile):  # L, 1, P, CMYK, YCbCr, LAB, HSV, RGBX
+        return tile.convert("RGB")
+
+    return plain
 
 
 def border_is_light(img: Image.Image) -> bool:
