@@ -63,6 +63,7 @@ class FigureInputs:
     explanations: Callable[[View], dict]
     mlp_hidden: Callable[[int, int], np.ndarray]
     training_curve: dict | None = None
+    pad_value: int | None = None  # the grey level of a letterboxing preprocessor's padding
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def _patch_one(inputs, v):
 
 
 def _patch_pca(inputs, v):
-    rgb, ratio = patch_embedding_pca(inputs.trace.patch_embeddings[0], inputs.trace.grid)
+    keep = views.content_patches(inputs.trace, inputs.pad_value)
+    rgb, ratio = patch_embedding_pca(inputs.trace.patch_embeddings[0], inputs.trace.grid, fit_mask=keep)
     return viz.pca_image_figure(rgb, theme=v.theme, title=f"Patch embeddings: 3 principal components as RGB "
                                                           f"({100 * ratio.sum():.0f}% of the variance)")
 

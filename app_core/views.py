@@ -271,3 +271,16 @@ def extreme_heads(values: np.ndarray) -> tuple[tuple[int, int, float], tuple[int
     lo = np.unravel_index(int(np.argmin(v)), v.shape)
     hi = np.unravel_index(int(np.argmax(v)), v.shape)
     return (int(lo[0]), int(lo[1]), float(v[lo])), (int(hi[0]), int(hi[1]), float(v[hi]))
+
+
+def content_patches(trace: Trace, pad_value: int | None) -> np.ndarray:
+    """[N] bool: the patches that hold some of the photo, False for patches made only of the
+    padding a letterboxing preprocessor added (every pixel equal to `pad_value`)."""
+    image = trace.image(0).astype(np.int16)
+    N = trace.N
+    if pad_value is None:
+        return np.ones(N, dtype=bool)
+    P = trace.patch_size
+    h, w = trace.grid
+    blocks = image[: h * P, : w * P].reshape(h, P, w, P, 3).transpose(0, 2, 1, 3, 4).reshape(N, -1)
+    return ~(np.abs(blocks - int(pad_value)) <= 1).all(axis=1)  # ±1: de-normalising rounds

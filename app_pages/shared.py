@@ -260,7 +260,8 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
         statistics=lambda: head_statistics(ctx.model_key, ctx.digest, ctx.trace),
         explanations=explanations,
         mlp_hidden=lambda layer, token: views.mlp_hidden(ctx.model, ctx.trace, layer, token),
-        training_curve=cards.training_curve_of(ctx.model))
+        training_curve=cards.training_curve_of(ctx.model),
+        pad_value=ctx.model.preprocessor.pad_value if ctx.model.preprocessor.pad_to else None)
 
 
 @st.cache_resource(max_entries=64, ttl=1800, show_spinner=False)

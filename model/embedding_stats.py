@@ -26,7 +26,7 @@ def _as_matrix(x, name: str, what: str) -> np.ndarray:
 
 
 def patch_embedding_pca(
-    embeddings, grid, n_components: int = 3, num_prefix_tokens: int = 0
+    embeddings, grid, n_components: int = 3, num_prefix_tokens: int = 0, fit_mask=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Principal components of the patch embeddings, shown as colours.
 
@@ -39,6 +39,10 @@ def patch_embedding_pca(
     0.5). SVD signs are arbitrary, so each axis (row of Vᵀ) is flipped to make its entry of
     largest magnitude positive: the same input always gives the same colours. The ratio is
     S_k² / Σ S², the share of the total variance each component explains.
+
+    `fit_mask` `[N]` (bool) restricts the fit to the patches that are True — e.g. to leave out
+    the padding bands of a letterboxed photo, whose identical patches would otherwise take the
+    first component; the others are shown mid-grey (0.5).
     """
     x = _as_matrix(embeddings, "embeddings", "N")
     p = _check_int(num_prefix_tokens, "num_prefix_tokens", 0, x.shape[0] - 1,
@@ -49,23 +53,32 @@ def patch_embedding_pca(
     k = _check_int(n_components, "n_components", 1, min(N, D),
                    "3 gives an RGB image; it cannot exceed min(N, D)")
 
-    x = x - x.mean(axis=0, keepdims=True)
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    u, s, vt = u[:, :k], s[:k], vt[:k]
+    keep = np.ones(N, dtype=bool) if fit_mask is None else np.asarray(fit_mask, dtype=bool).reshape(-1)
+    if keep.shape != (N,):
+        raise ValueError(f"fit_mask has {keep.size} entries; expected one per patch ({N})")
+    if keep.sum() <= k:  # too few patches to fit on: fit on all of them
+        keep = np.ones(N, dtype=bool)
+    fit = x[keep]
+    mean = fit.mean(axis=0, keepdims=True)
+    fit = fit - mean
+    _, s, vt = np.linalg.svd(fit, full_matrices=False)
+    s, vt = s[:k], vt[:k]
     # Deterministic sign: the largest-|.| loading of each axis is positive (argmax takes the
     # first of equal magnitudes).
     signs = np.sign(vt[np.arange(k), np.abs(vt).argmax(axis=1)])
     signs[signs == 0] = 1.0
-    scores = u * (s * signs)  # [N, k] = X · Vᵀ with the flipped axes
+    vt = vt * signs[:, None]
+    scores = (x - mean) @ vt.T  # [N, k]: every patch projected on the fitted axes
 
-    total = float((x * x).sum())
+    total = float((fit * fit).sum())
     ratio = (s**2) / total if total > 0 else np.zeros(k)
 
-    low, high = scores.min(axis=0), scores.max(axis=0)
+    low, high = scores[keep].min(axis=0), scores[keep].max(axis=0)
     span = high - low
     # Relative tolerance: a numerically constant column (rounding noise) is "no variation".
-    flat = span <= 1e-12 * max(float(np.abs(scores).max(initial=0.0)), 1.0)
+    flat = span <= 1e-12 * max(float(np.abs(scores[keep]).max(initial=0.0)), 1.0)
     image = np.where(flat, 0.5, (scores - low) / np.where(flat, 1.0, span))
+    image[~keep] = 0.5
     return np.clip(image, 0.0, 1.0).reshape(h, w, k), ratio
 
 

@@ -414,3 +414,19 @@ def test_distance_summary_says_what_the_numbers_show():
     assert "no steady trend" in views.distance_summary(flat)
     (lo_l, lo_h, lo), (hi_l, hi_h, hi) = views.extreme_heads(rising)
     assert (lo_l, lo_h, lo) == (0, 0, 10.0) and (hi_l, hi_h, hi) == (2, 1, 90.0)
+
+
+def test_pca_of_a_letterboxed_photo_is_fitted_on_the_photo(model):
+    """The padding bands of a non-square photo do not take the first component (issue 10, item 14)."""
+    from model import patch_embedding_pca
+
+    td = traces.run_trace(model, png_bytes(), "x.png")
+    keep = views.content_patches(td, pad_value=None)
+    assert keep.all() and keep.shape == (td.N,)
+    # the first grid row as padding: it is left out of the fit and shown grey
+    mask = np.ones(td.N, dtype=bool)
+    mask[: td.grid[1]] = False
+    rgb, ratio = patch_embedding_pca(td.patch_embeddings[0], td.grid, fit_mask=mask)
+    assert np.allclose(rgb[0], 0.5) and ratio.sum() <= 1 + 1e-9
+    rest, _ = patch_embedding_pca(td.patch_embeddings[0][td.grid[1]:], (td.grid[0] - 1, td.grid[1]))
+    np.testing.assert_allclose(rgb[1:], rest, atol=1e-9)  # the same fit as on the photo alone
