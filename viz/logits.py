@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from . import _figure as F
 from ._checks import float_array
+from .text import format_sig
 from .theme import resolve_theme
 
 MAX_NAME = 32
@@ -124,12 +125,14 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
     width, height, margin = F.figure_size(th, 0.1 * len(idx) + 0.25, 520, colorbar=False,
                                           extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
                                           max_plot_height=900)
-    margin["t"] += round(th.font_size * 1.8)  # room for the formula line under the title
+    formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {format_sig(probs[c], 4)} = {loss:.4f} nats"
+    formula, lines = F.fit_caption(th, formula, 0.95 * (width - margin["l"] - margin["r"]))
+    margin["t"] += round(th.font_size * (0.5 + 1.3 * lines))  # room for the formula under the title
+    height += round(th.font_size * 1.3 * (lines - 1))
     top = float(probs[idx].max())
     xmax = min(1.0, top) * 1.22 + 1e-9
     xa = th.axis("probability p(class | image)", chart=True, range=[0, xmax], **F.percent_ticks(min(xmax, 1.0)))
     ya = th.axis("", type="category", range=[len(idx) - 0.5, -0.5], ticks="")
-    formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {probs[c]:.4g} = {loss:.4f} nats"
     fig = go.Figure(go.Bar(
         x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
         marker={"color": colors}, text=[f"{100 * p:.1f}%" for p in probs[idx]], textposition="outside",

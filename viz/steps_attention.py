@@ -246,9 +246,9 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
     heat_px = plot_w - bar_w - gap_w
     # captions fit the heatmap's width with room to spare: the app may draw the figure narrower
     caption = (f"output = Σⱼ pⱼ vⱼ over all {T} keys" if n < T else "output = Σⱼ pⱼ vⱼ")
-    caption, cap_lines = F.fit_caption(th, "↓ " + caption + f"  (values {format_sig(mix.min())} … {format_sig(mix.max())})",
-                                       0.8 * heat_px)
-    head, head_lines = F.fit_caption(th, f"value vectors vⱼ of the top {n} keys", 0.8 * heat_px)
+    caption, cap_lines = F.fit_caption(th, f"↓ {caption}<br>(values {format_sig(mix.min())} … "
+                                       f"{format_sig(mix.max())})", 0.75 * heat_px)
+    head, head_lines = F.fit_caption(th, f"value vectors vⱼ of the top {n} keys", 0.75 * heat_px)
     line_px = th.font_size * 1.3
     rows_h = n * row
     gap_h = row * 1.5 + line_px * cap_lines  # room for the output caption

@@ -29,26 +29,43 @@ def lines_px(text: str, size: float) -> float:
 # where a line may break, best first: after a clause, before a bracket or an arrow, any space
 _AFTER = (": ", ", ", "; ")
 _BEFORE = (" (", " → ", " = ", " — ")
+_DROP = (" · ",)  # a separator that is left out where the line breaks
 
 
 def _breaks(text: str) -> list[tuple[int, int, int]]:
-    """Candidate breaks as (end of this line, start of the next, rank; 0 best)."""
-    out = []
+    """Candidate breaks as (end of this line, start of the next, rank; 0 best): a clause or
+    bracket outside brackets, then any space outside brackets, then a space inside them
+    ("patch 25 (row 3, col 3)" stays on one line while it can)."""
+    depth, inside = 0, []
+    for ch in text:
+        depth += (ch in "([") - (ch in ")]")
+        inside.append(depth > 0)
+    out = {}
+
+    def add(end, start, rank):
+        rank = max(rank, 2) if inside[end] else rank
+        out[(end, start)] = min(rank, out.get((end, start), rank))
+
     for sep in _AFTER:
         start = 0
         while (i := text.find(sep, start)) > 0:
-            out.append((i + 1, i + len(sep), 0))
+            add(i + 1, i + len(sep), 0)
             start = i + 1
     for sep in _BEFORE:
         start = 0
         while (i := text.find(sep, start)) > 0:
-            out.append((i, i + 1, 0))
+            add(i, i + 1, 0)
+            start = i + 1
+    for sep in _DROP:
+        start = 0
+        while (i := text.find(sep, start)) > 0:
+            add(i, i + len(sep), 0)
             start = i + 1
     start = 0
     while (i := text.find(" ", start)) > 0:
-        out.append((i, i + 1, 1))
+        add(i, i + 1, 1)
         start = i + 1
-    return sorted(set(out))
+    return sorted((e, s, r) for (e, s), r in out.items())
 
 
 def wrap_text(text: str, size: float, width_px: float, max_lines: int = 3) -> tuple[str, int]:
@@ -66,7 +83,7 @@ def wrap_text(text: str, size: float, width_px: float, max_lines: int = 3) -> tu
     if text_px(text, size) <= width_px:
         return text, 1
     brks = _breaks(text)
-    for rank in (0, 1):  # two balanced lines, at the best kind of break that fits
+    for rank in (0, 1, 2):  # two balanced lines, at the best kind of break that fits
         fits = [(abs(text_px(text[:e], size) - text_px(text[s:], size)), e, s) for e, s, r in brks
                 if r == rank and text_px(text[:e], size) <= width_px and text_px(text[s:], size) <= width_px]
         if fits and max_lines >= 2:
@@ -76,7 +93,8 @@ def wrap_text(text: str, size: float, width_px: float, max_lines: int = 3) -> tu
     while text_px(rest, size) > width_px and len(lines) < max_lines - 1:
         brks = [(e, s, r) for e, s, r in _breaks(rest) if text_px(rest[:e], size) <= width_px]
         good = [b for b in brks if b[2] == 0 and text_px(rest[:b[0]], size) >= 0.45 * width_px]
-        pick = (good or brks or [None])[-1]
+        fair = [b for b in brks if b[2] <= 1]
+        pick = (good or fair or brks or [None])[-1]
         if pick is None:
             break
         lines.append(rest[:pick[0]].rstrip())
