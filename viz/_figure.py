@@ -200,7 +200,7 @@ def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, **extr
     percentile shared by small multiples), ``"≤ −3"`` at the bottom.
     """
     lo, hi = float(lo), float(hi)
-    step = nice_step(hi - lo, 5)
+    step = nice_step(hi - lo, 6)
     eps = 1e-9 * max(abs(lo), abs(hi), step)
     over = under = False
     if values is not None:

@@ -30,6 +30,7 @@ def lines_px(text: str, size: float) -> float:
 _AFTER = (": ", ", ", "; ")
 _BEFORE = (" (", " → ", " = ", " — ")
 _DROP = (" · ",)  # a separator that is left out where the line breaks
+_GLUED = ("patch", "token", "layer", "head", "block", "top", "of")  # words that stay with the number after them
 
 
 def _breaks(text: str) -> list[tuple[int, int, int]]:
@@ -43,7 +44,10 @@ def _breaks(text: str) -> list[tuple[int, int, int]]:
     out = {}
 
     def add(end, start, rank):
-        rank = max(rank, 2) if inside[end] else rank
+        # while avoidable, never inside brackets, nor in "patch 24 (row 3, col 3)", "layer 2", "head 1"
+        glued = text.startswith(" (row ", end) or (
+            text[start:start + 1].isdigit() and text[:end].rsplit(" ", 1)[-1] in _GLUED)
+        rank = max(rank, 2) if inside[end] or glued else rank
         out[(end, start)] = min(rank, out.get((end, start), rank))
 
     for sep in _AFTER:
@@ -83,24 +87,37 @@ def wrap_text(text: str, size: float, width_px: float, max_lines: int = 3) -> tu
     if text_px(text, size) <= width_px:
         return text, 1
     brks = _breaks(text)
-    for rank in (0, 1, 2):  # two balanced lines, at the best kind of break that fits
+
+    def balanced(rank):  # two lines as equal as possible, broken at a break of this rank
         fits = [(abs(text_px(text[:e], size) - text_px(text[s:], size)), e, s) for e, s, r in brks
                 if r == rank and text_px(text[:e], size) <= width_px and text_px(text[s:], size) <= width_px]
-        if fits and max_lines >= 2:
-            _, e, s = min(fits)
-            return text[:e].rstrip() + "<br>" + text[s:].lstrip(), 2
-    lines, rest = [], text
-    while text_px(rest, size) > width_px and len(lines) < max_lines - 1:
-        brks = [(e, s, r) for e, s, r in _breaks(rest) if text_px(rest[:e], size) <= width_px]
-        good = [b for b in brks if b[2] == 0 and text_px(rest[:b[0]], size) >= 0.45 * width_px]
-        fair = [b for b in brks if b[2] <= 1]
-        pick = (good or fair or brks or [None])[-1]
-        if pick is None:
-            break
-        lines.append(rest[:pick[0]].rstrip())
-        rest = rest[pick[1]:].lstrip()
-    lines.append(shorten(rest, size, width_px))
-    return "<br>".join(lines), len(lines)
+        if not fits or max_lines < 2:
+            return None
+        _, e, s = min(fits)
+        return text[:e].rstrip() + "<br>" + text[s:].lstrip(), 2
+
+    def filled(worst):  # greedy: each line as full as it can be, breaks up to rank `worst`
+        lines, rest = [], text
+        while text_px(rest, size) > width_px and len(lines) < max_lines - 1:
+            cand = [(e, s, r) for e, s, r in _breaks(rest) if r <= worst and text_px(rest[:e], size) <= width_px]
+            good = [b for b in cand if b[2] == 0 and text_px(rest[:b[0]], size) >= 0.45 * width_px]
+            fair = [b for b in cand if b[2] <= 1]
+            pick = (good or fair or cand or [None])[-1]
+            if pick is None:
+                break
+            lines.append(rest[:pick[0]].rstrip())
+            rest = rest[pick[1]:].lstrip()
+        fits = text_px(rest, size) <= width_px
+        lines.append(shorten(rest, size, width_px))
+        return ("<br>".join(lines), len(lines)), fits
+
+    for result in (balanced(0), balanced(1)):
+        if result:
+            return result
+    result, fits = filled(1)
+    if fits:
+        return result
+    return balanced(2) or filled(2)[0]
 
 
 def shorten(line: str, size: float, width_px: float) -> str:
