@@ -9,13 +9,12 @@ import re
 
 import numpy as np
 import pytest
+from synthetic_traces import synthetic_inputs
 
 import viz
 from app_core import figures
 from viz import _figure as F
 from viz.text import format_number, format_sig, text_px, wrap_text
-
-from synthetic_traces import synthetic_inputs
 
 CASES = [("dinov2", None), ("dinov2", "classroom"), ("fashion", None), ("fashion", "classroom")]
 # a written-out number: optional ≥/≤, optional minus, digits with separators, optional ×10ⁿ

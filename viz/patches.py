@@ -272,7 +272,8 @@ def patch_flatten_figure(patch_pixels, embedding, *, patch_index: int, tokens: T
     i = int(patch_index)
     tk = as_tokens(tokens)
     if tk.N is not None and i >= tk.N:
-        raise ValueError(f"patch_index={i} is out of range; expected 0..{tk.N - 1} ({tk.grid[0]}x{tk.grid[1]} patches).")
+        raise ValueError(f"patch_index={i} is out of range; expected 0..{tk.N - 1} "
+                         f"({tk.grid[0]}x{tk.grid[1]} patches).")
     who = tk.patch_name(i)
     flat = flatten_patch(x, order)
     P = x.shape[0]

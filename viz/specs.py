@@ -98,7 +98,8 @@ class TokenLayout:
             except (TypeError, ValueError):
                 h = w = 0
             if h < 1 or w < 1:
-                raise ValueError(f"grid={self.grid!r}; expected (h, w), the patch grid's rows and columns, e.g. (16, 16).")
+                raise ValueError(f"grid={self.grid!r}; expected (h, w), the patch grid's rows and columns, "
+                                 f"e.g. (16, 16).")
             object.__setattr__(self, "grid", (h, w))
         if self.patch_size is not None:
             if isinstance(self.patch_size, bool) or int(self.patch_size) < 1:

@@ -139,9 +139,9 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
     tick_pos, tick_text = F.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
     ticks = list(zip(tick_pos, tick_text))
     yv, yt = F.index_ticks(R, plot_h * 2.2, th.tick_size, labels=labels, min_gap_chars=1)
-    xa = th.axis(("token: prefix, then patches p0 …" if p else "patch") + (" (artifact tokens outlined)" if arts else ""),
-                 range=[-0.5, T - 0.5],
-                 tickmode="array", tickvals=[t for t, _ in ticks], ticktext=[s for _, s in ticks])
+    what = ("token: prefix, then patches p0 …" if p else "patch") + (" (artifact tokens outlined)" if arts else "")
+    xa = th.axis(what, range=[-0.5, T - 0.5], tickmode="array", tickvals=[t for t, _ in ticks],
+                 ticktext=[s for _, s in ticks])
     ya = th.axis("layer (0 = embeddings)" if row_labels is None else "layer", range=[R - 0.5, -0.5],
                  tickmode="array", tickvals=yv, ticktext=yt)
     shapes = []

@@ -60,9 +60,9 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
     slack = a + m
     bad = np.nonzero(step > slack + 1e-3 * (z[:-1] + slack) + 1e-6)[0]
     if bad.size:
-        l = int(bad[0])
-        raise ValueError(f"the stream norm changes by {step[l]:.4g} across block {l} but that block adds at most "
-                         f"‖attn‖ + ‖mlp‖ = {slack[l]:.4g}; the inputs do not belong together. "
+        b = int(bad[0])
+        raise ValueError(f"the stream norm changes by {step[b]:.4g} across block {b} but that block adds at most "
+                         f"‖attn‖ + ‖mlp‖ = {slack[b]:.4g}; the inputs do not belong together. "
                          f"Fix: stream_norms[k] "
                          f"= ‖hidden_states[k, token]‖ with k = 0 the embeddings, and block l's norms at index l.")
     width, height, margin = F.figure_size(th, 0.72, 760, colorbar=False, max_plot_height=720)
@@ -75,7 +75,7 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
     ya2 = th.axis("‖stream‖₂", chart=True, domain=[0.6, 1.0], anchor="x",
                   range=[0.0, float(z.max()) * 1.12 or 1.0])
     xk = np.arange(L + 1) - 0.5
-    where = ["after the embeddings"] + [f"after block {l}" for l in range(L)]
+    where = ["after the embeddings"] + [f"after block {b}" for b in range(L)]
     stream = go.Scatter(
         x=xk, y=z, mode="lines+markers", name="‖stream z‖", yaxis="y2", hovertext=where,
         line={"color": th.font_color, "width": max(3.0, th.line_width * 2.5)},

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .colormaps import colorscale
-from .text import text_px, wrap_text
+from .text import wrap_text
 
 CLASSROOM_SCALE = 1.5
 
@@ -92,10 +92,6 @@ class Theme:
     def title_room(self, width: float) -> float:
         """How wide a title line may be in a figure ``width`` px wide."""
         return min(width - 2 * round(12 * self.scale), self.title_width)
-
-    def text_fits(self, text: str, width: float, size: float | None = None) -> bool:
-        """Whether every line of ``text`` fits ``width`` px at ``size`` (the body font by default)."""
-        return max(text_px(line, size or self.font_size) for line in str(text).split("<br>")) <= width
 
     def cmap(self, name: str | None, default: str) -> list:
         """The resolved plotly colorscale for ``name`` (or the theme's ``default`` role)."""
