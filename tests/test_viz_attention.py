@@ -249,3 +249,11 @@ def test_shared_scale_says_when_the_top_is_saturated():
     assert grid.zmax == top and grid.colorbar.ticktext[-1].startswith("≥ ")
     plain = viz.attention_heads_figure(maps).layout.coloraxis
     assert plain.cmax == maps.max() and not any("≥" in t for t in plain.colorbar.ticktext)
+
+
+@pytest.mark.parametrize("n, theme, cols", [(6, None, 3), (6, "classroom", 3), (4, None, 2), (12, None, 6),
+                                            (12, "classroom", 4), (3, None, 3)])
+def test_small_multiples_fill_rows_evenly(n, theme, cols):
+    """Six heads as 3 x 2 rather than a strip of six thin tiles (or 4 + 2 in the classroom)."""
+    fig = viz.attention_heads_figure(RNG.random((n, 4, 6)), theme=theme)
+    assert len({round(a.x, 6) for a in fig.layout.annotations}) == cols

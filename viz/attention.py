@@ -114,11 +114,11 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, token
 # small multiples
 # ---------------------------------------------------------------------------------------------
 def _default_cols(n: int, th) -> int:
-    """At most 6 tiles a row (4 in the classroom); 4 to 6 tiles in two rows rather than a thin strip."""
+    """At most 6 tiles a row (4 in the classroom), rows equally full; from 4 tiles on at least two
+    rows (6 heads as 3 x 2, not a thin strip of 6)."""
     most = 4 if th.scale > 1.2 else 6
-    if n <= 3:
-        return n
-    return math.ceil(n / 2) if n <= most else most
+    rows = max(math.ceil(n / most), 2 if n >= 4 else 1)
+    return math.ceil(n / rows)
 
 
 def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, th, what) -> go.Figure:
