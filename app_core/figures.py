@@ -85,20 +85,24 @@ class FigureSpec:
 LOOK = ("colormap", "opacity", "upsample")
 
 
-def _where(trace: Trace, v: View) -> dict:
-    """Where a map sits: the query outline, prefix tokens and patch size (overlay arguments)."""
-    return dict(query=v.query, num_prefix_tokens=trace.num_prefix_tokens, prefix_names=list(trace.prefix_names),
-                patch_size=trace.patch_size)
+def _tokens(trace: Trace) -> viz.TokenLayout:
+    """Where the tokens are: prefix tokens and their names, the patch grid, the patch size."""
+    return viz.TokenLayout(trace.num_prefix_tokens, tuple(trace.prefix_names), trace.grid, trace.patch_size)
 
 
-def _look(v: View) -> dict:
-    return dict(colormap=v.colormap, alpha=v.opacity, upsample=v.upsample, theme=v.theme)
+def _style(v: View, **extra) -> viz.MapStyle:
+    """How maps are drawn: the view's colormap, opacity and upsampling (and a colour range)."""
+    return viz.MapStyle(colormap=v.colormap, opacity=v.opacity, upsample=v.upsample, **extra)
 
 
-def _clickable(fig: go.Figure, trace: Trace) -> go.Figure:
+def _clickable(fig: go.Figure, trace: Trace, values: np.ndarray) -> go.Figure:
+    """Click targets over a map; their hover names the patch and its value (they cover the map's own)."""
     xs, ys, tokens = clicks.patch_centres(trace)
-    return clicks.add_click_targets(fig, xs, ys, tokens, clicks.plot_px(fig)[0] / trace.grid[1],
-                                    "token %{customdata}: click to make it the query<extra></extra>")
+    patches = tokens - trace.num_prefix_tokens
+    custom = np.stack([tokens, patches, patches // trace.grid[1], patches % trace.grid[1], np.ravel(values)], axis=-1)
+    return clicks.add_click_targets(fig, xs, ys, custom, clicks.plot_px(fig)[0] / trace.grid[1],
+                                    "patch %{customdata[1]} (row %{customdata[2]}, col %{customdata[3]})<br>"
+                                    "attention %{customdata[4]:.3~g}<br>click to make it the query<extra></extra>")
 
 
 def _cell_targets(fig: go.Figure, values: np.ndarray, what: str, fmt: str) -> go.Figure:
@@ -123,7 +127,7 @@ def _patch_one(inputs, v):
     trace = inputs.trace
     patch = views.centre_patch(trace)
     return viz.patch_flatten_figure(views.patch_pixels(trace, patch), trace.patch_embeddings[0][patch], patch_index=patch,
-                                    theme=v.theme)
+                                    tokens=_tokens(trace), theme=v.theme)
 
 
 def _patch_pca(inputs, v):
@@ -135,7 +139,7 @@ def _patch_pca(inputs, v):
 
 def _z0(inputs, v):
     trace = inputs.trace
-    return viz.patch_embedding_figure(trace.hidden_states[0][0], num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme,
+    return viz.patch_embedding_figure(trace.hidden_states[0][0], tokens=_tokens(trace), theme=v.theme,
                                       title=f"z₀ = embeddings + positions: {trace.T} tokens × {trace.D}")
 
 
@@ -143,68 +147,65 @@ def _z0(inputs, v):
 
 def _overlay(inputs, v):
     trace = inputs.trace
-    fig = viz.attention_overlay_figure(trace.image(0), views.attention_map(trace, v.layer, v.head, v.query), **_where(trace, v),
-                                       **_look(v), title=f"{trace.token_name(v.query)} → layer {v.layer}, head {v.head}")
-    return _clickable(fig, trace)
+    m = views.attention_map(trace, v.layer, v.head, v.query)
+    fig = viz.attention_overlay_figure(trace.image(0), m, query=v.query, tokens=_tokens(trace), style=_style(v), theme=v.theme,
+                                       title=f"{trace.token_name(v.query)} → layer {v.layer}, head {v.head}")
+    return _clickable(fig, trace, m)
 
 
 def _scores(inputs, v):
     trace = inputs.trace
     q = views.qkv_step(trace, v.layer, v.head, v.query)
-    return viz.attention_scores_figure(q["scores"], trace.attentions[0][v.layer, v.head, v.query],
-                                       views.short_token_names(trace), query_name=trace.token_name(v.query),
-                                       num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme)
+    return viz.attention_scores_figure(q["scores"], trace.attentions[0][v.layer, v.head, v.query], query=v.query,
+                                       tokens=_tokens(trace), theme=v.theme)
 
 
 def _mixing(inputs, v):
     trace = inputs.trace
     q = views.qkv_step(trace, v.layer, v.head, v.query)
     return viz.value_mixing_figure(trace.attentions[0][v.layer, v.head, v.query], trace.values[0][v.layer, v.head], q["out"],
-                                   views.short_token_names(trace), query_name=trace.token_name(v.query),
-                                   num_prefix_tokens=trace.num_prefix_tokens, theme=v.theme)
+                                   query=v.query, tokens=_tokens(trace), theme=v.theme)
 
 
 def _heads(inputs, v):
     trace = inputs.trace
     maps = views.heads_maps(trace, v.layer, v.query)
-    return viz.attention_heads_figure(maps, image=trace.image(0), layer=v.layer, zmax=views.color_top(maps),
-                                      **_where(trace, v), **_look(v))
+    return viz.attention_heads_figure(maps, image=trace.image(0), layer=v.layer, query=v.query, tokens=_tokens(trace),
+                                      style=_style(v, zmax=views.color_top(maps)), theme=v.theme)
 
 
 def _layers(inputs, v):
     trace = inputs.trace
     maps = views.layers_maps(trace, v.head, v.query)
-    return viz.attention_layers_figure(maps, image=trace.image(0), head=v.head, zmax=views.color_top(maps),
-                                       **_where(trace, v), **_look(v))
+    return viz.attention_layers_figure(maps, image=trace.image(0), head=v.head, query=v.query, tokens=_tokens(trace),
+                                       style=_style(v, zmax=views.color_top(maps)), theme=v.theme)
 
 
 def _grid(inputs, v):
     trace = inputs.trace
     maps = views.grid_maps(trace, v.query)
-    return viz.attention_grid_figure(maps, query=v.query, num_prefix_tokens=trace.num_prefix_tokens,
-                                     prefix_names=list(trace.prefix_names), colormap=v.colormap,
-                                     zmax=views.color_top(maps), theme=v.theme)
+    return viz.attention_grid_figure(maps, query=v.query, tokens=_tokens(trace),
+                                     style=viz.MapStyle(colormap=v.colormap, zmax=views.color_top(maps)), theme=v.theme)
 
 
 def _matrix(inputs, v):
     trace = inputs.trace
-    return viz.attention_matrix_figure(trace.attentions[0][v.layer, v.head], num_prefix_tokens=trace.num_prefix_tokens,
-                                       prefix_names=list(trace.prefix_names), grid=trace.grid, layer=v.layer, head=v.head,
-                                       log_scale=v.matrix_log, colormap=v.colormap, theme=v.theme)
+    return viz.attention_matrix_figure(trace.attentions[0][v.layer, v.head], tokens=_tokens(trace), layer=v.layer,
+                                       head=v.head, log_scale=v.matrix_log, style=viz.MapStyle(colormap=v.colormap),
+                                       theme=v.theme)
 
 
 def _mask(inputs, v):
     trace = inputs.trace
     return viz.mass_mask_figure(trace.image(0), *views.mass_mask(trace, v.layer, v.head, v.query, v.mask_share),
-                                patch_size=trace.patch_size, threshold=v.mask_share, theme=v.theme)
+                                tokens=_tokens(trace), threshold=v.mask_share, theme=v.theme)
 
 
 def _explanations(inputs, v):
     trace = inputs.trace
     label = trace.class_names()[v.class_index] if v.class_index is not None else None
     return viz.explanation_figure(
-        trace.image(0), inputs.explanations(v), alpha=v.opacity, colormap=v.colormap, upsample=v.upsample,
-        patch_size=trace.patch_size, label=label, theme=v.theme,
+        trace.image(0), inputs.explanations(v), tokens=_tokens(trace), style=_style(v), label=label, theme=v.theme,
         title=f"Rollout of {trace.token_name(v.query)}" + (f" · class maps for “{label}” (CLS)" if label else ""))
 
 
@@ -225,15 +226,13 @@ def _units(inputs, v):
 
 def _norm_lines(inputs, v):
     trace, stats = inputs.trace, inputs.statistics()
-    return viz.token_norms_lines_figure(stats["norms"], num_prefix_tokens=trace.num_prefix_tokens,
-                                        prefix_names=list(trace.prefix_names), artifact_tokens=stats["artifacts"],
+    return viz.token_norms_lines_figure(stats["norms"], tokens=_tokens(trace), artifact_tokens=stats["artifacts"],
                                         theme=v.theme)
 
 
 def _norms(inputs, v):
     trace, stats = inputs.trace, inputs.statistics()
-    return viz.token_norms_figure(stats["norms"], num_prefix_tokens=trace.num_prefix_tokens,
-                                  prefix_names=list(trace.prefix_names), artifact_tokens=stats["artifacts"],
+    return viz.token_norms_figure(stats["norms"], tokens=_tokens(trace), artifact_tokens=stats["artifacts"],
                                   log_scale=True, theme=v.theme)
 
 
@@ -283,14 +282,14 @@ def _spec(name, label, depends, build, available=None) -> FigureSpec:
 ATTENTION = ("layer", "head", "query")
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     _spec("patch_grid", "Patch grid", (), lambda i, v: viz.patch_grid_figure(
-        i.trace.image(0), i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+        i.trace.image(0), i.trace.patch_size, tokens=_tokens(i.trace), theme=v.theme)),
     _spec("patch_one", "One patch → its embedding", (), _patch_one),
     _spec("patch_mosaic", "Patches as a sequence", (), lambda i, v: viz.patch_mosaic_figure(
-        i.trace.image(0), i.trace.patch_size, num_prefix_tokens=i.trace.num_prefix_tokens, theme=v.theme)),
+        i.trace.image(0), i.trace.patch_size, theme=v.theme)),
     _spec("patch_matrix", "Flattened patches", (), lambda i, v: viz.patch_matrix_figure(
         i.trace.image(0), i.trace.patch_size, theme=v.theme)),
     _spec("patch_embeddings", "Patch-embedding matrix", (), lambda i, v: viz.patch_embedding_figure(
-        i.trace.patch_embeddings[0], theme=v.theme)),
+        i.trace.patch_embeddings[0], tokens=viz.TokenLayout(0, grid=i.trace.grid), theme=v.theme)),
     _spec("patch_pca", "Patch-embedding PCA", (), _patch_pca),
     _spec("position_similarity", "Position-embedding similarity", (), lambda i, v: viz.pos_similarity_figure(
         pos_embed_similarity(i.trace.pos_embed, i.trace.grid, i.trace.num_prefix_tokens), theme=v.theme)),

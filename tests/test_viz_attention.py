@@ -1,4 +1,5 @@
-"""viz.attention: overlays, small multiples on one colour scale, the L x H grid, the T x T matrix."""
+"""viz.attention: overlays, small multiples on one colour scale, the L x H grid, the T x T matrix;
+viz.specs: the TokenLayout naming rule and MapStyle's checks."""
 
 import time
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 
 import viz
+from viz import MapStyle, TokenLayout
 from viz.maps import tile_maps, untile, upsample_map
 
 RNG = np.random.default_rng(2)
@@ -38,7 +40,7 @@ def test_upsample_nearest_and_smooth():
 def test_overlay_nearest_data_outline_and_alpha():
     m = RNG.random((4, 6))
     q = 1 + 2 * 6 + 3  # patch row 2, col 3
-    fig = viz.attention_overlay_figure(IMG, m, query=q, alpha=0.4)
+    fig = viz.attention_overlay_figure(IMG, m, query=q, style=MapStyle(opacity=0.4))
     assert [t.type for t in fig.data] == ["image", "heatmap"]
     heat = fig.data[1]
     np.testing.assert_array_equal(heat.z, m)
@@ -48,7 +50,7 @@ def test_overlay_nearest_data_outline_and_alpha():
     assert heat.colorbar.title.text == "attention weight"
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     assert rects and all((s.x0, s.y0, s.x1, s.y1) == (23.5, 15.5, 31.5, 23.5) for s in rects)
-    assert "row 2, col 3" in fig.layout.title.text
+    assert "patch 15 (row 2, col 3)" in fig.layout.title.text  # patch index 2*6 + 3, not token 16
     assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]
     # a prefix query is not a patch: no outline
     assert len(viz.attention_overlay_figure(IMG, m, query=0).layout.shapes) == 0
@@ -56,17 +58,26 @@ def test_overlay_nearest_data_outline_and_alpha():
 
 def test_overlay_smooth_is_documented_upsampling():
     m = RNG.random((4, 6))
-    fig = viz.attention_overlay_figure(IMG, m, upsample="smooth", zmin=0.1, zmax=0.9, colormap="magma")
+    fig = viz.attention_overlay_figure(IMG, m, style=MapStyle(upsample="smooth", zmin=0.1, zmax=0.9,
+                                                               colormap="magma"))
     np.testing.assert_allclose(fig.data[1].z, upsample_map(m, 8, "smooth"))
     assert (fig.data[1].zmin, fig.data[1].zmax) == (0.1, 0.9)
+    # the smooth map has no hover of its own; one marker per patch names it and gives its value
+    assert fig.data[1].hoverinfo == "skip"
+    points = fig.data[2]
+    assert points.type == "scatter" and len(points.x) == 24
+    np.testing.assert_allclose(points.customdata[:, 3], m.ravel())
+    assert points.customdata[13, :3].tolist() == [13, 2, 1]  # patch 13 = row 2, col 1
+    assert "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})" in points.hovertemplate
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(attn_map=np.zeros((5, 6))), "not a 5x6 grid"),
     (dict(attn_map=np.zeros((1, 4, 6))), "batch"),
     (dict(attn_map=np.zeros(24)), "reshape"),
-    (dict(attn_map=np.zeros((4, 6)), alpha=2), "alpha"),
     (dict(attn_map=np.zeros((4, 6)), query=99), "out of range"),
+    (dict(attn_map=np.zeros((4, 6)), tokens=TokenLayout(grid=(3, 8))), "tokens.grid"),
+    (dict(attn_map=np.zeros((4, 6)), style={"opacity": 0.5}), "viz.MapStyle"),
     (dict(attn_map=np.full((4, 6), np.nan)), "NaN"),
 ])
 def test_overlay_errors_name_shape_and_fix(kwargs, match):
@@ -91,7 +102,7 @@ def test_heads_small_multiples_share_one_colour_axis():
 
 def test_layers_small_multiples_without_image():
     maps = RNG.random((4, 4, 6))
-    fig = viz.attention_layers_figure(maps, head=1, zmax=0.5)
+    fig = viz.attention_layers_figure(maps, head=1, style=MapStyle(zmax=0.5))
     assert [t.type for t in fig.data] == ["heatmap"] * 4
     np.testing.assert_array_equal(fig.data[3].z, maps[3])
     assert fig.layout.coloraxis.cmax == 0.5
@@ -130,17 +141,19 @@ def test_matrix_prefix_markers_names_and_hover():
     A = RNG.random((T, T))
     A /= A.sum(1, keepdims=True)
     names = ["CLS", "DIST", "REG0", "REG1"]
-    fig = viz.attention_matrix_figure(A, num_prefix_tokens=p, prefix_names=names, grid=grid, layer=1, head=2)
+    tokens = TokenLayout(p, names, grid)
+    fig = viz.attention_matrix_figure(A, tokens=tokens, layer=1, head=2)
     heat = fig.data[0]
     np.testing.assert_array_equal(heat.z, A)
-    assert list(heat.x[:4]) == names and heat.x[4] == "4 (r0,c0)" and heat.y[9] == "9 (r1,c2)"
+    # patches by patch index: the first patch after four prefix tokens is p0, not 4
+    assert list(heat.x[:4]) == names and heat.x[4] == "p0 (r0,c0)" and heat.y[9] == "p5 (r1,c2)"
     assert "query %{y}" in heat.hovertemplate and "key %{x}" in heat.hovertemplate
     xs = [s for s in fig.layout.shapes if s.x0 == s.x1]
     ys = [s for s in fig.layout.shapes if s.y0 == s.y1]
     assert xs[0].x0 == p - 0.5 and ys[0].y0 == p - 0.5
     assert set(names) <= set(fig.layout.xaxis.ticktext)
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # query 0 on top
-    log = viz.attention_matrix_figure(A, num_prefix_tokens=p, prefix_names=names, grid=grid, log_scale=True)
+    log = viz.attention_matrix_figure(A, tokens=tokens, log_scale=True)
     np.testing.assert_allclose(log.data[0].z, np.log10(np.maximum(A, 1e-6)))
 
 
@@ -150,4 +163,97 @@ def test_matrix_errors():
     with pytest.raises(ValueError, match="grid"):
         viz.attention_matrix_figure(np.ones((7, 7)) / 7)  # 6 patches: not a square grid
     with pytest.raises(ValueError, match="prefix_names has 1"):
-        viz.attention_matrix_figure(np.ones((6, 6)) / 6, num_prefix_tokens=2, prefix_names=["CLS"])
+        TokenLayout(2, ["CLS"])
+    with pytest.raises(ValueError, match="grid"):
+        viz.attention_matrix_figure(np.ones((7, 7)) / 7, tokens=TokenLayout(1, grid=(2, 2)))
+
+
+# ---------------------------------------------------------------------------------------------
+# one numbering: tokens 0..T-1, prefix tokens by name, patches by patch index (issue 10, item 9)
+# ---------------------------------------------------------------------------------------------
+def test_token_layout_names_patches_by_patch_index():
+    cls = TokenLayout(1, grid=(16, 16))
+    assert cls.name(0) == "CLS" and cls.name(25) == "patch 24 (row 1, col 8)"
+    assert cls.label(25) == "p24 (r1,c8)" and cls.tick(25) == "p24"
+    reg = TokenLayout(5, ("CLS", "REG0", "REG1", "REG2", "REG3"), (16, 16), 14)
+    assert reg.name(5) == "patch 0 (row 0, col 0)"  # the first patch is patch 0 whatever the prefix
+    assert reg.name(3) == "REG2" and reg.T == 261 and reg.N == 256
+    assert reg.row_col(5 + 24) == (1, 8) and reg.patch_index(29) == 24 and reg.token_of_patch(24) == 29
+    names = reg.names()
+    assert len(names) == len(set(names)) == 261 and names[:6] == ["CLS", "REG0", "REG1", "REG2", "REG3", "p0 (r0,c0)"]
+    assert TokenLayout(1).name(7) == "patch 6" and TokenLayout(1).names(3) == ["CLS", "p0", "p1"]  # no grid
+    with pytest.raises(ValueError, match="out of range"):
+        reg.row_col(261)
+    with pytest.raises(ValueError, match="patch_size"):
+        TokenLayout(1, patch_size=0)
+    assert hash(reg) == hash(TokenLayout(5, ["CLS", "REG0", "REG1", "REG2", "REG3"], [16, 16], 14))  # cache keys
+
+
+def test_map_style_checks_and_range():
+    with pytest.raises(ValueError, match="opacity=2"):
+        MapStyle(opacity=2)
+    with pytest.raises(ValueError, match="upsample='cubic'"):
+        MapStyle(upsample="cubic")
+    with pytest.raises(ValueError, match="zmin=0.5 is not below zmax=0.2"):
+        MapStyle(zmin=0.5, zmax=0.2)
+    assert MapStyle().color_range(np.array([0.2, 0.5])) == (0.0, 0.5)
+    assert MapStyle(zmax=0.3).color_range(np.array([0.2, 0.5])) == (0.0, 0.3)
+    assert MapStyle().color_range(np.zeros(3)) == (0.0, 1.0)  # a flat map still gets a range
+
+
+def _hover_names(fig):
+    return " ".join(t.hovertemplate or "" for t in fig.data)
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "smooth"])
+def test_every_attention_map_hovers_patch_name_and_value(upsample):
+    """Hovering a patch of any map names the patch (index, row, col) and gives its attention."""
+    tokens = TokenLayout(2, ["CLS", "REG0"], (4, 6), 8)
+    style = MapStyle(upsample=upsample)
+    maps = RNG.random((3, 4, 6))
+    figs = {
+        "overlay": viz.attention_overlay_figure(IMG, maps[0], query=5, tokens=tokens, style=style),
+        "heads": viz.attention_heads_figure(maps, image=IMG, query=5, tokens=tokens, style=style),
+        "layers": viz.attention_layers_figure(maps, image=IMG, query=5, tokens=tokens, style=style),
+        "grid": viz.attention_grid_figure(maps[None], query=5, tokens=tokens, style=style),
+    }
+    for name, fig in figs.items():
+        hover = _hover_names(fig)
+        assert "patch %{customdata[" in hover and "(row %{customdata[" in hover, name
+        assert "attention %{" in hover, name
+        assert "token %{" not in hover, name  # no token indices shown next to patch numbers
+    grid = figs["grid"].data[0]
+    cd = np.asarray(grid.customdata)
+    assert cd[1, 2].tolist() == [0, 0, 1, 2, 8] and cd[0, 6, 4] == -1  # patch 8 = (1, 2); -1 in the gap column
+    assert grid.hoverongaps is False
+    nearest = figs["overlay"].data[1]
+    if upsample == "nearest":
+        assert np.asarray(nearest.customdata)[1, 2].tolist() == [8, 1, 2]
+
+
+def test_shared_scale_says_when_the_top_is_saturated():
+    """Issue 10 item 8: a percentile top (zmax below the max) saturates the brightest patches and the
+    colour bar's top label says so; without zmax the top is the data's max and no label says "≥"."""
+    maps = RNG.random((6, 4, 6)) * 0.05
+    maps[0, 1, 1] = 0.6  # one sharp head
+    top = float(np.percentile(maps, 99.5))
+    for fig in (viz.attention_heads_figure(maps, image=IMG, style=MapStyle(zmax=top)),
+                viz.attention_layers_figure(maps, style=MapStyle(zmax=top))):
+        axis = fig.layout.coloraxis
+        assert axis.cmax == top
+        bar = axis.colorbar
+        assert bar.tickmode == "array" and bar.tickvals[-1] == top
+        assert bar.ticktext[-1].startswith("≥ ") and float(bar.ticktext[-1][2:]) == pytest.approx(top, rel=0.02)
+        assert not any(t.startswith("≥") for t in bar.ticktext[:-1])
+    grid = viz.attention_grid_figure(maps[None], style=MapStyle(zmax=top)).data[0]
+    assert grid.zmax == top and grid.colorbar.ticktext[-1].startswith("≥ ")
+    plain = viz.attention_heads_figure(maps).layout.coloraxis
+    assert plain.cmax == maps.max() and not any("≥" in t for t in plain.colorbar.ticktext)
+
+
+@pytest.mark.parametrize("n, theme, cols", [(6, None, 3), (6, "classroom", 3), (4, None, 2), (12, None, 6),
+                                            (12, "classroom", 4), (3, None, 3)])
+def test_small_multiples_fill_rows_evenly(n, theme, cols):
+    """Six heads as 3 x 2 rather than a strip of six thin tiles (or 4 + 2 in the classroom)."""
+    fig = viz.attention_heads_figure(RNG.random((n, 4, 6)), theme=theme)
+    assert len({round(a.x, 6) for a in fig.layout.annotations}) == cols

@@ -23,7 +23,7 @@ def test_normalise_map_rules():
 
 def test_explanations_side_by_side_one_scale():
     maps = {"rollout": RNG.random((4, 6)), "gradient rollout": RNG.random((4, 6)) * 7, "Chefer": RNG.random((4, 6))}
-    fig = viz.explanation_figure(IMG, maps, upsample="nearest")
+    fig = viz.explanation_figure(IMG, maps, style=viz.MapStyle(upsample="nearest"))
     heats = [t for t in fig.data if t.type == "heatmap"]
     assert len(heats) == 3 and len([t for t in fig.data if t.type == "image"]) == 3
     for t, (name, m) in zip(heats, maps.items()):
@@ -33,7 +33,8 @@ def test_explanations_side_by_side_one_scale():
     assert [a.text for a in fig.layout.annotations] == list(maps)
     smooth = viz.explanation_figure(IMG, maps)  # default: smooth
     np.testing.assert_allclose(smooth.data[1].z, upsample_map(maps["rollout"] / maps["rollout"].max(), 8, "smooth"))
-    raw = viz.explanation_figure(IMG, maps, normalise="none", upsample="nearest")
+    assert "relevance %{customdata[3]" in smooth.data[2].hovertemplate  # hover per patch over the smooth map
+    raw = viz.explanation_figure(IMG, maps, normalise="none", style=viz.MapStyle(upsample="nearest"))
     np.testing.assert_array_equal(raw.data[3].z, maps["gradient rollout"])
     lo = min(m.min() for m in maps.values())
     hi = max(m.max() for m in maps.values())
@@ -77,13 +78,14 @@ def test_entropy_and_prefix_heatmaps():
 
 def test_token_norms_artifacts_and_prefix_line():
     n = RNG.random((4, 11)) + 1
-    fig = viz.token_norms_figure(n, num_prefix_tokens=2, prefix_names=["CLS", "REG0"], artifact_tokens=[5, 9])
+    fig = viz.token_norms_figure(n, tokens=viz.TokenLayout(2, ["CLS", "REG0"]), artifact_tokens=[5, 9])
     np.testing.assert_array_equal(fig.data[0].z, n)
     lines = [s for s in fig.layout.shapes if s.type == "line"]
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     assert lines[0].x0 == 1.5
     assert sorted((r.x0, r.x1) for r in rects) == [(4.5, 5.5), (8.5, 9.5)]
-    assert {"CLS", "REG0", "5", "9"} <= set(fig.layout.xaxis.ticktext)
+    assert {"CLS", "REG0", "p3", "p7"} <= set(fig.layout.xaxis.ticktext)  # artifact tokens 5, 9 = patches 3, 7
+    assert np.asarray(fig.data[0].customdata)[0, 5].tolist() == ["0", "patch 3"]
     assert fig.layout.meta["artifact_tokens"] == [5, 9]
     np.testing.assert_allclose(viz.token_norms_figure(n, log_scale=True).data[0].z, np.log10(n))
     with pytest.raises(ValueError, match="out of range"):

@@ -120,6 +120,9 @@ def test_figure_data_images_optional_and_legend_keys_skipped():
     mlp = viz.mlp_activation_figure(RNG.normal(size=64))
     assert [tr.name for tr in mlp.data[1:]] == ["active (> 0)", "inactive (≤ 0)"]  # legend entries, no data
     assert sorted(viz.figure_data(mlp)) == ["0_units_x", "0_units_y"]
+    # invisible hover markers (one per patch over a smooth map) are no data of the figure
+    smooth = viz.attention_overlay_figure(IMG, RNG.random((4, 6)), style=viz.MapStyle(upsample="smooth"))
+    assert smooth.data[2].marker.opacity == 0 and list(viz.figure_data(smooth)) == ["1_attention_z"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def test_training_curve_figure_plots_the_curve_it_is_given():
     leg = fig.layout.legend
     assert leg.orientation == "h" and leg.y >= 1 and leg.yanchor == "bottom"
     assert leg.font.size == fig.layout.font.size
-    big = viz.training_curve_figure(curve, classroom=True)
+    big = viz.training_curve_figure(curve, theme="classroom")
     assert big.layout.legend.font.size == viz.CLASSROOM.font_size
 
 

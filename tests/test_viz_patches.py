@@ -1,4 +1,4 @@
-"""viz.patches: the grid with token indices, the mosaic, the flattened patch and embedding matrices."""
+"""viz.patches: the grid with patch numbers, the mosaic, the flattened patch and embedding matrices."""
 
 import numpy as np
 import pytest
@@ -15,20 +15,23 @@ def _img(h_px, w_px):
 
 def test_patch_grid_traces_lines_and_labels_non_square():
     img = _img(32, 48)  # 4 x 6 patches of 8 px
-    fig = viz.patch_grid_figure(img, 8, num_prefix_tokens=2)
+    fig = viz.patch_grid_figure(img, 8, tokens=viz.TokenLayout(2, ["CLS", "REG0"]))
     assert [t.type for t in fig.data] == ["image", "scatter"]
     np.testing.assert_array_equal(fig.data[0].z, img)
     lines = fig.layout.shapes
     assert len(lines) == (4 - 1) + (6 - 1)
     vertical = sorted(s.x0 for s in lines if s.x0 == s.x1)
     assert vertical == [8 * c - 0.5 for c in range(1, 6)]
-    # every patch labelled with its token index p + r*w + c at its centre
+    # every patch labelled with its patch index r*w + c at its centre (not its token index)
     labels = {(a.x, a.y): a.text for a in fig.layout.annotations}
     assert len(labels) == 24
-    assert labels[(2 * 8 + 3.5, 1 * 8 + 3.5)] == str(2 + 1 * 6 + 2)
+    assert labels[(2 * 8 + 3.5, 1 * 8 + 3.5)] == str(1 * 6 + 2)
     assert all(a.font.size >= 14 for a in fig.layout.annotations)
-    # hover carries every token
-    assert sorted(fig.data[1].customdata[:, 0].tolist()) == list(range(2, 26))
+    # hover names every patch by the same number, with its row and column
+    assert sorted(fig.data[1].customdata[:, 0].tolist()) == list(range(24))
+    assert fig.data[1].customdata[8].tolist() == [8, 1, 2]
+    assert fig.data[1].hovertemplate.startswith("patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})")
+    assert "patch 0 … 23" in fig.layout.title.text and "after CLS and REG0" in fig.layout.title.text
     # equal aspect, y pointing down, full image in view
     assert fig.layout.yaxis.scaleanchor == "x"
     assert tuple(fig.layout.yaxis.range) == (31.5, -0.5)
@@ -76,10 +79,14 @@ def test_patch_embedding_heatmap_diverging_symmetric():
     np.testing.assert_array_equal(fig.data[0].z, E)
     assert fig.data[0].zmin == -fig.data[0].zmax == -np.abs(E).max()
     assert fig.layout.xaxis.title.text == "embedding dim"
-    assert fig.layout.yaxis.title.text == "patch index"
+    assert fig.layout.yaxis.title.text.startswith("patch")
+    assert list(fig.data[0].y) == [f"p{i}" for i in range(6)]  # rows named by patch index
     assert fig.data[0].colorbar.title.text
-    fig2 = viz.patch_embedding_figure(E, num_prefix_tokens=1, zmax=0.5)
+    fig2 = viz.patch_embedding_figure(E, tokens=viz.TokenLayout(1, grid=(1, 5)), zmax=0.5)
     assert fig2.data[0].zmax == 0.5 and fig2.layout.shapes[0].y0 == 0.5
+    assert list(fig2.data[0].y[:3]) == ["CLS", "p0 (r0,c0)", "p1 (r0,c1)"]
+    with pytest.raises(ValueError, match="T=6 tokens"):
+        viz.patch_embedding_figure(E, tokens=viz.TokenLayout(1, grid=(2, 3)))  # 1 + 6 rows expected
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -1,4 +1,4 @@
-"""viz theme and colormaps: one place for colours and sizes; every builder takes theme/classroom alike."""
+"""viz theme and colormaps: one place for colours and sizes; every builder takes theme= alike."""
 
 import numpy as np
 import plotly.colors as pc
@@ -15,7 +15,7 @@ MAP = RNG.random((4, 6))
 
 
 def _builders():
-    """(name, callable(theme, classroom)) for every public figure builder, small inputs."""
+    """(name, callable(theme=...)) for every public figure builder, small inputs."""
     A = RNG.random((25, 25))  # CLS + a 4 x 6 grid
     A /= A.sum(1, keepdims=True)
     return {
@@ -27,7 +27,7 @@ def _builders():
         "heads": lambda **k: viz.attention_heads_figure(RNG.random((3, 4, 6)), image=IMG, query=3, **k),
         "layers": lambda **k: viz.attention_layers_figure(RNG.random((3, 4, 6)), **k),
         "grid": lambda **k: viz.attention_grid_figure(RNG.random((3, 2, 4, 6)), query=3, **k),
-        "matrix": lambda **k: viz.attention_matrix_figure(A, grid=(4, 6), **k),
+        "matrix": lambda **k: viz.attention_matrix_figure(A, tokens=viz.TokenLayout(1, grid=(4, 6)), **k),
         "explain": lambda **k: viz.explanation_figure(IMG, {"a": MAP, "b": MAP ** 2}, **k),
         "distance": lambda **k: viz.attention_distance_figure(RNG.random((3, 4)) * 50, **k),
         "entropy": lambda **k: viz.attention_entropy_figure(RNG.random((3, 4)), num_keys=25, **k),
@@ -71,11 +71,22 @@ def test_screen_and_classroom_font_sizes():
 def test_resolve_theme_forms():
     assert resolve_theme() is SCREEN
     assert resolve_theme("classroom") is CLASSROOM
-    assert resolve_theme(None, classroom=True).font_size == CLASSROOM.font_size
     assert resolve_theme(2.0).font_size == 28
-    assert resolve_theme(CLASSROOM, classroom=True).font_size == CLASSROOM.font_size  # not scaled twice
+    assert resolve_theme(CLASSROOM) is CLASSROOM
     with pytest.raises(ValueError, match="unknown theme"):
         resolve_theme("disco")
+
+
+def test_no_builder_takes_a_classroom_flag():
+    """theme="classroom" is the one way to ask for projector sizes (the old classroom=True is gone)."""
+    import inspect
+
+    builders = [getattr(viz, n) for n in viz.__all__ if n.endswith("_figure")]
+    assert len(builders) >= 25
+    for b in builders:
+        params = inspect.signature(b).parameters
+        assert "classroom" not in params and "theme" in params, b.__name__
+    assert "classroom" not in inspect.signature(resolve_theme).parameters
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -84,9 +95,9 @@ def test_every_builder_is_readable_and_themable(name):
     assert isinstance(fig, go.Figure)
     assert fig.layout.title.text, "every figure has a title"
     assert min(_font_sizes(fig)) >= 14
-    big = BUILDERS[name](classroom=True)
+    big = BUILDERS[name](theme="classroom")
     assert min(_font_sizes(big)) >= 20
-    assert big.layout.font.size == BUILDERS[name](theme="classroom").layout.font.size == CLASSROOM.font_size
+    assert big.layout.font.size == CLASSROOM.font_size
 
 
 def test_colorscale_names_and_errors():

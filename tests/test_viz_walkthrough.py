@@ -1,5 +1,7 @@
-"""viz.walkthrough: the step-by-step figures, checked by their data, their legends and their
-errors. (What a figure looks like as PNG is plotly's business: tests/test_viz_export.py.)"""
+"""The walkthrough's step-by-step figures (viz.steps_attention, viz.steps_stream, and the mass
+mask and patch-flatten figures of viz.explain and viz.patches), checked by their data, their
+legends and their errors. (What a figure looks like as PNG is plotly's business:
+tests/test_viz_export.py; whether it fits its width: tests/test_viz_layout.py.)"""
 
 import math
 
@@ -8,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 
 import viz
+from viz import TokenLayout
 from viz import colormaps as cm
-from viz._checks import token_names
 
 RNG = np.random.default_rng(7)
 
@@ -83,12 +85,12 @@ def _residual_case(L=4, D=12):
 
 def _builders():
     s, p = _softmax_case(25, hot=(0, 7))
-    names = token_names(1, (4, 6))
+    tokens = TokenLayout(1, grid=(4, 6))
     a, m, z = _residual_case()
     return {
-        "scores_tokens": lambda **k: viz.attention_scores_figure(s, p, names, query_name="CLS", **k),
-        "scores_top": lambda **k: viz.attention_scores_figure(s, p, names, query_name="CLS", top=5, **k),
-        "values": lambda **k: viz.value_mixing_figure(p, RNG.normal(size=(25, 8)), None, names, top=4, **k),
+        "scores_tokens": lambda **k: viz.attention_scores_figure(s, p, query=0, tokens=tokens, **k),
+        "scores_top": lambda **k: viz.attention_scores_figure(s, p, query=0, tokens=tokens, top=5, **k),
+        "values": lambda **k: viz.value_mixing_figure(p, RNG.normal(size=(25, 8)), None, tokens=tokens, top=4, **k),
         "residual": lambda **k: viz.residual_stream_figure(a, m, z, token_name="CLS", **k),
         "mlp": lambda **k: viz.mlp_activation_figure(RNG.normal(size=64), token_name="CLS", **k),
         "mask": lambda **k: viz.mass_mask_figure(IMG, MAP, _mask_for(MAP, 0.6), threshold=0.6, **k),
@@ -105,9 +107,9 @@ def test_every_walkthrough_figure_is_readable_and_themable(name):
     fig = BUILDERS[name]()
     assert isinstance(fig, go.Figure) and fig.layout.title.text
     assert min(_fonts(fig)) >= 14
-    big = BUILDERS[name](classroom=True)
+    big = BUILDERS[name](theme="classroom")
     assert min(_fonts(big)) >= 20
-    assert big.layout.font.size == BUILDERS[name](theme="classroom").layout.font.size == viz.CLASSROOM.font_size
+    assert big.layout.font.size == viz.CLASSROOM.font_size
     assert not [a.text for a in fig.layout.annotations or () if a.text in ("■", "▬")]  # no hand-made legends
     if fig.layout.showlegend:
         _legend(fig)
@@ -126,8 +128,9 @@ def test_walkthrough_builders_are_exported():
 def test_scores_small_T_every_key_in_token_order():
     T = 50
     s, p = _softmax_case(T, hot=(0, 20, 21))
-    names = token_names(1, (7, 7))
-    fig = viz.attention_scores_figure(s, p, names, query_name="patch 9")
+    tokens = TokenLayout(1, grid=(7, 7))
+    names = tokens.names()
+    fig = viz.attention_scores_figure(s, p, query=10, tokens=tokens)
     sc, wt = fig.data[:2]
     assert sc.type == wt.type == "bar" and sc.name == "scores" and wt.name == "softmax weights"
     assert list(sc.x) == names == list(wt.x)
@@ -140,7 +143,10 @@ def test_scores_small_T_every_key_in_token_order():
     assert sc.marker.color[0] == viz.SCREEN.second_color and set(sc.marker.color[1:]) == {viz.SCREEN.bar_color}
     assert any(sh.x0 == 0.5 and sh.x1 == 0.5 for sh in fig.layout.shapes)
     assert "CLS" in fig.layout.xaxis.ticktext and fig.layout.xaxis.type == "category"
-    assert "all 50 keys" in fig.layout.title.text and "patch 9" in fig.layout.title.text
+    assert all(t == "CLS" or t.startswith("p") for t in fig.layout.xaxis.ticktext)  # patch numbers, not tokens
+    assert names[21] == "p20 (r2,c6)" and list(sc.x)[21] == "p20 (r2,c6)"
+    title = fig.layout.title.text.replace("<br>", " ")
+    assert "all 50 keys" in title and "patch 9 (row 1, col 2)" in title  # token 10 = patch 9
     # aligned panels: the same x axis, stacked domains
     assert sc.yaxis == "y2" and wt.yaxis in (None, "y") and sc.xaxis == wt.xaxis
     assert fig.layout.yaxis2.domain[0] > fig.layout.yaxis.domain[1]
@@ -156,8 +162,8 @@ def test_scores_small_T_every_key_in_token_order():
 def test_scores_large_T_top_keys_sorted_and_stated(top, expect):
     T = 257
     s, p = _softmax_case(T, d=64, hot=(0, 30, 31))
-    names = token_names(1, (16, 16))
-    fig = viz.attention_scores_figure(s, p, names, query_name="CLS", top=top)
+    names = TokenLayout(1, grid=(16, 16)).names()
+    fig = viz.attention_scores_figure(s, p, query=0, tokens=TokenLayout(1, grid=(16, 16)), top=top)
     idx = np.argsort(-p, kind="stable")[:expect]
     sc, wt = fig.data[:2]
     assert sc.orientation == wt.orientation == "h"
@@ -178,18 +184,18 @@ def test_scores_bars_coloured_by_token_kind_with_a_legend():
     s, p = _softmax_case(257, d=64, hot=(0,))
     s[0] += 10  # CLS is the top key by far
     p = viz.softmax(s)
-    fig = viz.attention_scores_figure(s, p, token_names(1, (16, 16)), query_name="patch 5", top=10)
+    fig = viz.attention_scores_figure(s, p, query=6, tokens=TokenLayout(1, grid=(16, 16)), top=10)
     sc, wt = fig.data[:2]
     assert sc.marker.color[0] == wt.marker.color[0] == viz.SCREEN.second_color  # CLS: prefix colour
     assert set(sc.marker.color[1:]) == {viz.SCREEN.bar_color}
     assert _legend(fig) == [("prefix token", viz.SCREEN.second_color), ("patch tokens", viz.SCREEN.bar_color)]
     # two prefix tokens: the plural; no prefix token among the keys shown: no legend at all
-    two = viz.attention_scores_figure(*_softmax_case(30, hot=(0,)), token_names(2, (4, 7), ["CLS", "DIST"]),
-                                      query_name="CLS", num_prefix_tokens=2)
+    two = viz.attention_scores_figure(*_softmax_case(30, hot=(0,)), query=0,
+                                      tokens=TokenLayout(2, ["CLS", "DIST"], (4, 7)))
     assert _legend(two)[0][0] == "prefix tokens"
     s2, _ = _softmax_case(257, d=64, hot=(40,))
     s2[0] -= 20
-    none = viz.attention_scores_figure(s2, viz.softmax(s2), token_names(1, (16, 16)), query_name="CLS", top=5)
+    none = viz.attention_scores_figure(s2, viz.softmax(s2), query=0, tokens=TokenLayout(1, grid=(16, 16)), top=5)
     assert 0 not in none.layout.meta["keys"] and not none.layout.showlegend and len(none.data) == 2
 
 
@@ -197,18 +203,17 @@ def test_scores_bars_coloured_by_token_kind_with_a_legend():
     (dict(probs=np.full(5, 0.2), scores=np.zeros(6)), "probs has 5 entries but scores has T=6"),
     (dict(probs=np.full(6, 0.5)), "sums to 3"),
     (dict(probs=np.array([2.0, -1, 0, 0, 0, 0])), r"expected softmax weights in \[0, 1\]"),
-    (dict(token_names=["a"] * 6), "repeated names"),
-    (dict(token_names=["a", "b"]), "token_names has 2 names"),
+    (dict(tokens=TokenLayout(1, grid=(2, 3))), r"scores has T=6 tokens but the layout has 1 prefix \+ 6"),
     (dict(top=0), "top=0"),
-    (dict(num_prefix_tokens=7), "num_prefix_tokens=7"),
+    (dict(tokens=TokenLayout(7)), "num_prefix_tokens=7"),
+    (dict(query=6), "query token 6 is out of range"),
     (dict(scores=np.zeros((1, 6))), "batch"),
 ])
 def test_scores_errors_name_the_value_and_fix(kwargs, match):
-    args = dict(scores=np.zeros(6), probs=np.full(6, 1 / 6), token_names=[f"t{i}" for i in range(6)])
+    args = dict(scores=np.zeros(6), probs=np.full(6, 1 / 6), query=0)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        viz.attention_scores_figure(args.pop("scores"), args.pop("probs"), args.pop("token_names"),
-                                    query_name="CLS", **args)
+        viz.attention_scores_figure(args.pop("scores"), args.pop("probs"), **args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,8 +225,9 @@ def test_value_mixing_output_is_the_weighted_sum():
     s[0] += 5  # CLS among the top keys
     p = viz.softmax(s)
     V = RNG.normal(size=(T, d))
-    names = token_names(1, (16, 16))
-    fig = viz.value_mixing_figure(p, V, p @ V, names, top=8, query_name="CLS")
+    tokens = TokenLayout(1, grid=(16, 16))
+    names = tokens.names()
+    fig = viz.value_mixing_figure(p, V, p @ V, query=0, tokens=tokens, top=8)
     bars, heat, out = fig.data
     idx = np.argsort(-p, kind="stable")[:8]
     assert list(bars.y) == [names[j] for j in idx] == list(heat.y)
@@ -236,10 +242,10 @@ def test_value_mixing_output_is_the_weighted_sum():
     assert "top 8 of 257" in fig.layout.title.text.replace("<br>", " ")
     assert bars.marker.color[list(idx).index(0)] == viz.SCREEN.second_color  # CLS is a prefix token
     # without output, the same figure; with T <= top every token is shown
-    again = viz.value_mixing_figure(p, V, None, names, top=8)
+    again = viz.value_mixing_figure(p, V, None, tokens=tokens, top=8)
     np.testing.assert_allclose(again.data[2].z, out.z)
-    small = viz.value_mixing_figure(p[:4] / p[:4].sum(), V[:4], None, None, top=8)
-    assert len(small.data[1].z) == 4 and list(small.data[0].y) == [f"token {j}" for j in
+    small = viz.value_mixing_figure(p[:4] / p[:4].sum(), V[:4], None, top=8)  # no grid: CLS, p0, p1, p2
+    assert len(small.data[1].z) == 4 and list(small.data[0].y) == [["CLS", "p0", "p1", "p2"][j] for j in
                                                                     np.argsort(-p[:4], kind="stable")]
 
 
@@ -332,7 +338,7 @@ def test_mlp_bar_colours_named_in_the_legend():
 def test_mass_mask_image_title_and_outline():
     m = MAP / MAP.sum()
     mask = _mask_for(m, 0.6)
-    fig = viz.mass_mask_figure(IMG, m, mask, patch_size=8, threshold=0.6, dim=0.25)
+    fig = viz.mass_mask_figure(IMG, m, mask, tokens=TokenLayout(patch_size=8), threshold=0.6, dim=0.25)
     img = np.asarray(fig.data[0].z)
     keep = np.kron(mask, np.ones((8, 8), bool))
     np.testing.assert_array_equal(img[keep], IMG[keep])
@@ -351,7 +357,8 @@ def test_mass_mask_image_title_and_outline():
     perimeter = int((pad[1:, :] != pad[:-1, :]).sum() + (pad[:, 1:] != pad[:, :-1]).sum())
     assert length == perimeter * 8
     assert fig.data[2].line.color == viz.SCREEN.highlight_color
-    assert len(fig.data[3].x) == 24  # hover per patch
+    assert len(fig.data[3].x) == 24  # hover per patch: its number, row and column, and its attention
+    assert fig.data[3].customdata[8].tolist() == [8, 1, 2, m[1, 2]]
 
 
 def test_mass_mask_two_patches():
@@ -371,7 +378,7 @@ def test_mass_mask_two_patches():
     (dict(dim=-1), "dim=-1"),
     (dict(mask=np.zeros((4, 6), bool)), "mask keeps 0% of the attention"),
     (dict(attn_map=-MAP), "negative"),
-    (dict(patch_size=7), "patch_size=7"),
+    (dict(tokens=TokenLayout(patch_size=7)), "patch_size=7"),
 ])
 def test_mass_mask_errors(kwargs, match):
     args = dict(attn_map=MAP, mask=_mask_for(MAP, 0.6))
@@ -395,11 +402,11 @@ def _norms_case(L=5, p=3, N=40, arts=(10, 20)):
 def test_norms_lines_stats_prefix_and_artifacts():
     v = _norms_case()
     arts = [10, 20]
-    fig = viz.token_norms_lines_figure(v, num_prefix_tokens=3, prefix_names=["CLS", "REG0", "REG1"],
+    fig = viz.token_norms_lines_figure(v, tokens=TokenLayout(3, ["CLS", "REG0", "REG1"], (5, 8)),
                                        artifact_tokens=arts)
     names = [t.name for t in fig.data]
     assert names == ["patch 5–95%", "patch 25–75%", "patch median", "patch max", "CLS", "REG0", "REG1",
-                     "token 10 (artifact)", "token 20 (artifact)"]
+                     "artifact p7 (r0,c7)", "artifact p17 (r2,c1)"]  # tokens 10, 20 = patches 7, 17
     typical = [j for j in range(3, v.shape[1]) if j not in arts]
     np.testing.assert_allclose(fig.data[2].y, np.median(v[:, typical], axis=1))
     np.testing.assert_allclose(fig.data[2].x, np.arange(6))
@@ -415,11 +422,11 @@ def test_norms_lines_stats_prefix_and_artifacts():
     assert len({fig.data[i].line.color for i in (4, 5, 6)}) == 3
     # every trace in the legend: the median first, then the bands, the max, prefix and artifact lines
     assert [n for n, _ in _legend(fig)] == ["patch median", "patch 25–75%", "patch 5–95%", "patch max", "CLS",
-                                            "REG0", "REG1", "token 10 (artifact)", "token 20 (artifact)"]
+                                            "REG0", "REG1", "artifact p7 (r0,c7)", "artifact p17 (r2,c1)"]
     assert not fig.layout.annotations  # no labels drawn by hand
     # nine entries do not fit one row: the top margin grows by the extra rows, the plot keeps its size
     assert fig.layout.margin.t > viz.SCREEN.margin["t"]
-    one = viz.token_norms_lines_figure(v[:, 3:], num_prefix_tokens=0)
+    one = viz.token_norms_lines_figure(v[:, 3:], tokens=TokenLayout(0))
     assert one.layout.margin.t == viz.SCREEN.margin["t"]
     assert (fig.layout.height - fig.layout.margin.t) == (one.layout.height - one.layout.margin.t)
     assert "2 artifact tokens" in fig.layout.title.text
@@ -427,7 +434,7 @@ def test_norms_lines_stats_prefix_and_artifacts():
 
 
 def test_norms_lines_bands_fill_lighter_for_the_wider_range():
-    fig = viz.token_norms_lines_figure(_norms_case(arts=()), num_prefix_tokens=3)
+    fig = viz.token_norms_lines_figure(_norms_case(arts=()), tokens=TokenLayout(3))
     wide, middle = fig.data[:2]
     assert wide.fill == middle.fill == "toself"
     assert cm.parse_color(wide.fillcolor)[:3] == cm.parse_color(viz.SCREEN.bar_color)[:3]
@@ -439,8 +446,8 @@ def test_norms_lines_errors():
         viz.token_norms_lines_figure(np.ones((3, 5)), artifact_tokens=[9])
     with pytest.raises(ValueError, match="transposed"):
         viz.token_norms_lines_figure(np.ones((3, 1)))
-    with pytest.raises(ValueError, match="prefix_names has 1"):
-        viz.token_norms_lines_figure(np.ones((3, 5)), num_prefix_tokens=2, prefix_names=["CLS"])
+    with pytest.raises(ValueError, match="T=5 tokens but the layout has 1 prefix"):
+        viz.token_norms_lines_figure(np.ones((3, 5)), tokens=TokenLayout(1, grid=(2, 3)))
     with pytest.raises(ValueError, match=r"norms has shape \(5,\).*np.linalg.norm\(hidden_states"):
         viz.token_norms_lines_figure(np.ones(5))
 
@@ -465,14 +472,16 @@ def test_flatten_patch_orders():
 def test_patch_flatten_figure_data():
     x = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
     e = RNG.normal(size=20)
-    fig = viz.patch_flatten_figure(x, e, patch_index=13)
+    fig = viz.patch_flatten_figure(x, e, patch_index=13, tokens=TokenLayout(1, grid=(4, 6)))
     img, flat, emb = fig.data
     np.testing.assert_array_equal(img.z, x)
     np.testing.assert_array_equal(np.asarray(flat.z)[0], x.transpose(2, 0, 1).ravel())
     np.testing.assert_allclose(np.asarray(emb.z)[0], e)
     assert (flat.zmin, flat.zmax) == (0, 255)
     assert emb.zmin == -np.abs(e).max() and emb.zmax == np.abs(e).max()
-    assert "Patch 13" in fig.layout.title.text and "192" in fig.layout.title.text and "20-dim" in fig.layout.title.text
+    title = fig.layout.title.text.replace("<br>", " ")
+    assert "Patch 13 (row 2, col 1)" in title and "192" in title and "20-dim" in title
+    assert fig.layout.annotations[0].text.startswith("patch 13 (row 2, col 1)")
     assert len([s for s in fig.layout.shapes if s.type == "rect"]) == 3  # R, G, B blocks
     # panels aligned: stacked top to bottom, strips spanning the same width
     assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1] > fig.layout.yaxis3.domain[1]
@@ -493,3 +502,6 @@ def test_patch_flatten_errors():
         viz.patch_flatten_figure(np.zeros((8, 8, 3), np.uint8), np.ones((2, 4)), patch_index=0)
     with pytest.raises(ValueError, match="patch_index=-1"):
         viz.patch_flatten_figure(np.zeros((8, 8, 3), np.uint8), np.ones(4), patch_index=-1)
+    with pytest.raises(ValueError, match="patch_index=24 is out of range"):
+        viz.patch_flatten_figure(np.zeros((8, 8, 3), np.uint8), np.ones(4), patch_index=24,
+                                 tokens=TokenLayout(1, grid=(4, 6)))

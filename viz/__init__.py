@@ -1,8 +1,10 @@
 """Patchlight figures: pure builders, numpy arrays in, ``plotly.graph_objects.Figure`` out.
 
 No streamlit, no torch, no file I/O. Every builder takes ``theme=`` (None, "classroom",
-a scale factor or a :class:`Theme`) and ``classroom: bool = False`` the same way.
-Token order everywhere: prefix tokens (CLS, DIST, registers) first, then patches row-major.
+a scale factor or a :class:`Theme`) the same way. Where the tokens are comes in one
+:class:`TokenLayout` (``tokens=``), how a map is drawn in one :class:`MapStyle` (``style=``).
+Token order everywhere: prefix tokens (CLS, DIST, registers) first, then patches row-major;
+patches are named by their patch index ("patch 24 (row 3, col 3)", see :mod:`viz.specs`).
 """
 
 from .attention import (
@@ -14,37 +16,34 @@ from .attention import (
 )
 from .colormaps import DIVERGING, SEQUENTIAL, colorscale, lut, to_rgb8
 from .embeddings import pca_image_figure, pos_similarity_figure
-from .explain import explanation_figure
+from .explain import explanation_figure, mass_mask_figure
 from .figure_data import data_from_csv, figure_data, figure_to_csv, figure_to_npz
 from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
 from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
 from .overlay import overlay_image, overlay_png
 from .patches import (
+    flatten_patch,
     mosaic_image,
     patch_embedding_figure,
+    patch_flatten_figure,
     patch_grid_figure,
     patch_matrix_figure,
     patch_mosaic_figure,
 )
+from .specs import MapStyle, TokenLayout
 from .stats import (
     attention_distance_figure,
     attention_entropy_figure,
     prefix_attention_figure,
     token_norms_figure,
 )
+from .steps_attention import attention_scores_figure, value_mixing_figure
+from .steps_stream import mlp_activation_figure, residual_stream_figure, token_norms_lines_figure
 from .theme import CLASSROOM, SCREEN, Theme, resolve_theme
-from .walkthrough import (
-    attention_scores_figure,
-    flatten_patch,
-    mass_mask_figure,
-    mlp_activation_figure,
-    patch_flatten_figure,
-    residual_stream_figure,
-    token_norms_lines_figure,
-    value_mixing_figure,
-)
 
 __all__ = [
+    # where tokens are, how maps are drawn
+    "TokenLayout", "MapStyle",
     # theme and colormaps
     "Theme", "SCREEN", "CLASSROOM", "resolve_theme", "SEQUENTIAL", "DIVERGING", "colorscale", "lut", "to_rgb8",
     # patches

@@ -50,35 +50,8 @@ def default_prefix_names(p: int) -> list[str]:
     return (["CLS"] + [f"TOK{i}" for i in range(1, p)])[:p]
 
 
-def token_names(num_prefix_tokens: int, grid: tuple[int, int], prefix_names=None) -> list[str]:
-    """One unique, readable name per token: prefix names, then ``'17 (r1,c2)'`` for patches."""
-    names = check_prefix(num_prefix_tokens, prefix_names)
-    h, w = grid
-    p = len(names)
-    return names + [f"{p + r * w + c} (r{r},c{c})" for r in range(h) for c in range(w)]
-
-
-def name_of(token: int, num_prefix_tokens: int, grid: tuple[int, int], prefix_names=None) -> str:
-    names = check_prefix(num_prefix_tokens, prefix_names)
-    if token < len(names):
-        return names[token]
-    r, c = divmod(token - len(names), grid[1])
-    return f"patch {token} (row {r}, col {c})"
-
-
-def query_patch(query, num_prefix_tokens: int, grid: tuple[int, int]) -> tuple[int, int] | None:
-    """(row, col) of a query token index if it is a patch; None for a prefix token."""
-    if query is None:
-        return None
-    q = int(query)
-    p = int(num_prefix_tokens)
-    h, w = grid
-    T = p + h * w
-    if not 0 <= q < T:
-        raise ValueError(
-            f"query token {query} is out of range; expected 0..{T - 1} "
-            f"({p} prefix tokens + {h}x{w} patches). Fix: patch (r, c) is token {p} + r*{w} + c."
-        )
-    if q < p:
-        return None
-    return divmod(q - p, w)
+def check_count(n, what: str = "top") -> int:
+    """A whole number of things to show, at least 1 (``top=8`` keys, ``bins=40``)."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or int(n) < 1:
+        raise ValueError(f"{what}={n!r}; expected a whole number of tokens to show, at least 1 (e.g. 8).")
+    return int(n)

@@ -7,10 +7,12 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
+from .text import format_number, nice_step, text_px, wrap_text
 from .theme import Theme
 
-# Room reserved to the right of a plot for a colour bar with ticks and a vertical title.
-COLORBAR_ROOM = 120
+# Room reserved to the right of a plot for a colour bar: the bar, tick labels of up to about
+# eight characters ("≥ 0.0123", "0.000015") and a vertical title.
+COLORBAR_ROOM = 130
 
 
 def text_width(text: str, size: float) -> float:
@@ -20,16 +22,12 @@ def text_width(text: str, size: float) -> float:
 
 # plotly.js gives each legend entry's symbol a 40 px slot before its text and 5 px after it
 LEGEND_ENTRY_PX = 45
-# advance widths of DejaVu Sans (the theme's font) in em, by character class, for legend text:
-# entries are packed by their real widths, so the rough 0.62 em of ``text_width`` would overshoot
-_NARROW = set(" .,:;'!|()[]ijlrtfI")
-_WIDE = set("mwMW%@")
 
 
 def legend_text_width(text: str, size: float) -> float:
-    """Rendered width of a legend entry's text at font ``size`` px (within a few per cent)."""
-    em = sum(0.33 if ch in _NARROW else 0.9 if ch in _WIDE else 0.72 if ch.isupper() else 0.63 for ch in text)
-    return em * size
+    """Rendered width of a legend entry's text at font ``size`` px (within a few per cent):
+    entries are packed by their real widths, so the rough 0.62 em of ``text_width`` would overshoot."""
+    return text_px(text, size)
 
 
 def legend_rows(theme: Theme, names, plot_width: float) -> int:
@@ -191,3 +189,65 @@ def subplot_grid(theme: Theme, rows: int, cols: int, titles, hspace: float, vspa
             annotations.append(dict(text=titles[i], x=x0 + cell_w / 2, y=y1, xref="paper", yref="paper",
                                     xanchor="center", yanchor="bottom", showarrow=False, font=theme.font()))
     return axes, annotations
+
+
+def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, **extra) -> dict:
+    """A colour bar for the range ``lo … hi`` with tick labels written out (never ``70μ``).
+
+    Ticks sit on round steps (:func:`viz.text.nice_step`), each labelled with the digits its
+    step needs. Where ``values`` go beyond the range, the colours there are saturated and the
+    end label says so: ``"≥ 0.12"`` at the top (a ``zmax`` below the data max, e.g. a high
+    percentile shared by small multiples), ``"≤ −3"`` at the bottom.
+    """
+    lo, hi = float(lo), float(hi)
+    step = nice_step(hi - lo, 6)
+    eps = 1e-9 * max(abs(lo), abs(hi), step)
+    over = under = False
+    if values is not None:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            over = float(v.max()) > hi + eps
+            under = float(v.min()) < lo - eps
+    first = math.ceil((lo - eps) / step)
+    vals = [k * step for k in range(first, math.floor((hi + eps) / step) + 1)]
+    if over:
+        vals = [t for t in vals if t <= hi - 0.5 * step]
+    if under:
+        vals = [t for t in vals if t >= lo + 0.5 * step]
+    text = [format_number(t, step) for t in vals]
+    if under:
+        vals, text = [lo] + vals, ["≤ " + format_number(lo, step / 10)] + text
+    if over:
+        vals, text = vals + [hi], text + ["≥ " + format_number(hi, step / 10)]
+    return theme.colorbar(title, tickmode="array", tickvals=vals, ticktext=text, **extra)
+
+
+def fit_caption(theme: Theme, text: str, width_px: float, size: float | None = None,
+                max_lines: int = 2) -> tuple[str, int]:
+    """A caption (an annotation above a panel) wrapped to ``width_px``; (text, lines)."""
+    return wrap_text(text, size or theme.font_size, width_px, max_lines=max_lines)
+
+
+def pct(x: float) -> str:
+    """A percentage as people write it: 60%, 62.5%, 0.3%."""
+    v = 100.0 * float(x)
+    if abs(v - round(v)) < 1e-9 or v >= 10:
+        return f"{v:.0f}%"
+    return f"{v:.1f}%"
+
+
+def rgba(color: str, a: float) -> str:
+    """``color`` with opacity ``a`` as an ``rgba(...)`` string."""
+    from .colormaps import parse_color
+
+    r, g, b, _ = parse_color(color)
+    return f"rgba({r},{g},{b},{a:g})"
+
+
+def percent_ticks(top: float, target: int = 4) -> dict:
+    """Axis settings for fractions shown as percentages from 0 to ``top``: a round step with
+    just enough decimals, so labels never repeat (``.0%`` on a 0–2% axis writes "1%" twice)."""
+    step = nice_step(float(top), target)
+    decimals = next((d for d in range(8) if abs(step * 100 * 10 ** d - round(step * 100 * 10 ** d)) < 1e-6), 8)
+    return {"tick0": 0.0, "dtick": step, "tickformat": f".{decimals}%"}

@@ -12,14 +12,14 @@ from .theme import resolve_theme
 
 
 def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str | None = None,
-                          theme=None, classroom: bool = False) -> go.Figure:
+                          theme=None) -> go.Figure:
     """Cosine similarity of position embeddings as an (h, w) grid of (h, w) tiles (ViT paper, Fig. 7).
 
     ``similarity [h, w, h, w]``: entry ``[r, c, r2, c2]`` = cos(E_pos(r, c), E_pos(r2, c2)),
     in [-1, 1]. ``fig.data[0].z`` is ``tile_maps(similarity, gap=1)``: tile (r, c) is the
     map of reference patch (r, c). Diverging colours with ``zmin = -1, zmax = 1``.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     s = float_array(similarity, 4, "similarity", "[h, w, h, w] cosine similarities of position embeddings")
     h, w, h2, w2 = s.shape
     if (h, w) != (h2, w2):
@@ -39,11 +39,13 @@ def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str
     for c in range(w):
         idx_c[c * (w + 1): c * (w + 1) + w] = c
         in_c[c * (w + 1): c * (w + 1) + w] = np.arange(w)
-    custom = np.empty((ny, nx, 4), dtype=np.int32)
+    custom = np.empty((ny, nx, 6), dtype=np.int32)
     custom[..., 0] = idx_r[:, None]
     custom[..., 1] = idx_c[None, :]
     custom[..., 2] = in_r[:, None]
     custom[..., 3] = in_c[None, :]
+    custom[..., 4] = custom[..., 0] * w + custom[..., 1]  # patch indices (row-major), -1 … in the gaps
+    custom[..., 5] = custom[..., 2] * w + custom[..., 3]
     width, height, margin = F.figure_size(th, ny / nx, 600, colorbar=True, max_plot_height=700)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
@@ -57,21 +59,23 @@ def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str
     ya.update(tickvals=yv, ticktext=yt)
     fig = go.Figure(go.Heatmap(
         z=big, x0=0, dx=1, y0=0, dy=1, name="position similarity", colorscale=th.cmap(colormap, "diverging"),
-        zmin=-1.0, zmax=1.0, zsmooth=False, customdata=custom, colorbar=th.colorbar("cosine similarity"),
-        hovertemplate=("reference patch (row %{customdata[0]}, col %{customdata[1]})<br>vs patch (row "
-                       "%{customdata[2]}, col %{customdata[3]})<br>cosine %{z:.3f}<extra></extra>"),
+        zmin=-1.0, zmax=1.0, zsmooth=False, customdata=custom, hoverongaps=False,
+        colorbar=F.colorbar(th, "cosine similarity", -1.0, 1.0),
+        hovertemplate=("reference patch %{customdata[4]} (row %{customdata[0]}, col %{customdata[1]})<br>vs patch "
+                       "%{customdata[5]} (row %{customdata[2]}, col %{customdata[3]})<br>cosine %{z:.3f}"
+                       "<extra></extra>"),
     ))
     fig.layout = th.layout(title or "Position-embedding similarity", width, height, margin=margin,
                            xaxis=xa, yaxis=ya)
     return fig
 
 
-def pca_image_figure(rgb, *, title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+def pca_image_figure(rgb, *, title: str | None = None, theme=None) -> go.Figure:
     """The first three principal components of the patch embeddings shown as RGB, ``rgb [h, w, 3]`` in [0, 1].
 
     ``fig.data[0]`` is an Image with ``z = round(rgb * 255)`` (uint8), one pixel per patch.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     v = float_array(rgb, 3, "rgb", "[h, w, 3] floats in [0, 1] (PCA components scaled to 0..1)")
     h, w, ch = v.shape
     if ch != 3:
@@ -82,8 +86,9 @@ def pca_image_figure(rgb, *, title: str | None = None, theme=None, classroom: bo
     img = np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
     width, height, margin = F.figure_size(th, h / w, 520, colorbar=False)
     xa, ya = F.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), "patch column", "patch row")
+    names = [[f"patch {r * w + c} (row {r}, col {c})" for c in range(w)] for r in range(h)]
     fig = go.Figure(go.Image(
-        z=img, name="PCA", hovertemplate="patch row %{y}, col %{x}<br>RGB %{z}<extra></extra>",
+        z=img, name="PCA", hovertext=names, hovertemplate="%{hovertext}<br>RGB %{z}<extra></extra>",
     ))
     fig.layout = th.layout(title or "Patch embeddings: first 3 principal components as RGB",
                            width, height, margin=margin, xaxis=xa, yaxis=ya)

@@ -46,12 +46,19 @@ def _is_legend_key(trace) -> bool:
         v is None for v in (ys if ys is not None else []))
 
 
+def _is_hover_helper(trace) -> bool:
+    """Invisible markers that only carry hover text (one per patch over an image or a smooth map)."""
+    marker = getattr(trace, "marker", None)
+    return getattr(trace, "mode", None) == "markers" and marker is not None and marker.opacity == 0
+
+
 def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
     """The numbers behind ``fig``, keyed ``"<i>_<name>_<field>"``.
 
     Heatmaps give ``z`` (and ``x``/``y`` when set explicitly); bars and scatters give ``x`` and
     ``y`` (categories as strings); images give ``image`` only with ``include_images`` (they
-    are the input, so left out by default). Legend-only entries carry no data and are skipped.
+    are the input, so left out by default). Legend-only entries and invisible hover markers
+    (patch centres that carry hover text) carry no data of the figure and are skipped.
     """
     out: dict[str, np.ndarray] = {}
     for i, trace in enumerate(fig.data):
@@ -65,7 +72,7 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
             if include_images and trace.z is not None:
                 out[f"{key}_image"] = np.asarray(trace.z)
             fields = ()
-        elif kind in _XY_TRACES and not _is_legend_key(trace):
+        elif kind in _XY_TRACES and not _is_legend_key(trace) and not _is_hover_helper(trace):
             fields = ("x", "y")
         else:
             fields = ()

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from . import _figure as F
 from ._checks import float_array
+from .text import format_sig
 from .theme import resolve_theme
 
 MAX_NAME = 32
@@ -58,15 +59,14 @@ def _check_k(k, K):
     return min(k, K)
 
 
-def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = None, theme=None,
-                classroom: bool = False) -> go.Figure:
+def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = None, theme=None) -> go.Figure:
     """Top-``k`` classes by softmax probability as horizontal bars labelled with percentages.
 
     Trace 0 is a horizontal Bar: ``x`` the probabilities (descending, top class at the
     top), ``y`` the class names, ``customdata`` the class indices. ``layout.meta`` holds
     ``{"probs": all K probabilities, "indices": top-k indices}``.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     y, names = _inputs(logits, class_names)
     probs = softmax(y)
     k = _check_k(k, y.shape[0])
@@ -77,7 +77,8 @@ def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = Non
                                           extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
                                           max_plot_height=900)
     top = float(probs[idx[0]])
-    xa = th.axis("probability", chart=True, range=[0, min(1.0, top) * 1.22 + 1e-9], tickformat=".0%")
+    xmax = min(1.0, top) * 1.22 + 1e-9
+    xa = th.axis("probability", chart=True, range=[0, xmax], **F.percent_ticks(min(xmax, 1.0)))
     ya = th.axis("", type="category", range=[k - 0.5, -0.5], ticks="")
     fig = go.Figure(go.Bar(
         x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
@@ -92,14 +93,14 @@ def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = Non
 
 
 def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, title: str | None = None,
-                theme=None, classroom: bool = False) -> go.Figure:
+                theme=None) -> go.Figure:
     """Cross-entropy loss for ``label``: bars of p per class (top-``k`` plus the label's class),
     the label highlighted, and ``loss = -log p(label)`` in the title and an annotation.
 
     The loss is computed stably as ``logsumexp(y) - y[label]`` (nats). ``layout.meta`` holds
     ``{"loss", "p_label", "label", "probs"}``.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     y, names = _inputs(logits, class_names)
     K = y.shape[0]
     if isinstance(label, str) and not label.lstrip("-").isdigit():
@@ -124,12 +125,14 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
     width, height, margin = F.figure_size(th, 0.1 * len(idx) + 0.25, 520, colorbar=False,
                                           extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
                                           max_plot_height=900)
-    margin["t"] += round(th.font_size * 1.8)  # room for the formula line under the title
+    formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {format_sig(probs[c], 4)} = {loss:.4f} nats"
+    formula, lines = F.fit_caption(th, formula, 0.95 * (width - margin["l"] - margin["r"]))
+    margin["t"] += round(th.font_size * (0.5 + 1.3 * lines))  # room for the formula under the title
+    height += round(th.font_size * 1.3 * (lines - 1))
     top = float(probs[idx].max())
-    xa = th.axis("probability p(class | image)", chart=True, range=[0, min(1.0, top) * 1.22 + 1e-9],
-                 tickformat=".0%")
+    xmax = min(1.0, top) * 1.22 + 1e-9
+    xa = th.axis("probability p(class | image)", chart=True, range=[0, xmax], **F.percent_ticks(min(xmax, 1.0)))
     ya = th.axis("", type="category", range=[len(idx) - 0.5, -0.5], ticks="")
-    formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {probs[c]:.4g} = {loss:.4f} nats"
     fig = go.Figure(go.Bar(
         x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
         marker={"color": colors}, text=[f"{100 * p:.1f}%" for p in probs[idx]], textposition="outside",
@@ -146,7 +149,7 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
     return fig
 
 
-def training_curve_figure(curve: dict, *, title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) -> go.Figure:
     """How a model's loss fell while it trained: train and test cross-entropy per epoch.
 
     ``curve`` has equal-length lists ``epoch``, ``train_loss``, ``test_loss`` and optionally
@@ -154,7 +157,7 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None, 
     (lines with markers, ``x = epoch``), named in a legend above the plot with their last
     value; the test entry also gives the last test accuracy when known.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     try:
         epochs = float_array(curve["epoch"], 1, "curve['epoch']", "one entry per epoch")
         train = float_array(curve["train_loss"], 1, "curve['train_loss']", "one loss per epoch")

@@ -9,12 +9,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import _figure as F
-from ._checks import check_prefix, float_array
+from ._checks import float_array
+from .specs import TokenLayout, as_tokens
 from .theme import resolve_theme
 
 
 def attention_distance_figure(distances, *, image_size: float | None = None, title: str | None = None,
-                              theme=None, classroom: bool = False) -> go.Figure:
+                              theme=None) -> go.Figure:
     """Mean attention distance (px) of every head against layer depth (ViT paper, Fig. 7).
 
     ``distances [L, H]`` from ``model.mean_attention_distance``. Trace 0 is a Scatter with
@@ -22,7 +23,7 @@ def attention_distance_figure(distances, *, image_size: float | None = None, tit
     ``customdata``. With ``image_size`` (px) the y axis ends at the image width, the
     largest possible distance order of magnitude.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     d = float_array(distances, 2, "distances", "[L, H] (layers x heads), in pixels")
     L, H = d.shape
     layers = np.repeat(np.arange(L), H)
@@ -61,7 +62,7 @@ def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, ti
              if show_text else {})
     fig = go.Figure(go.Heatmap(
         z=values, x0=0, dx=1, y0=0, dy=1, name=name, colorscale=th.cmap(colormap, role), zmin=zmin, zmax=zmax,
-        zsmooth=False, colorbar=th.colorbar(bar), xgap=1, ygap=1,
+        zsmooth=False, colorbar=F.colorbar(th, bar, zmin, zmax), xgap=1, ygap=1,
         hovertemplate="layer %{y}, head %{x}<br>" + name + " %{z:" + fmt + "}" + unit + "<extra></extra>",
         **extra,
     ))
@@ -70,13 +71,13 @@ def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, ti
 
 
 def attention_entropy_figure(entropy, *, num_keys: int | None = None, colormap: str | None = None,
-                             title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+                             title: str | None = None, theme=None) -> go.Figure:
     """Attention entropy per layer x head (nats), ``entropy [L, H]``; ``z`` is the input.
 
     Colour range 0 .. ``ln(num_keys)`` (uniform attention over ``num_keys`` tokens, the
     maximum) when ``num_keys`` is given, else 0 .. max.
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     e = float_array(entropy, 2, "entropy", "[L, H] (layers x heads), in nats")
     hi = math.log(num_keys) if num_keys else float(e.max()) or 1.0
     return _layer_head_heatmap(e, th, name="entropy", bar="entropy (nats)", zmin=0.0, zmax=hi,
@@ -85,9 +86,9 @@ def attention_entropy_figure(entropy, *, num_keys: int | None = None, colormap: 
 
 
 def prefix_attention_figure(prefix_attn, *, colormap: str | None = None, title: str | None = None,
-                            theme=None, classroom: bool = False) -> go.Figure:
+                            theme=None) -> go.Figure:
     """Share of attention that goes to prefix tokens (CLS/DIST/registers), ``[L, H]`` in 0..1."""
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     v = float_array(prefix_attn, 2, "prefix_attn", "[L, H] (layers x heads), fractions in [0, 1]")
     if v.min() < -1e-6 or v.max() > 1 + 1e-6:
         raise ValueError(f"prefix_attn has values in [{v.min():.3g}, {v.max():.3g}]; expected fractions in [0, 1] "
@@ -97,23 +98,22 @@ def prefix_attention_figure(prefix_attn, *, colormap: str | None = None, title: 
                                title=title or "Attention paid to prefix tokens per head")
 
 
-def token_norms_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=None, artifact_tokens=None,
-                       row_labels=None, log_scale: bool = False, colormap: str | None = None,
-                       title: str | None = None, theme=None, classroom: bool = False) -> go.Figure:
+def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tokens=None, row_labels=None,
+                       log_scale: bool = False, colormap: str | None = None, title: str | None = None,
+                       theme=None) -> go.Figure:
     """L2 norm of every token in every layer, ``norms [rows, T]`` (e.g. rows = hidden states
     0..L, where row 0 is the embeddings), as a heatmap layers x tokens.
 
     ``z`` is ``norms`` (or ``log10(norms)`` with ``log_scale``). Prefix tokens are separated
-    by a line at ``num_prefix_tokens - 0.5``; each index in ``artifact_tokens`` gets an
-    outlined column and a tick label (high-norm "artifact" tokens, Darcet et al. 2024).
+    by a line at ``tokens.num_prefix_tokens - 0.5``; each index in ``artifact_tokens`` (token
+    indices) gets an outlined column and a tick label (high-norm "artifact" tokens, Darcet et
+    al. 2024). Ticks and hover name tokens by :class:`viz.TokenLayout` (``CLS``, ``p24``).
     """
-    th = resolve_theme(theme, classroom)
+    th = resolve_theme(theme)
     v = float_array(norms, 2, "norms", "[layers, T] (one row per layer, one column per token)")
     R, T = v.shape
-    names_p = check_prefix(num_prefix_tokens, prefix_names)
-    p = len(names_p)
-    if p > T:
-        raise ValueError(f"num_prefix_tokens={p} but norms has only {T} tokens.")
+    tk = as_tokens(tokens).with_count(T, "norms")
+    names_p, p = tk.prefix_names, tk.p
     arts = sorted({int(t) for t in (artifact_tokens or [])})
     bad = [t for t in arts if not 0 <= t < T]
     if bad:
@@ -130,17 +130,18 @@ def token_norms_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=None, 
     width, height, margin = F.figure_size(th, 0.6, 660, colorbar=True)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
-    # ticks: prefix names, artifacts, then evenly spaced patch indices — none overlapping
-    tv, tt = F.index_ticks(T - p, plot_w, th.tick_size, start=p, positions=range(p, T),
-                           labels=[str(i) for i in range(p, T)])
+    # ticks: prefix names, artifacts, then evenly spaced patch numbers (p0, p20 …) — none overlapping
+    tv, tt = F.index_ticks(T - p, plot_w, th.tick_size, positions=range(p, T),
+                           labels=[tk.tick(t) for t in range(p, T)], min_gap_chars=4)
     fixed = [(0, names_p[0])] if p else []
-    fixed += [(t, str(t) if t >= p else names_p[t]) for t in arts]
+    fixed += [(t, tk.tick(t)) for t in arts]
     fixed += [(i, names_p[i]) for i in range(1, p)]
     tick_pos, tick_text = F.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
     ticks = list(zip(tick_pos, tick_text))
     yv, yt = F.index_ticks(R, plot_h * 2.2, th.tick_size, labels=labels, min_gap_chars=1)
-    xa = th.axis("token index" + (" (artifact tokens outlined)" if arts else ""), range=[-0.5, T - 0.5],
-                 tickmode="array", tickvals=[t for t, _ in ticks], ticktext=[s for _, s in ticks])
+    what = ("token: prefix, then patches p0 …" if p else "patch") + (" (artifact tokens outlined)" if arts else "")
+    xa = th.axis(what, range=[-0.5, T - 0.5], tickmode="array", tickvals=[t for t, _ in ticks],
+                 ticktext=[s for _, s in ticks])
     ya = th.axis("layer (0 = embeddings)" if row_labels is None else "layer", range=[R - 0.5, -0.5],
                  tickmode="array", tickvals=yv, ticktext=yt)
     shapes = []
@@ -151,11 +152,16 @@ def token_norms_figure(norms, *, num_prefix_tokens: int = 1, prefix_names=None, 
     for t in arts:
         shapes.append(dict(type="rect", xref="x", yref="y", x0=t - 0.5, x1=t + 0.5, y0=-0.5, y1=R - 0.5,
                            line={"color": th.accent_color, "width": th.outline_width}, layer="above",
-                           name=f"artifact token {t}"))
+                           name=f"artifact token {tk.label(t)}"))
+    lo, hi = float(np.min(z)), float(np.max(z))
+    custom = np.empty((R, T, 2), dtype=object)
+    custom[..., 0] = np.array(labels, dtype=object)[:, None]
+    custom[..., 1] = np.array([tk.name(t) for t in range(T)], dtype=object)[None, :]
     fig = go.Figure(go.Heatmap(
         z=z, x0=0, dx=1, y0=0, dy=1, name="token norms", colorscale=th.cmap(colormap, "sequential"),
-        zsmooth=False, colorbar=th.colorbar(bar), customdata=np.broadcast_to(np.array(labels)[:, None], (R, T)),
-        hovertemplate="layer %{customdata}, token %{x}<br>" + bar + " %{z:.3f}<extra></extra>",
+        zmin=lo, zmax=hi if hi > lo else lo + 1.0, zsmooth=False,
+        colorbar=F.colorbar(th, bar, lo, hi if hi > lo else lo + 1.0), customdata=custom,
+        hovertemplate="layer %{customdata[0]}, %{customdata[1]}<br>" + bar + " %{z:.3f}<extra></extra>",
     ))
     fig.layout = th.layout(
         title or (f"Token norms per layer ({len(arts)} artifact tokens)" if arts else "Token norms per layer"),

@@ -1,13 +1,12 @@
 """One theme for every figure: colorscales, fonts, margins, line widths, sizes.
 
-Every builder takes ``theme=`` and ``classroom=`` the same way and calls
-:func:`resolve_theme`:
+Every builder takes ``theme=`` the same way and calls :func:`resolve_theme`:
 
 - ``theme=None`` -> :data:`SCREEN` (fonts >= 14 px, for a laptop browser);
-- ``theme="classroom"`` or ``classroom=True`` -> :data:`CLASSROOM` (fonts >= 21 px,
-  lines twice as thick, figures 1.25x larger: readable from the back of a room);
+- ``theme="classroom"`` -> :data:`CLASSROOM` (fonts >= 21 px, lines twice as thick,
+  figures 1.25x larger: readable from the back of a room);
 - ``theme=<float>`` -> :data:`SCREEN` scaled by that factor;
-- ``theme=<Theme>`` -> that theme (``classroom=True`` scales it up to classroom size).
+- ``theme=<Theme>`` -> that theme.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .colormaps import colorscale
+from .text import wrap_text
 
 CLASSROOM_SCALE = 1.5
 
@@ -57,6 +57,10 @@ class Theme:
     diverging: str = "balance"  # signed values (cmocean, perceptually uniform)
     margin: dict = field(default_factory=lambda: {"l": 80, "r": 40, "t": 80, "b": 70})
     colorbar_thickness: int = 20
+    # a title line is at most this wide: the app may show a figure narrower than it was built
+    # (Streamlit shrinks a figure to its column, e.g. two thirds of the page), and plotly.js
+    # clips a title that does not fit instead of wrapping it (issue 10, item 6)
+    title_width: int = 600
 
     # --- derived ------------------------------------------------------------------------
     def scaled(self, factor: float, name: str | None = None) -> "Theme":
@@ -78,11 +82,16 @@ class Theme:
             size_scale=self.size_scale * (1.0 + (f - 1.0) / 2.0),
             margin={k: round(v * f) for k, v in self.margin.items()},
             colorbar_thickness=round(self.colorbar_thickness * f),
+            title_width=round(self.title_width * f),
         )
 
     def px(self, value: float) -> int:
         """A figure dimension in pixels for this theme."""
         return int(round(value * self.size_scale))
+
+    def title_room(self, width: float) -> float:
+        """How wide a title line may be in a figure ``width`` px wide."""
+        return min(width - 2 * round(12 * self.scale), self.title_width)
 
     def cmap(self, name: str | None, default: str) -> list:
         """The resolved plotly colorscale for ``name`` (or the theme's ``default`` role)."""
@@ -161,15 +170,8 @@ class Theme:
         costs 10 ms for one axis, ~0.5 s for a figure of 12 subplots."""
         margin = dict(self.margin)
         margin.update(extra.pop("margin", {}))
-        title = title or ""
-        need = 0.6 * self.title_size * len(title) + 24
-        if width < need <= 1.4 * width:  # a little too long: widen the figure, keep the plot area
-            extra_w = int(need - width) + 1
-            margin["l"] = margin["l"] + extra_w // 2
-            margin["r"] = margin["r"] + extra_w - extra_w // 2
-            width = width + extra_w
-        title, lines = wrap_title(title, self.title_size, width - 24)
-        if lines > 1:  # a second title line: grow the figure, keep the plot area
+        title, lines = wrap_text(title or "", self.title_size, self.title_room(width), max_lines=3)
+        if lines > 1:  # more title lines: grow the figure, keep the plot area
             grow = round(self.title_size * 1.3 * (lines - 1))
             margin["t"] = margin["t"] + grow
             height = height + grow
@@ -182,9 +184,11 @@ class Theme:
             "title": {
                 "text": title or "",
                 "font": self.font(self.title_size),
+                # centred on the figure, not on the plot area: a plot with a wide left margin
+                # (long category names) would push a centred title off the right edge
                 "x": 0.5,
                 "xanchor": "center",
-                "xref": "paper",
+                "xref": "container",
                 # a fixed band at the top (centred: plotly.js anchors multi-line titles well
                 # only with yanchor='middle'), so the title never meets the plot
                 "y": 1.0 - title_mid / float(height),
@@ -205,35 +209,14 @@ class Theme:
         return lay
 
 
-def wrap_title(title: str, size: float, width_px: float) -> tuple[str, int]:
-    """Break a title that would not fit ``width_px`` onto two lines at a natural separator."""
-    if "<br>" in title or 0.6 * size * len(title) <= width_px:
-        return title, title.count("<br>") + 1
-    best = None
-    for sep in (", ", " (", " → ", ": ", " "):
-        start = 0
-        while (i := title.find(sep, start)) > 0:
-            cut = i + (1 if sep in (", ", ": ") else 0)
-            score = abs(cut - len(title) / 2)
-            if best is None or score < best[0]:
-                best = (score, cut)
-            start = i + 1
-        if best is not None:
-            break
-    if best is None:
-        return title, 1
-    cut = best[1]
-    return title[:cut].rstrip() + "<br>" + title[cut:].lstrip(), 2
-
-
 SCREEN = Theme()
 CLASSROOM = SCREEN.scaled(CLASSROOM_SCALE, name="classroom")
 
 _NAMED = {"screen": SCREEN, "default": SCREEN, "classroom": CLASSROOM, "projector": CLASSROOM}
 
 
-def resolve_theme(theme=None, classroom: bool = False) -> Theme:
-    """The :class:`Theme` a builder uses for ``theme=`` and ``classroom=`` (see module doc)."""
+def resolve_theme(theme=None) -> Theme:
+    """The :class:`Theme` a builder uses for ``theme=`` (see the module doc)."""
     if theme is None:
         base = SCREEN
     elif isinstance(theme, Theme):
@@ -246,7 +229,5 @@ def resolve_theme(theme=None, classroom: bool = False) -> Theme:
         base = SCREEN.scaled(float(theme))
     else:
         raise ValueError(f"theme must be None, a name, a scale factor or a Theme; got {type(theme).__name__}")
-    if classroom and base.scale < CLASSROOM_SCALE:
-        base = base.scaled(CLASSROOM_SCALE / base.scale, name="classroom")
     return base
 

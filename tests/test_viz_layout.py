@@ -1,0 +1,194 @@
+"""Every registry figure fits its own width (issue 10, item 6), for the shapes of the built-in
+models at both themes: titles wrap within the figure (and within the width the app may squeeze
+it to), captions never run into a colour bar, colour bars are labelled without SI prefixes
+("70μ"), and a shared colour scale with a percentile top says that its top is saturated
+(issue 10, item 8). Sizes are estimated with the theme's fonts (viz.text.text_px); what the
+figures really look like was checked on PNGs exported by app_core.figure_png."""
+
+import re
+
+import numpy as np
+import pytest
+from synthetic_traces import synthetic_inputs
+
+import viz
+from app_core import figures
+from viz import _figure as F
+from viz.text import format_number, format_sig, text_px, wrap_text
+
+CASES = [("dinov2", None), ("dinov2", "classroom"), ("fashion", None), ("fashion", "classroom")]
+# a written-out number: optional ≥/≤, optional minus, digits with separators, optional ×10ⁿ
+NUMBER = re.compile(r"^(?:[≥≤] )?−?[0-9][0-9,]*(?:\.[0-9]+)?(?:×10⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)?$")
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return {kind: synthetic_inputs(kind) for kind in ("dinov2", "fashion", "registers")}
+
+
+def _view(td, theme):
+    # a patch query in row 3, col 3, and the layer/head with the sharpest CLS-sink heads
+    return figures.View(layer=0, head=1, query=td.num_prefix_tokens + 3 * td.grid[1] + 3,
+                        classroom=theme == "classroom", class_index=9 if td.has_head else None,
+                        loss_label=9 if td.has_head else 0)
+
+
+@pytest.fixture(scope="module")
+def built(inputs):
+    """(key, figure, theme) of every registry figure for every case, built once."""
+    out = []
+    for kind, theme in CASES:
+        inp = inputs[kind]
+        view = _view(inp.trace, theme)
+        out += [(f"{kind}-{theme or 'screen'}-{spec.name}", figures.build(spec.name, inp, view), theme)
+                for spec in figures.available(inp)]
+    return out
+
+
+def _colorbars(fig):
+    """(colorbar, owner) of every colour bar the figure shows."""
+    lay = fig.layout
+    out = []
+    for name in lay:
+        if name.startswith("coloraxis") and lay[name].showscale is not False and lay[name].colorscale:
+            out.append(lay[name].colorbar)
+    for t in fig.data:
+        if t.type == "heatmap" and t.showscale is not False and t.coloraxis is None:
+            out.append(t.colorbar)
+    return out
+
+
+def _plot_box(fig):
+    m = fig.layout.margin
+    return m.l, fig.layout.width - m.r, fig.layout.width - m.l - m.r  # left, right, plot width
+
+
+def _annotation_x(fig, a):
+    """(left, right) in px of a paper-referenced annotation, its widest line measured."""
+    left, _, pw = _plot_box(fig)
+    w = max(text_px(line, a.font.size or fig.layout.font.size) for line in str(a.text).split("<br>"))
+    x = left + a.x * pw
+    if a.xanchor == "left":
+        return x, x + w
+    if a.xanchor == "right":
+        return x - w, x
+    return x - w / 2, x + w / 2
+
+
+def test_titles_fit_the_figure_and_a_narrower_column(built):
+    for key, fig, theme in built:
+        th = viz.resolve_theme(theme)
+        title = fig.layout.title
+        assert title.xref == "container" and title.x == 0.5, key  # centred on the figure, not the plot area
+        room = min(fig.layout.width - 24 * th.scale, th.title_width)
+        for line in title.text.split("<br>"):
+            assert text_px(line, title.font.size) <= room + 1e-6, (key, line)
+        assert not title.text.endswith("…"), (key, title.text)  # wrapped, never cut short, at these shapes
+
+
+def test_colour_bars_are_written_out_and_fit(built):
+    seen = 0
+    for key, fig, theme in built:
+        for bar in _colorbars(fig):
+            seen += 1
+            assert bar.tickmode == "array" and len(bar.ticktext) >= 2, key
+            assert all(NUMBER.match(t) for t in bar.ticktext), (key, bar.ticktext)  # no "70μ", no "1e-05"
+            # the bar, its labels and its vertical title inside the figure
+            _, right, pw = _plot_box(fig)
+            need = bar.thickness + 6 + max(text_px(t, bar.tickfont.size) for t in bar.ticktext) \
+                + bar.title.font.size * 1.4
+            assert right + (bar.x - 1) * pw + need <= fig.layout.width + 1, (key, bar.ticktext)
+    assert seen > 30
+
+
+def test_captions_stay_clear_of_colour_bars_and_inside_the_figure(built):
+    checked = 0
+    for key, fig, theme in built:
+        bars = _colorbars(fig)
+        _, right, pw = _plot_box(fig)
+        bar_left = min((right + (b.x - 1) * pw for b in bars), default=fig.layout.width)
+        for a in fig.layout.annotations or ():
+            if a.xref != "paper":
+                continue
+            checked += 1
+            x0, x1 = _annotation_x(fig, a)
+            assert x0 >= 0 and x1 <= fig.layout.width, (key, a.text)
+            assert x1 <= bar_left - 2, (key, a.text, x1, bar_left)
+    assert checked > 20
+
+
+def test_shared_scales_in_the_registry_say_their_top_is_saturated(inputs):
+    """heads_of_layer / layers_of_head / layer_head_grid use views.color_top (99.5th percentile)."""
+    inp = inputs["dinov2"]
+    view = _view(inp.trace, None).__class__(layer=0, head=0, query=0)  # CLS, layer 0: one patch takes 0.6
+    for name in ("heads_of_layer", "layers_of_head", "layer_head_grid"):
+        fig = figures.build(name, inp, view)
+        bar = fig.layout.coloraxis.colorbar if fig.layout.coloraxis.colorbar.ticktext else fig.data[0].colorbar
+        assert bar.ticktext[-1].startswith("≥ "), (name, bar.ticktext)
+    heads = figures.build("heads_of_layer", inp, view)
+    assert heads.layout.coloraxis.cmax < 0.6  # the sharp head saturates; the other heads keep their colours
+
+
+def test_registry_names_patches_by_patch_index(inputs):
+    inp = inputs["registers"]
+    td = inp.trace
+    view = figures.View(layer=2, head=1, query=td.num_prefix_tokens + 24)  # patch 24 = row 1, col 8
+    scores = figures.build("attention_scores", inp, view)
+    assert "patch 24 (row 1, col 8)" in scores.layout.title.text.replace("<br>", " ")
+    grid = figures.build("patch_grid", inp, view)
+    assert grid.layout.annotations[0].text == "0" and "after CLS, REG0, REG1, REG2 and REG3" in \
+        grid.layout.title.text.replace("<br>", " ")
+    matrix = figures.build("attention_matrix", inp, view)
+    assert matrix.data[0].x[5] == "p0 (r0,c0)" and matrix.data[0].x[29] == "p24 (r1,c8)"
+    # the clickable overlay: its click targets hover the patch's name and attention, and still carry the token
+    overlay = figures.build("attention_overlay", inp, view)
+    targets = overlay.data[-1]
+    assert targets.name == "click targets"
+    assert np.asarray(targets.customdata)[24, :4].tolist() == [29, 24, 1, 8]
+    assert targets.hovertemplate.startswith("patch %{customdata[1]} (row %{customdata[2]}, col %{customdata[3]})")
+    assert "attention %{customdata[4]" in targets.hovertemplate
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces: numbers, colour-bar ticks, wrapping
+# ---------------------------------------------------------------------------------------------
+def test_numbers_never_use_si_prefixes():
+    step = 5e-6
+    assert [format_number(v, step) for v in (0, 5e-6, 1e-5, 1.5e-5)] == ["0", "0.000005", "0.00001", "0.000015"]
+    assert [format_number(v, 5e-9) for v in (5e-9, 1e-8)] == ["5×10⁻⁹", "10×10⁻⁹"]
+    assert format_number(-2.5, 0.5) == "−2.5" and format_number(1200, 100) == "1,200"
+    assert format_sig(0.0000162) == "1.62×10⁻⁵" and format_sig(-0.1224) == "−0.122"
+
+
+@pytest.mark.parametrize("lo, hi, values, first, last", [
+    (0.0, 1.6e-5, None, "0", "0.000015"),
+    (0.0, 0.08, None, "0", "0.08"),
+    (-1.0, 1.0, None, "−1", "1"),
+    (0.0, 0.0123, np.array([0.0, 0.6]), "0", "≥ 0.0123"),
+    (0.1, 0.9, np.array([0.0, 0.5]), "≤ 0.1", "0.8"),
+])
+def test_colorbar_ticks(lo, hi, values, first, last):
+    bar = F.colorbar(viz.SCREEN, "attention weight", lo, hi, values)
+    assert bar["tickmode"] == "array"
+    assert bar["ticktext"][0] == first and bar["ticktext"][-1] == last
+    assert all(lo - 1e-12 <= v <= hi + 1e-12 for v in bar["tickvals"])
+    assert len(set(bar["ticktext"])) == len(bar["ticktext"])
+
+
+def test_wrap_text_breaks_at_natural_places_and_never_overflows():
+    title = "Attention matrix layer 0 head 0 (257×257; 1 prefix + 256 patches)"
+    text, lines = wrap_text(title, 19, 600)
+    assert lines == 2 and text == "Attention matrix layer 0 head 0<br>(257×257; 1 prefix + 256 patches)"
+    long = "How patch 51 (row 3, col 3) attends: q·k/√d → softmax; top 20 of 257 keys (15% of the weight)"
+    for width in (300, 450, 600):
+        text, lines = wrap_text(long, 19, width)
+        assert all(text_px(line, 19) <= width for line in text.split("<br>")) and lines <= 3
+    assert wrap_text("short", 19, 600) == ("short", 1)
+
+
+def test_percent_axes_never_repeat_a_label():
+    for top in (0.02, 0.017, 0.3, 1.0):
+        ticks = F.percent_ticks(top)
+        labels = [f"{100 * k * ticks['dtick']:.{int(ticks['tickformat'][1:-1])}f}%"
+                  for k in range(int(top / ticks["dtick"]) + 1)]
+        assert len(set(labels)) == len(labels), (top, labels)
