@@ -430,3 +430,28 @@ def test_pca_of_a_letterboxed_photo_is_fitted_on_the_photo(model):
     assert np.allclose(rgb[0], 0.5) and ratio.sum() <= 1 + 1e-9
     rest, _ = patch_embedding_pca(td.patch_embeddings[0][td.grid[1]:], (td.grid[0] - 1, td.grid[1]))
     np.testing.assert_allclose(rgb[1:], rest, atol=1e-9)  # the same fit as on the photo alone
+
+
+def test_every_figure_builds_for_a_fresh_checkpoint_with_zero_registers(model):
+    """Registers start at zero in a fresh checkpoint, so their norm is 0 after the embeddings:
+    the log-scale norm figures and the artifact statistics must still build (issue 10, item 5)."""
+    import torch
+
+    from app_core import figures
+
+    with torch.no_grad():
+        model.reg_token.zero_()
+    td = traces.run_trace(model, png_bytes(), "x.png")
+    assert (np.linalg.norm(td.hidden_states[0][0, 1:3], axis=-1) == 0).all()  # REG0, REG1 at zero
+    stats = views.head_statistics(td)
+    inputs = figures.FigureInputs(
+        trace=td, model_name="fresh", statistics=lambda: stats,
+        explanations=lambda v: views.explanation_maps(td, None, query=v.query),
+        mlp_hidden=lambda layer, token: views.mlp_hidden(model, td, layer, token))
+    view = figures.View(class_index=None)
+    for spec in figures.available(inputs):
+        fig = figures.build(spec.name, inputs, view)
+        assert fig.data, spec.name
+    norms = figures.build("token_norms", inputs, view)
+    z = np.asarray(norms.data[0].z, dtype=float)
+    assert np.isnan(z[0, 1:3]).all() and np.isfinite(z[1:]).all()  # zero norms left blank, not a failure

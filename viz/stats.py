@@ -121,10 +121,14 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
     labels = [str(i) for i in range(R)] if row_labels is None else [str(s) for s in row_labels]
     if len(labels) != R:
         raise ValueError(f"row_labels has {len(labels)} entries; expected one per row of norms ({R}).")
+    if v.min() < 0:
+        raise ValueError("norms has negative values; expected L2 norms (>= 0), e.g. np.linalg.norm(h, axis=-1).")
     if log_scale:
-        if v.min() <= 0:
-            raise ValueError("log_scale needs positive norms; got a value <= 0.")
-        z, bar = np.log10(v), "log₁₀ ‖token‖₂"
+        # A token whose norm is exactly 0 (a register of a fresh checkpoint starts at zero) has
+        # no logarithm: its cells are left blank instead of failing the whole figure.
+        positive = v > 0
+        z = np.where(positive, np.log10(np.where(positive, v, 1.0)), np.nan)
+        bar = "log₁₀ ‖token‖₂" + ("" if positive.all() else " (0: blank)")
     else:
         z, bar = v, "token norm ‖x‖₂"
     width, height, margin = F.figure_size(th, 0.6, 660, colorbar=True)
@@ -153,7 +157,8 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
         shapes.append(dict(type="rect", xref="x", yref="y", x0=t - 0.5, x1=t + 0.5, y0=-0.5, y1=R - 0.5,
                            line={"color": th.accent_color, "width": th.outline_width}, layer="above",
                            name=f"artifact token {tk.label(t)}"))
-    lo, hi = float(np.min(z)), float(np.max(z))
+    finite = z[np.isfinite(z)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     custom = np.empty((R, T, 2), dtype=object)
     custom[..., 0] = np.array(labels, dtype=object)[:, None]
     custom[..., 1] = np.array([tk.name(t) for t in range(T)], dtype=object)[None, :]
