@@ -1,4 +1,5 @@
-"""Shared fixtures: small random-weight transformers models saved to temp directories.
+"""Shared fixtures: small random-weight transformers models saved to temp directories, and a
+tiny Patchlight ViT.
 
 Tests never reach a hub; every reference model is built here, perturbed so that its
 attention is far from uniform (a near-uniform map would make parity checks too easy).
@@ -8,16 +9,17 @@ from __future__ import annotations
 import os
 
 import pytest
-import torch
 
+# torch is imported inside the fixtures that build models, never here: tests/viz runs without it.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 SMALL = dict(hidden_size=48, num_hidden_layers=3, num_attention_heads=4)
 
 
-def _perturb(model: torch.nn.Module, scale: float = 0.15, seed: int = 0) -> None:
+def _perturb(model, scale: float = 0.15, seed: int = 0) -> None:
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -26,6 +28,7 @@ def _perturb(model: torch.nn.Module, scale: float = 0.15, seed: int = 0) -> None
 
 def build_hf(kind: str, directory, seed: int = 0):
     """Save a small random `kind` model with save_pretrained; return the eager reference model."""
+    import torch
     import transformers
 
     torch.manual_seed(seed)
@@ -70,6 +73,8 @@ def hf_models(tmp_path_factory):
 @pytest.fixture()
 def tiny_vit():
     """A tiny classifier of our own ViT with non-trivial weights."""
+    import torch
+
     from model import ViT, ViTConfig
 
     torch.manual_seed(0)

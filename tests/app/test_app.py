@@ -22,7 +22,7 @@ from app_core import settings, sources, uploads
 from app_core.figure_png import figure_png, png_export_available
 from model import steps
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TIMEOUT = 180  # the first run may load (or convert) a model
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "fashion-7-sneaker.png"
 HEAVY = ("plotly", "streamlit", "model.app_support", "app_core", "app_pages")
 

@@ -40,10 +40,3 @@ def test_builtin_fashion_vit():
     assert 0 < eps < 0.5
     assert isinstance(training_curve_of(m), dict)
 
-
-def test_same_as_the_app_layer_while_it_has_its_own(model):
-    S = pytest.importorskip("model.app_support")
-    if not hasattr(S, "model_facts"):
-        pytest.skip("the app layer now imports model.cards")
-    assert S.model_facts(model) == model_facts(model)
-    assert S.model_card_text(model) == model_card_text(model)

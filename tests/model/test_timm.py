@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from model import load_model
-from tests.test_hf_parity import assert_parity, reference_outputs
+from parity import assert_parity, reference_outputs
 
 
 def to_timm_layout(hf_state: dict, depth: int, base: str, fold_cls_pos: bool = False) -> dict:

@@ -45,20 +45,6 @@ def test_start_layer_is_clamped_as_the_app_did(one_image):
         np.testing.assert_array_equal(a[k], b[k])
 
 
-def test_same_maps_as_the_app_layer_while_it_has_its_own(one_image):
-    S = pytest.importorskip("model.app_support")
-    if not hasattr(S, "explanation_maps") or not hasattr(S, "TraceData"):
-        pytest.skip("the app layer now calls model.explain.explanation_maps itself")
-    A, G, p, grid = one_image
-    td = type("TD", (), dict(attentions=A, num_prefix_tokens=p, grid=grid, L=A.shape[0]))()
-    app = S.explanation_maps(td, G, fusion="min", discard_ratio=0.2, residual_alpha=0.4, start_layer=1, query=3)
-    ours = explanation_maps(A, G, num_prefix_tokens=p, grid=grid, fusion="min", discard_ratio=0.2,
-                            residual_alpha=0.4, start_layer=1, query=3)
-    assert [METHOD_TITLES[k] for k in ours] == list(app)
-    for k, v in ours.items():
-        np.testing.assert_array_equal(v, app[METHOD_TITLES[k]])
-
-
 def test_bad_requests_say_what_to_do(one_image):
     A, _, p, grid = one_image
     with pytest.raises(ValueError, match="method 'magic' is unknown"):

@@ -9,7 +9,7 @@ import pytest
 
 from model import cli, launcher
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_app(capsys):

@@ -76,6 +76,7 @@ def test_cli_rejects_bad_settings(argv, message, capsys):
 
 
 @pytest.mark.skipif(not fm.available(), reason="Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+@pytest.mark.slow
 def test_one_epoch_smoke_run_writes_a_loadable_model(tmp_path):
     lines = []
     summary = train(epochs=1, out=tmp_path, limit=256, threads=1, log=lines.append)

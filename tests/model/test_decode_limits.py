@@ -24,7 +24,7 @@ from model import ImageError, decode_image
 from model import image_limits as limits
 from model.preprocess import DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MB = 2**20
 
 

@@ -370,7 +370,7 @@ def test_streamlit_config_matches_the_code():
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
-    config = tomllib.loads((Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml").read_text())
+    config = tomllib.loads((Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == uploads.MAX_UPLOAD_MB
     assert config["client"]["showErrorDetails"] == "none"  # no tracebacks in the browser
 

@@ -1,7 +1,7 @@
 """The walkthrough's step-by-step figures (viz.steps_attention, viz.steps_stream, and the mass
 mask and patch-flatten figures of viz.explain and viz.patches), checked by their data, their
 legends and their errors. (What a figure looks like as PNG is plotly's business:
-tests/test_viz_export.py; whether it fits its width: tests/test_viz_layout.py.)"""
+tests/viz/test_viz_export.py; whether it fits its width: tests/app/test_figure_layouts.py.)"""
 
 import math
 

@@ -15,7 +15,7 @@ from model import Preprocessor, ViT, ViTConfig
 from model.cli import main
 from model.native import save_native
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

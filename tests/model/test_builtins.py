@@ -97,6 +97,7 @@ def test_fashion_mnist_statistics_match_the_constants():
 
 
 @needs_fashion
+@pytest.mark.slow
 def test_fashion_vit_accuracy_on_all_10000_test_images():
     """The project's target: at least 90% top-1 on all 10,000 Fashion-MNIST test images."""
     model = load_builtin("fashion-vit")

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from model.gallery import get_sample
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 TIMEOUT = 180
 
