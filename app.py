@@ -17,12 +17,16 @@ st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", p
 session.install_upload_quota()
 session.init_state()
 
+# Short enough for the sidebar's width (longer names were cut); the help text says more.
 MODEL_LABELS = {
-    "fashion-vit": "fashion-vit — small classifier (Fashion-MNIST)",
-    "dinov2-small": "dinov2-small — DINOv2 ViT-S/14 (photos, no head)",
-    sources.HF_CHOICE: "Hugging Face hub (hf:<owner>/<name>)",
-    sources.PATH_CHOICE: "Local path (directory or weight file)",
+    "fashion-vit": "fashion-vit (clothing)",
+    "dinov2-small": "dinov2-small (photos)",
+    sources.HF_CHOICE: "Hugging Face hub id",
+    sources.PATH_CHOICE: "Local path",
 }
+MODEL_HELP = ("**fashion-vit**: a small classifier of 28×28 Fashion-MNIST clothing images, all six steps. "
+              "**dinov2-small**: DINOv2 ViT-S/14 for real photos, no class head. **Hugging Face hub id**: "
+              "hf:<owner>/<name>. **Local path**: a model directory or weight file on this machine.")
 
 
 def _retry() -> None:
@@ -61,7 +65,7 @@ with st.sidebar:
                       icon=":material/delete:")
 
     st.subheader("Model")
-    st.selectbox("Model", sources.model_choices(session.public()), format_func=MODEL_LABELS.get,
+    st.selectbox("Model", sources.model_choices(session.public()), format_func=MODEL_LABELS.get, help=MODEL_HELP,
                  **session.kept("model_choice", then=session.fit_sample_to_model))
     if st.session_state["model_choice"] == sources.HF_CHOICE:
         allowed = sources.hub_allow_list() if session.public() else None

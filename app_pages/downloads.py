@@ -61,7 +61,7 @@ with figs:
     can_png = png_export_available()
     if not can_png:
         st.caption(UNAVAILABLE_MESSAGE + " on each page.")
-    cols = st.columns(2)
+    cols = [st.container()] * 2  # one button per row: in two columns the labels were cut
     for i, spec in enumerate(figures.available(inputs) if can_png else []):
         cols[i % 2].download_button(spec.label, data=_png(spec.name),
                                     file_name=shared.file_stem(ctx, spec.file_stem(view)) + ".png",

