@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 
 import numpy as np
+
+from model.naming import slug
 
 __all__ = ["figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv", "CSV_HEADER"]
 
@@ -23,8 +24,8 @@ _DTYPES = {"float": np.float64, "int": np.int64, "str": str}
 
 
 def _slug(text) -> str:
-    """A trace name as a key part: lower case, runs of other characters as one ``_``."""
-    return re.sub(r"[^0-9a-z]+", "_", str(text).lower()).strip("_") or "trace"
+    """A trace name as a key part (model.naming.slug: the one slug rule)."""
+    return slug(text, sep="_", empty="trace")
 
 
 def _field(values) -> np.ndarray | None:

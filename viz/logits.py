@@ -7,25 +7,12 @@ import plotly.graph_objects as go
 
 from . import _figure as F
 from ._checks import float_array
+from model.numerics import log_softmax, softmax  # the one softmax (torch-free)
+
 from .text import format_sig
 from .theme import resolve_theme
 
 MAX_NAME = 32
-
-
-def softmax(logits) -> np.ndarray:
-    """Numerically stable softmax over the last axis (subtract the max before ``exp``)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - np.max(z, axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=-1, keepdims=True)
-
-
-def log_softmax(logits) -> np.ndarray:
-    """``logits - logsumexp(logits)``, stable; ``-log_softmax(y)[c]`` is the cross-entropy loss."""
-    z = np.asarray(logits, dtype=np.float64)
-    m = np.max(z, axis=-1, keepdims=True)
-    return z - m - np.log(np.sum(np.exp(z - m), axis=-1, keepdims=True))
 
 
 def _inputs(logits, class_names):
