@@ -1,7 +1,7 @@
 """Colormaps as data and the one rule that turns values into colours (numpy and Pillow only).
 
 The named scales the app offers are stored as their plotly colorscale stops in
-``colormaps.json`` (written from ``plotly.colors`` by ``python -m model.colormaps --write``; a
+``colormaps.json`` (written from ``plotly.colors`` by ``python -m viz.colormaps --write``; a
 test keeps them equal), so the command line can colour a map without importing plotly, and
 the figures (``viz.colormaps``) use the very same stops. Values map to colours by linear
 interpolation in RGB between stops — the rule plotly.js uses for heatmap bricks — so an
@@ -134,22 +134,3 @@ def to_rgb8(name_or_scale, values, zmin: float, zmax: float) -> np.ndarray:
 def lut(name_or_scale, n: int = 256) -> np.ndarray:
     """A ``[n, 3]`` uint8 lookup table of the colormap, evenly spaced from 0 to 1."""
     return to_rgb8(name_or_scale, np.linspace(0.0, 1.0, n), 0.0, 1.0)
-
-
-def _write() -> None:
-    """Store plotly's stops of the offered scales (run when plotly's scales change)."""
-    import plotly.colors
-
-    names = ("viridis", "inferno", "magma", "plasma", "cividis", "gray", "balance", "rdbu", "curl", "delta")
-    table = {n: [[float(p), c] for p, c in plotly.colors.get_colorscale(n)] for n in names}
-    DATA.write_text(json.dumps(table, indent=0) + "\n")
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:] == ["--write"]:
-        _write()
-        print(f"wrote {DATA}")
-    else:
-        print("usage: python -m model.colormaps --write", file=sys.stderr)

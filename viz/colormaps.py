@@ -46,3 +46,27 @@ def to_rgb8(name_or_scale, values, zmin: float, zmax: float):
 
 def lut(name_or_scale, n: int = 256):
     return stored.lut(colorscale(name_or_scale), n)
+
+
+def write_stored_scales() -> None:
+    """Store plotly's stops of the scales the app offers in model/colormaps.json, so that the
+    command line colours maps exactly as the figures do without importing plotly. Run
+    ``python -m viz.colormaps --write`` when plotly's scales change (a test compares them)."""
+    import json
+
+    import plotly.colors as pc
+
+    names = ("viridis", "inferno", "magma", "plasma", "cividis", "gray", "balance", "rdbu", "curl", "delta")
+    table = {n: [[float(p), c] for p, c in pc.get_colorscale(n)] for n in names}
+    stored.DATA.write_text(json.dumps(table, indent=0) + "\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        write_stored_scales()
+        print(f"wrote {stored.DATA}")
+    else:
+        print("usage: python -m viz.colormaps --write", file=sys.stderr)
+        sys.exit(2)
