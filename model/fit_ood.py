@@ -153,10 +153,10 @@ def ablation(model, x_train, y_train, x_test) -> list[dict]:
     head_stats = OodStats(means, np.linalg.inv(np.linalg.cholesky(dev.T @ dev / len(dev))), base.ink_counts,
                           base.class_counts, base.input_size, base.image_mean, base.image_std, 1.0, 1.0)
     rows = {
-        "distance of LN(zL)[cls] (the head's input)": {k: head_stats.feature_distance(normed[k]) for k in sets},
+        "distance of the head's input LN(zL)[cls]": {k: head_stats.feature_distance(normed[k]) for k in sets},
         "distance of zL[cls] (before the final norm)": {k: base.feature_distance(t) for k, (t, _) in inputs.items()},
         "pixel layout alone": {k: base.layout_surprise(x) for k, (_, x) in inputs.items()},
-        "the check (zL[cls] + layout + blank)": {k: np.where(base.pixel_range(x) < base.blank_range, np.inf,
+        "the check (all three tests)": {k: np.where(base.pixel_range(x) < base.blank_range, np.inf,
                                                               base.scores(t, x)) for k, (t, x) in inputs.items()},
     }
     originals = np.array(["/" not in k for k in photos])
@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{figures['gallery_tiles_flagged']}; one check {figures['check_seconds'] * 1e6:.0f} µs")
     paths = stats.save(out)
     if args.ablation:
-        print("| detector (limit: 99% of training images) | test flagged | gallery photos | photo variants | synthetic |")
+        print("| detector (limit: 99% of training images) | test images flagged (of 10,000) | gallery photos | "
+              "photos with crops, flips, rescales (96) | synthetic (27) |")
         print("|---|---|---|---|---|")
         for r in ablation(model, x_train, y_train, x_test):
             print(f"| {r['name']} | {r['test'] * 100:.2f}% | {r['gallery']} | {r['variants'] * 100:.1f}% | "
