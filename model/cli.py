@@ -63,6 +63,7 @@ def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
 
 def cmd_predict(args) -> None:
     from .loading import load_model
+    from .ood import check_ood
 
     model = load_model(args.model, device=args.device)
     if not model.cfg.has_head:
@@ -78,7 +79,9 @@ def cmd_predict(args) -> None:
         pixels = model.to_pixels(load_images([path]))
         with torch.inference_mode():
             logits, _ = model(pixels)
-        results.append({"image": str(path), "top": top_k(logits[0].float().cpu().numpy(), model.cfg.class_names, args.top)})
+        ood = check_ood(model, pixels)  # None: the model has no fitted check
+        results.append({"image": str(path), "top": top_k(logits[0].float().cpu().numpy(), model.cfg.class_names, args.top),
+                        "out_of_distribution": ood.to_json() if ood is not None and ood.far else None})
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -86,6 +89,8 @@ def cmd_predict(args) -> None:
         print(r["image"])
         for t in r["top"]:
             print(f"  {t['prob'] * 100:6.2f}%  {t['label']}  (class {t['index']})")
+        if r["out_of_distribution"]:
+            print(f"  warning: {r['out_of_distribution']['message']}")
 
 
 def cmd_explain(args) -> None:
