@@ -24,6 +24,7 @@ from app_core import figures, settings, sources, safe_text, traces, uploads, vie
 from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
+from model.ood import check_ood
 from model.preprocess import ImageError
 from model.trace import Trace
 
@@ -200,12 +201,23 @@ def context() -> Context:
     except (ValueError, RuntimeError) as err:  # e.g. an input size the checkpoint cannot take
         st.error(f"**The model could not process this image.** {safe_text.message(err)}", icon=":material/error:")
         st.stop()
+    far = out_of_distribution(key, digest, ctx)
+    if far:
+        st.warning(safe_text.message(far), icon=":material/warning:")
     if ctx.digest not in _sample_digests():
         for note in uploads.image_notes(data, ctx.facts["input_size"]):
             st.caption(f":material/info: {note}")
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
     session.apply_settings(settings.clamp_settings(session.current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T, ctx.trace.K))
     return ctx
+
+
+@st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
+def out_of_distribution(model_key: str, digest: str, _ctx) -> str | None:
+    """The warning when the image is far from what the model was trained on (a photo on a
+    28×28 clothing classifier), else None; models without the statistics are not checked."""
+    result = check_ood(_ctx.model, _ctx.trace)
+    return result.message if result is not None and result.far else None
 
 
 def figure_and_text():

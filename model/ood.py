@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file, save_file
 
-from .trace import Trace
+from .trace import Trace, to_numpy
 
 STATS_NAME = "ood.safetensors"
 INFO_NAME = "ood.json"
@@ -188,9 +188,9 @@ def ood_inputs(model, pixels: torch.Tensor, batch_size: int = 1000) -> tuple[np.
     pre = model.preprocessor
     for i in range(0, len(pixels), batch_size):
         x = pixels[i : i + batch_size].to(model.device, model.pos_embed.dtype)
-        z = model.embed(x)[0]
+        z = model.embed(x).z  # (B, T, D)
         for block in model.blocks:
-            z = block(z, explicit=False)[0]
+            z = block(z)  # the fused pass, (B, T, D)
         tokens.append(z[:, 0].double().cpu().numpy())  # zL[cls], before the final norm
         images.append((x[:, 0].double().cpu().numpy() * pre.image_std[0]) + pre.image_mean[0])
     return np.concatenate(tokens), np.concatenate(images)
@@ -304,8 +304,8 @@ def check_ood(model, trace_or_pixels, index: int = 0) -> OodResult | None:
 
 def check_trace(stats: OodStats, trace: Trace, index: int = 0) -> OodResult:
     """`check_ood` on a trace with given statistics: reads zL[cls] and the input, computes nothing else."""
-    token = trace.hidden_states[index, -1, 0][None].double().numpy()  # zL[cls]: [1, D]
-    x = trace.pixel_values[index, 0][None].double().numpy()  # [1, H, W], normalised
+    token = to_numpy(trace.hidden_states[index, -1, 0][None], np.float64)  # zL[cls]: [1, D]
+    x = to_numpy(trace.pixel_values[index, 0][None], np.float64)  # [1, H, W], normalised (torch or numpy trace)
     return judge(stats, token, x * stats.image_std + stats.image_mean)
 
 

@@ -569,3 +569,14 @@ def test_page_icon_needs_no_web_font():
     icon = session.page_icon()
     assert icon.size == (64, 64)
     assert ":material/" not in (ROOT / "app.py").read_text().split("set_page_config", 1)[1].split(")", 1)[0]
+
+
+@needs_fashion
+def test_a_photo_on_the_clothing_classifier_is_flagged():
+    """fashion-vit says a photo is far from its training images and suggests dinov2-small
+    (issue 10, item 11); its own test images are not flagged."""
+    at = new_app("walkthrough", sample="chelsea", model="fashion-vit")
+    warnings = " ".join(plain(w.value) for w in at.warning)
+    assert "unlike the 28×28 Fashion-MNIST clothing images" in warnings and "dinov2-small" in warnings
+    at = new_app("walkthrough", sample="fashion-sneaker", model="fashion-vit")
+    assert not any("Fashion-MNIST clothing images" in plain(w.value) for w in at.warning)
