@@ -91,7 +91,7 @@ def page():
             context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True,
                                           reduced_motion="reduce")
             pg = context.new_page()
-            pg.set_default_timeout(120_000)
+            pg.set_default_timeout(int(os.environ.get("PATCHLIGHT_E2E_TIMEOUT_MS", "120000")))
             yield pg
         finally:
             browser.close()
@@ -117,17 +117,25 @@ def _wait_caption(pg, text: str) -> None:
     pg.get_by_test_id("stMain").get_by_text(text, exact=False).first.wait_for()
 
 
-SCRUB_JS = """([what, index]) => new Promise(resolve => {
+# Arms a one-off listener: mouse down starts the clock; the plotly event of the change, then two
+# animation frames (the paint after it), stop it; the result lands in window.__scrub.
+SCRUB_JS = """(what) => {
     const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
     const done = what === 'layer' ? 'plotly_animated' : 'plotly_restyle';
+    window.__scrub = null;
     let t0 = null;
     document.addEventListener('mousedown', () => { t0 = performance.now(); }, {capture: true, once: true});
     gd.once(done, () => requestAnimationFrame(() => requestAnimationFrame(() => {
-        const shown = gd.data.findIndex(t => t.visible === true && t.type === 'scatter');
-        resolve({ms: performance.now() - t0, shown: shown, group: gd.data[shown].legendgroup,
-                 first: Array.from(gd.data[shown].marker.color.slice ? gd.data[shown].marker.color.slice(0, 3) : [])});
+        const shown = gd._fullData.findIndex(t => t.visible === true && t.type === 'scatter');
+        window.__scrub = {ms: performance.now() - t0, shown: shown, group: gd._fullData[shown].legendgroup,
+                          first: Array.from(gd._fullData[shown].marker.color).slice(0, 3)};
     })));
-})"""
+}"""
+
+
+def _scrub_result(pg) -> dict:
+    pg.wait_for_function("() => window.__scrub !== null")
+    return pg.evaluate("() => window.__scrub")
 
 
 def _scrub_in_browser(pg, sent: list) -> dict:
@@ -136,20 +144,21 @@ def _scrub_in_browser(pg, sent: list) -> dict:
     chart = pg.get_by_test_id("stPlotlyChart").first
     before = len(sent)
     gd = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
-    colour0 = pg.evaluate(f"() => Array.from({gd}.data.find(t => t.visible === true && t.type === 'scatter')"
+    colour0 = pg.evaluate(f"() => Array.from({gd}._fullData.find(t => t.visible === true && t.type === 'scatter')"
                           ".marker.color).slice(0, 3)")
     rail = chart.locator("rect.slider-rail-rect").first.bounding_box()
     steps = pg.evaluate(f"() => {gd}.layout.sliders[0].steps.length")
-    pending = pg.evaluate_handle(SCRUB_JS, ["layer", 5])
+    pg.evaluate(SCRUB_JS, "layer")
     x = rail["x"] + rail["width"] * 5 / (steps - 1)
     pg.mouse.click(min(x, rail["x"] + rail["width"] - 2), rail["y"] + rail["height"] / 2)
-    layer = pending.json_value()
+    layer = _scrub_result(pg)
     assert layer["group"].startswith("layer 5 "), layer
     assert layer["first"] != colour0, "the map did not change with the layer"
-    assert "layer 5" in (chart.locator("text.slider-currentvalue").first.text_content() or "")
-    pending = pg.evaluate_handle(SCRUB_JS, ["head", 2])
+    assert pg.evaluate(f"() => {gd}.layout.sliders[0].active") == 5
+    assert "layer 5" in chart.locator("g.slider-container").first.text_content()  # the slider says which
+    pg.evaluate(SCRUB_JS, "head")
     chart.locator("g.updatemenu-button").nth(2).click()
-    head = pending.json_value()
+    head = _scrub_result(pg)
     assert head["group"] == "layer 5 head 2" and head["shown"] == 3, head
     pg.wait_for_timeout(500)
     assert len(sent) == before, f"{len(sent) - before} websocket messages went to the server while scrubbing"
@@ -224,6 +233,10 @@ def test_browser_journey(server, page, tmp_path, shots):
     pg.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
     _wait_caption(pg, "In layer 5, head 2,")
     _idle(pg)
+    query = pg.locator('input[aria-label="Query token"]').input_value()
+    assert query.startswith("patch ") and _overlay_title(pg).startswith(query)
+    assert pg.evaluate("() => document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
+                       ".layout.sliders[0].active") == 5  # the new query's figure opens where the click was
 
     # the Layer and Head controls of the views below (keyboard on the slider, segmented control)
     thumb = pg.get_by_test_id("stMain").get_by_test_id("stSlider").filter(has_text="Layer").get_by_role("slider")
