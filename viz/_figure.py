@@ -266,6 +266,7 @@ def wire(values) -> np.ndarray:
 # pictures (Fashion-MNIST, masks with large grey areas) are smaller still as lossless PNG.
 PNG_LIMIT_BYTES = 24_000  # up to this size a lossless PNG is kept; beyond it, JPEG quality 85
 JPEG_QUALITY = 85
+PNG_TRY_PIXELS = 128 * 128  # larger pictures go straight to JPEG
 
 
 def image_source(img: np.ndarray) -> str:
@@ -277,13 +278,15 @@ def image_source(img: np.ndarray) -> str:
     from PIL import Image
 
     pil = Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8), "RGB")
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", compress_level=6)
-    mime = "png"
-    if buf.tell() > PNG_LIMIT_BYTES:
+    png = None
+    if img.shape[0] * img.shape[1] <= PNG_TRY_PIXELS:  # a larger photo would not be small as PNG
+        png = io.BytesIO()
+        pil.save(png, format="PNG", compress_level=6)
+    buf, mime = png, "png"
+    if png is None or png.tell() > PNG_LIMIT_BYTES:
         jpeg = io.BytesIO()
         pil.save(jpeg, format="JPEG", quality=JPEG_QUALITY, optimize=True)
-        if jpeg.tell() < buf.tell():
+        if png is None or jpeg.tell() < png.tell():
             buf, mime = jpeg, "jpeg"
     return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
