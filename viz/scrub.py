@@ -87,8 +87,11 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
                            + str(k) + ": attention %{marker.color:" + SCRUB_VALUE_FORMAT + "}"
                            "<br>click to make it the query<extra></extra>"),
         ))
+    # The frames' partial traces are built here from checked arrays, so plotly's validation of
+    # each (~1.6 ms each, 72 for dinov2-small: ~120 of the figure's ~130 ms) is skipped.
     frames = [go.Frame(name=str(l), traces=list(range(1, Hh + 1)),
-                       data=[go.Scatter(marker=colours(l, k), **shown(l, k)) for k in range(Hh)])
+                       data=[go.Scatter(marker=colours(l, k), **shown(l, k), _validate=False) for k in range(Hh)],
+                       _validate=False)
               for l in range(L)]
     font = th.font()
     slider = dict(
