@@ -37,6 +37,26 @@ def token_from_points(points, T: int) -> int | None:
     return None
 
 
+def scrub_from_points(points, trace: Trace) -> tuple[int, int | None, int | None] | None:
+    """(token, layer, head) of a click on the in-browser scrubbing figure
+    (``viz.attention_scrub_figure``): point i is patch i, and the trace's ``legendgroup``
+    (which Streamlit reports with each point, and the layer slider's frames keep current) reads
+    ``"layer l head k"``. Layer and head are None when the point does not carry them."""
+    for pt in points or []:
+        if not isinstance(pt, dict):
+            continue
+        index = pt.get("point_index", pt.get("point_number"))
+        if isinstance(index, bool) or not isinstance(index, (int, float)) or not 0 <= int(index) < trace.N:
+            continue
+        layer = head = None
+        group = str(pt.get("legendgroup") or "").split()
+        if len(group) == 4 and group[0] == "layer" and group[2] == "head" and group[1].isdigit() and group[3].isdigit():
+            if int(group[1]) < trace.L and int(group[3]) < trace.H:
+                layer, head = int(group[1]), int(group[3])
+        return int(index) + trace.num_prefix_tokens, layer, head
+    return None
+
+
 def head_from_points(points, L: int, H: int) -> tuple[int, int] | None:
     """(layer, head) of the first clicked point whose customdata is ``[layer, head]``,
     or of a point with ``x = layer`` and customdata ``head`` (the distance scatter)."""

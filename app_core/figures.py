@@ -153,6 +153,15 @@ def _overlay(inputs, v):
     return _clickable(fig, trace, m)
 
 
+def _scrub(inputs, v):
+    """Every layer and head of the query, switched in the browser; opens at the view's layer/head."""
+    trace = inputs.trace
+    return viz.attention_scrub_figure(trace.image(0), views.grid_maps(trace, v.query), layer=v.layer, head=v.head,
+                                      query=v.query, tokens=_tokens(trace),
+                                      style=viz.MapStyle(colormap=v.colormap, opacity=v.opacity), theme=v.theme,
+                                      title=f"{trace.token_name(v.query)} → every layer and head")
+
+
 def _scores(inputs, v):
     trace = inputs.trace
     q = views.qkv_step(trace, v.layer, v.head, v.query)
@@ -295,6 +304,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
         pos_embed_similarity(i.trace.pos_embed, i.trace.grid, i.trace.num_prefix_tokens), theme=v.theme)),
     _spec("z0", "z₀ = embeddings + positions", (), _z0),
     _spec("attention_overlay", "Attention of the query token", ATTENTION + LOOK, _overlay),
+    _spec("attention_scrub", "Attention of the query token, every layer and head (interactive)",
+          ATTENTION + ("colormap", "opacity"), _scrub),
     _spec("attention_scores", "Scores → softmax", ATTENTION, _scores),
     _spec("value_mixing", "Weighted sum of values", ATTENTION, _mixing),
     _spec("heads_of_layer", "All heads of the layer", ("layer", "query") + LOOK, _heads),

@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import session, shared
 from model import FUSIONS
-from app_core import clicks, settings, views
+from app_core import clicks, figures, settings, views
 
 ctx = shared.context()
 trace = ctx.trace
@@ -17,11 +17,37 @@ shared.page_title("Explorer", f"{ctx.model_label} on {ctx.image_label}. Click an
 
 
 def _clicked() -> None:
+    """A click on a patch makes it the query, at the layer and head the figure showed then (the
+    slider and head buttons run in the browser; the click is how the server learns them)."""
     event = st.session_state.get("explorer_click")
     points = event["selection"]["points"] if event else []
-    token = clicks.token_from_points(points, trace.T)
-    if token is not None:
-        session.set_setting("query", token)
+    hit = clicks.scrub_from_points(points, trace)
+    if hit is None:
+        return
+    token, layer, head = hit
+    session.set_setting("query", token)
+    if layer is not None:
+        session.set_setting("layer", layer)
+        session.set_setting("head", head)
+    st.session_state[SCRUB_START] = (token, ss_layer_head())
+
+
+SCRUB_START = "_scrub_start"  # (query, (layer, head)) the scrubbing figure opens at
+
+
+def ss_layer_head() -> tuple[int, int]:
+    return st.session_state["layer"], st.session_state["head"]
+
+
+def scrub_view(query: int) -> tuple[int, int]:
+    """The layer and head the in-browser figure opens at: the session's when the query changed
+    (or a click set them), NOT the live Layer/Head controls of the views below — so moving those
+    does not send the figure (~150 KB) again (issue 15)."""
+    start = st.session_state.get(SCRUB_START)
+    if not start or start[0] != query:
+        start = (query, ss_layer_head())
+        st.session_state[SCRUB_START] = start
+    return start[1]
 
 
 @st.fragment
@@ -30,12 +56,9 @@ def explorer() -> None:
     # The image and its controls side by side, so that on a projector both fit one screen and
     # the teacher never scrolls between a control and the map it changes (issue 10).
     image_col, control_col = st.columns([3, 2] if session.classroom() else [2, 1], gap="medium")
-    control_cols = [control_col] * 3
-    control_cols[0].selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name,
-                              help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
-                                   "distillation, registers) first, then the patches row by row.")
-    control_cols[1].slider("Layer", 0, trace.L - 1, **session.kept("layer"))
-    shared.head_picker(control_cols[2], trace.H)
+    control_col.selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name,
+                          help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
+                               "distillation, registers) first, then the patches row by row.")
     with control_col:
         if not session.classroom():
             with st.expander("Display: colormap, opacity, smoothing"):
@@ -43,19 +66,28 @@ def explorer() -> None:
                 st.slider("Overlay opacity", 0.0, 1.0, step=0.05, **session.kept("opacity"))
                 st.radio("Map upsampling", settings.UPSAMPLES, **session.kept("upsample"), horizontal=True,
                          format_func={"nearest": "blocks (exact)", "smooth": "smooth"}.get)
-    layer, head, query = ss["layer"], ss["head"], ss["query"]
+    query = ss["query"]
     with control_col:
-        st.markdown(f"**{trace.token_name(query)}** in layer {layer}, head {head}: the brighter a patch, the more "
-                    "of this token's attention goes there. The outlined patch is the query itself.")
-        if p:
-            share = views.prefix_share(trace, layer, head, query)
-            st.markdown(f"{100 * share:.1f}% of this row goes to the prefix token{'s' if p > 1 else ''} "
-                        f"({', '.join(prefix)}), which the map does not show.")
+        st.markdown(f"**{trace.token_name(query)}**: the brighter a patch, the more of this token's attention goes "
+                    "there. The outlined patch is the query itself. Slide through the layers and pick a head "
+                    "in the figure: that happens in your browser, at once.")
 
     with image_col:
-        shared.show(ctx, "attention_overlay", "explorer_click", on_select=_clicked)
+        start_layer, start_head = scrub_view(query)
+        shared.show(ctx, "attention_scrub", "explorer_click", on_select=_clicked,
+                    view=figures.replace(shared.current_view(ctx), layer=start_layer, head=start_head))
 
     with st.container():
+        st.markdown("**Layer and head of the views below** (a click on a patch above brings them to what the "
+                    "figure shows)")
+        layer_col, head_col = st.columns(2)
+        layer_col.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
+        shared.head_picker(head_col, trace.H)
+        layer, head = ss["layer"], ss["head"]
+        if p:
+            share = views.prefix_share(trace, layer, head, query)
+            st.caption(f"In layer {layer}, head {head}, {100 * share:.1f}% of the query's attention goes to the "
+                       f"prefix token{'s' if p > 1 else ''} ({', '.join(prefix)}), which the maps do not show.")
         st.segmented_control("View", settings.VIEWS, **session.kept("view"), format_func=settings.VIEW_LABELS.get, required=True,
                              label_visibility="collapsed")
         view = ss["view"]

@@ -278,7 +278,18 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
 
 @st.cache_resource(max_entries=64, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return streamlit_safe_colors(figures.build(_name, _inputs, _view))
+    return serialized_once(streamlit_safe_colors(figures.build(_name, _inputs, _view)))
+
+
+def serialized_once(fig: go.Figure) -> go.Figure:
+    """Make ``fig.to_dict()`` (a deep copy of every array, then base64) run once for this figure.
+
+    st.plotly_chart calls it on every run that shows the figure, for every session; a cached,
+    never-modified figure gives the same dict each time (issue 15: ~10 ms per run for the
+    in-browser overlay of dinov2-small, on every slider move of every visitor)."""
+    frozen = fig.to_dict()
+    fig.to_dict = lambda: frozen  # noqa: E731  (an instance attribute: plotly allows existing names)
+    return fig
 
 
 def figure(ctx: Context, name: str, view: figures.View | None = None) -> go.Figure:

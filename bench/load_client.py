@@ -216,14 +216,20 @@ def click_point(spec_json: str, trace_name: str, index_of: Callable[[int], int])
     clicked: {"selection": {"points": [...], "point_indices": [...], "box": [], "lasso": []}}.
     `index_of(n)` picks the point among n."""
     spec = json.loads(spec_json)
-    for curve, trace in enumerate(spec.get("data", [])):
-        if trace.get("name") != trace_name:
-            continue
+    data = spec.get("data", [])
+    # the trace named so; else the head shown by an in-browser scrubbing figure (a visible trace
+    # with a legendgroup, which the frontend reports with the point)
+    named = [c for c, t in enumerate(data) if t.get("name") == trace_name]
+    shown = [c for c, t in enumerate(data) if t.get("visible", True) is True and t.get("legendgroup")]
+    for curve in named or shown[:1]:
+        trace = data[curve]
         xs, ys, cds = _typed(trace.get("x")), _typed(trace.get("y")), _typed(trace.get("customdata"))
         if not xs:
             break
         i = index_of(len(xs))
         point = {"curve_number": curve, "point_number": i, "point_index": i, "x": xs[i], "y": ys[i]}
+        if trace.get("legendgroup"):
+            point["legendgroup"] = trace["legendgroup"]
         if cds:
             point["customdata"] = cds[i]
         return {"selection": {"points": [point], "point_indices": [i], "box": [], "lasso": []}}, i

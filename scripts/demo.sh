@@ -15,6 +15,9 @@
 #   OPENBLAS/OMP/MKL threads = 1 every session's numpy/torch call runs on one core, so
 #                                concurrent visitors share the cores instead of oversubscribing
 #                                them (torch.set_num_threads follows OMP_NUM_THREADS).
+#   MALLOC_ARENA_MAX=2           every session's script runs in its own thread, and glibc gives
+#                                each thread its own malloc arena that keeps the memory its torch
+#                                and numpy temporaries freed; two arenas bound that (issue 15).
 #   server.fileWatcherType none  no watcher thread, no source polling on a server that never
 #   server.runOnSave false       changes its code; server.allowRunOnSave false also stops a
 #   server.allowRunOnSave false  visitor's browser from turning run-on-save on.
@@ -77,6 +80,7 @@ MAX_UPLOAD=${MAX_UPLOAD:-20}
 
 export PATCHLIGHT_PUBLIC=1
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 export STREAMLIT_BROWSER_GATHER_USAGE_STATS=false  # also before the config is read
 
 if [ "$RUNNER" = production ]; then

@@ -17,7 +17,8 @@ from .attention import (
 from .colormaps import DIVERGING, SEQUENTIAL, colorscale, lut, to_rgb8
 from .embeddings import pca_image_figure, pos_similarity_figure
 from .explain import explanation_figure, mass_mask_figure
-from .figure_data import data_from_csv, figure_data, figure_to_csv, figure_to_npz
+from .scrub import attention_scrub_figure
+from .figure_data import data_from_csv, figure_data, image_pixels, figure_to_csv, figure_to_npz
 from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
 from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
 from .overlay import overlay_image, overlay_png
@@ -49,7 +50,7 @@ __all__ = [
     # patches
     "patch_grid_figure", "patch_mosaic_figure", "patch_matrix_figure", "patch_embedding_figure",
     # attention
-    "attention_overlay_figure", "attention_heads_figure", "attention_layers_figure", "attention_grid_figure",
+    "attention_overlay_figure", "attention_scrub_figure", "attention_heads_figure", "attention_layers_figure", "attention_grid_figure",
     "attention_matrix_figure",
     # explanations, statistics, embeddings, logits
     "explanation_figure", "attention_distance_figure", "attention_entropy_figure", "prefix_attention_figure",
@@ -62,7 +63,7 @@ __all__ = [
     "upsample_map", "normalise_map", "tile_maps", "untile", "flatten_patches", "mosaic_image", "softmax",
     "log_softmax", "flatten_patch",
     # data export (figure PNGs come from plotly's own export: app_core.figure_png)
-    "figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv",
+    "figure_data", "image_pixels", "figure_to_npz", "figure_to_csv", "data_from_csv",
     # an attention map blended over its image, as pixels or PNG bytes
     "overlay_image", "overlay_png",
 ]

@@ -49,17 +49,17 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     custom = _patch_custom(tokens)
     hover = PATCH_HOVER + "<br>" + value_label + " %{z:" + VALUE_FORMAT + "}<extra>" + name + "</extra>"
     if upsample == "nearest" or P == 1:
-        return [go.Heatmap(z=m, x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name, opacity=opacity,
+        return [go.Heatmap(z=F.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name, opacity=opacity,
                            zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref, **color)]
     h, w = m.shape
-    heat = go.Heatmap(z=upsample_map(m, P, "smooth"), x0=0, dx=1, y0=0, dy=1, name=name, opacity=opacity,
+    heat = go.Heatmap(z=F.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name, opacity=opacity,
                       zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     points = go.Scatter(
         x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
         name=f"{name} (hover)", xaxis=xref, yaxis=yref, showlegend=False,
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"},
-        customdata=np.concatenate([custom.reshape(-1, 3), m.reshape(-1, 1)], axis=1),
+        customdata=np.concatenate([custom.reshape(-1, 3), m.reshape(-1, 1)], axis=1).astype(np.float32),
         hovertemplate=hover.replace("%{z:", "%{customdata[3]:"),
     )
     return [heat, points]
@@ -104,7 +104,7 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, token
     heat = map_traces(m, P, st.upsample, name="attention", tokens=tk, opacity=st.opacity, cell_px=cell_px,
                       colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
                       colorbar=F.colorbar(th, colorbar_title, lo, hi, m))
-    fig = go.Figure([go.Image(z=img, name="image", hoverinfo="skip")] + heat)
+    fig = go.Figure([F.photo_trace(img)] + heat)
     fig.layout = th.layout(title or ("Attention " + _query_title(query, tk)).strip(), width, height, margin=margin,
                            xaxis=xa, yaxis=ya, shapes=_outline(th, qpos, P), hovermode="closest")
     return fig
@@ -122,6 +122,10 @@ def _default_cols(n: int, th) -> int:
 
 
 def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, th, what) -> go.Figure:
+    """Tiles of maps on one colour axis. With ``image`` the photo is the FIRST tile, sent once
+    (a compressed picture) and the maps follow at full opacity in pixel coordinates — not the
+    photo again under every map: 12 copies were 2.5 MB per figure (issue 15). Without it the
+    maps are in patch units."""
     n, h, w = maps.shape
     tk = as_tokens(tokens).with_grid((h, w), "maps")
     st = as_style(style)
@@ -129,11 +133,13 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
     if image is not None:
         img = image_array(image)
         P = patch_size_for(img, (h, w), tk.patch_size)
-        opacity, upsample = st.opacity, st.upsample
+        upsample = st.upsample
+        labels = ["the image"] + list(labels)
     else:
-        img, P, opacity, upsample = None, 1, 1.0, "nearest"
-    cols = _default_cols(n, th) if cols is None else max(1, min(int(cols), n))
-    rows = math.ceil(n / cols)
+        img, P, upsample = None, 1, "nearest"
+    tiles = len(labels)
+    cols = _default_cols(tiles, th) if cols is None else max(1, min(int(cols), tiles))
+    rows = math.ceil(tiles / cols)
     lo, hi = st.color_range(maps)
 
     # geometry: tiles of equal size (at most ~250 px), room above each for its title
@@ -152,12 +158,16 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
                                   vgap_px / plot_h if rows > 1 else 0.0)
     Hs, Ws = h * P, w * P
     traces, shapes = [], []
-    for i in range(n):
+    first = 0
+    if img is not None:
+        traces.append(F.photo_trace(img, xaxis="x", yaxis="y"))
+        first = 1
+    for i in range(tiles):
         xname, yname, xref, yref = F.subplot_axis_names(i + 1)
-        if img is not None:
-            traces.append(go.Image(z=img, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
-        traces += map_traces(maps[i], P, upsample, name=labels[i], tokens=tk, opacity=opacity, cell_px=tile_w / w,
-                             coloraxis="coloraxis", xref=xref, yref=yref)
+        if i >= first:
+            k = i - first
+            traces += map_traces(maps[k], P, upsample, name=labels[i], tokens=tk, cell_px=tile_w / w,
+                                 coloraxis="coloraxis", xref=xref, yref=yref)
         xa, ya = F.image_axes(th, (-0.5, Ws - 0.5), (Hs - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
         ya.update(showline=False, **axes[yname])
@@ -227,23 +237,19 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     lo, hi = st.color_range(m)
     big = tile_maps(m, gap=1)
     ny, nx = big.shape
-    # hover: (layer, head, row, col, patch) for each cell, -1 in the gaps
-    li = np.full(ny, -1)
-    ri = np.full(ny, -1)
-    for layer in range(L):
-        li[layer * (h + 1): layer * (h + 1) + h] = layer
-        ri[layer * (h + 1): layer * (h + 1) + h] = np.arange(h)
-    hi_ = np.full(nx, -1)
-    ci = np.full(nx, -1)
-    for k in range(Hh):
-        hi_[k * (w + 1): k * (w + 1) + w] = k
-        ci[k * (w + 1): k * (w + 1) + w] = np.arange(w)
-    custom = np.empty((ny, nx, 5), dtype=np.int32)
-    custom[..., 0] = li[:, None]
-    custom[..., 1] = hi_[None, :]
-    custom[..., 2] = ri[:, None]
-    custom[..., 3] = ci[None, :]
-    custom[..., 4] = np.where((custom[..., 2] >= 0) & (custom[..., 3] >= 0), custom[..., 2] * w + custom[..., 3], -1)
+    # hover: (layer, head, patch) of each cell in the smallest unsigned type (uint8 for up to 256
+    # patches and heads): five int32 fields per cell were 437 KB of the figure (issue 15). The gaps
+    # (NaN, hoverongaps=False) get 0s; the patch's row and column are left to the tile itself.
+    cell_layer = np.repeat(np.arange(L), h + 1)[:ny]
+    cell_row = np.tile(np.arange(h + 1), L)[:ny]
+    cell_head = np.repeat(np.arange(Hh), w + 1)[:nx]
+    cell_col = np.tile(np.arange(w + 1), Hh)[:nx]
+    patch = np.where((cell_row[:, None] < h) & (cell_col[None, :] < w), cell_row[:, None] * w + cell_col[None, :], 0)
+    small = np.min_scalar_type(max(L, Hh, h * w - 1))
+    custom = np.empty((ny, nx, 3), dtype=small)
+    custom[..., 0] = cell_layer[:, None]
+    custom[..., 1] = cell_head[None, :]
+    custom[..., 2] = patch
 
     width, height, margin = F.figure_size(th, ny / nx, 640 if nx >= ny else 640 * nx / ny + 200,
                                           colorbar=True, max_plot_height=820)
@@ -259,12 +265,11 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     ya.update(tickvals=yv, ticktext=yt)
     xa["title"]["standoff"] = 4
     traces = [go.Heatmap(
-        z=big, x0=0, dx=1, y0=0, dy=1, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+        z=F.wire(big), x0=0, dx=1, y0=0, dy=1, name="attention", colorscale=th.cmap(st.colormap, "attention"),
         zmin=lo, zmax=hi, zsmooth=False, customdata=custom, hoverongaps=False,
         colorbar=F.colorbar(th, "attention weight", lo, hi, m),
-        hovertemplate=("layer %{customdata[0]}, head %{customdata[1]}<br>patch %{customdata[4]} (row "
-                       "%{customdata[2]}, col %{customdata[3]})<br>attention %{z:" + VALUE_FORMAT + "}"
-                       "<extra></extra>"),
+        hovertemplate=("layer %{customdata[0]}, head %{customdata[1]}<br>patch %{customdata[2]}<br>"
+                       "attention %{z:" + VALUE_FORMAT + "}<extra></extra>"),
     )]
     if qpos is not None:
         qr, qc = qpos
@@ -353,7 +358,7 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
+        z=F.wire(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
         zsmooth=False, colorbar=F.colorbar(th, bar, lo, hi, z),
         hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:" + VALUE_FORMAT + "}<extra></extra>",
     ))

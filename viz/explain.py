@@ -82,9 +82,10 @@ def explanation_figure(image, maps, *, normalise: str = "max", tokens: TokenLayo
                   t=round(th.title_size * 2.6 + th.font_size * 1.8), r=margin["r"] + round(F.COLORBAR_ROOM * th.scale))
     axes, titles = F.subplot_grid(th, 1, n, [name for name, _ in normed], gap_px / plot_w if n > 1 else 0.0, 0.0)
     traces = []
+    photo = F.image_source(img)  # encoded once, drawn under each map
     for i, (name, m) in enumerate(normed):
         xname, yname, xref, yref = F.subplot_axis_names(i + 1)
-        traces.append(go.Image(z=img, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
+        traces.append(go.Image(source=photo, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
         traces += map_traces(m, P, st.upsample, name=name, tokens=tk, opacity=st.opacity, cell_px=tile_w / grid[1],
                              coloraxis="coloraxis", value_label="relevance", xref=xref, yref=yref)
         xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), anchor=xref, show_ticks=False)
@@ -164,7 +165,7 @@ def mass_mask_figure(image, attn_map, mask, *, tokens: TokenLayout | None = None
         text=np.where(mk.ravel(), "kept", "dimmed"),
         hovertemplate=PATCH_HOVER + "<br>attention %{customdata[3]:.3~g}<br>%{text}<extra></extra>",
     )
-    fig = go.Figure([go.Image(z=shown, name="masked image", hoverinfo="skip"), halo, line, hover])
+    fig = go.Figure([F.photo_trace(shown, name="masked image"), halo, line, hover])
     fig.layout = th.layout(
         title or f"{F.pct(thr)} of attention in {k} of {N} patches ({F.pct(k / N)} of the image)",
         width, height, margin=margin, xaxis=xa, yaxis=ya,

@@ -53,6 +53,25 @@ def _is_hover_helper(trace) -> bool:
     return getattr(trace, "mode", None) == "markers" and marker is not None and marker.opacity == 0
 
 
+def image_pixels(trace) -> np.ndarray | None:
+    """The pixels of an Image trace as uint8 ``[H, W, 3]``: its ``z``, or its ``source`` (a
+    ``data:`` URI, see :func:`viz._figure.image_source`) decoded; None when it has neither."""
+    if trace.z is not None:
+        return np.asarray(trace.z)
+    src = getattr(trace, "source", None)
+    if not src:
+        return None
+    import base64
+
+    from PIL import Image
+
+    head, _, payload = str(src).partition(",")
+    if not head.startswith("data:image/") or not head.endswith(";base64"):
+        raise ValueError(f"image source {head[:40]!r}… is not a base64 data URI; expected data:image/…;base64,…")
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
     """The numbers behind ``fig``, keyed ``"<i>_<name>_<field>"``.
 
@@ -70,8 +89,9 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
                 out[f"{key}_z"] = np.asarray(trace.z, dtype=np.float64)
             fields = ("x", "y")
         elif kind == "image":
-            if include_images and trace.z is not None:
-                out[f"{key}_image"] = np.asarray(trace.z)
+            pixels = image_pixels(trace) if include_images else None
+            if pixels is not None:
+                out[f"{key}_image"] = pixels
             fields = ()
         elif kind in _XY_TRACES and not _is_legend_key(trace) and not _is_hover_helper(trace):
             fields = ("x", "y")

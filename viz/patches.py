@@ -84,7 +84,7 @@ def patch_grid_figure(image, patch_size: int, *, tokens: TokenLayout | None = No
     ann, stride = _patch_labels(th, h, w, centres_x, centres_y, plot_w / w, labels)
     xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     fig = go.Figure([
-        go.Image(z=img, name="image", hoverinfo="skip"),
+        F.photo_trace(img),
         _patch_hover(h, w, centres_x, centres_y, plot_w / w),
     ])
     if stride > 1:
@@ -136,7 +136,7 @@ def patch_mosaic_figure(image, patch_size: int, *, gap: int | None = None, label
     xa.update(showline=False)
     ya.update(showline=False)
     fig = go.Figure([
-        go.Image(z=mosaic, name="mosaic", hoverinfo="skip"),
+        F.photo_trace(mosaic, name="mosaic"),
         _patch_hover(h, w, centres_x, centres_y, plot_w * P / Wm),
     ])
     fig.layout = th.layout(

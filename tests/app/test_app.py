@@ -192,14 +192,23 @@ def test_walkthrough_ffn_step_table_and_figures():
 @needs_fashion
 def test_explorer_every_control():
     at = new_app("explorer")
-    assert len(figures(at)) == 2  # the clickable overlay and the layer × head grid
+    assert len(figures(at)) == 2  # the clickable in-browser overlay and the layer × head grid
     overlay = figures(at)[0]
-    assert any(tr.get("name") == "click targets" for tr in overlay["data"])
+    # every layer as a frame, every head as a button: scrubbing happens in the browser (issue 15)
+    assert len(overlay["frames"]) == 4 and len(overlay["layout"]["updatemenus"][0]["buttons"]) == 4
+    assert any(tr.get("legendgroup") == "layer 0 head 0" and tr.get("visible") is True for tr in overlay["data"])
     at.selectbox(key="query").set_value(12).run()
     at.slider(key="layer").set_value(3).run()
     at.segmented_control(key="head").set_value(2).run()
     assert_clean(at)
-    assert titles(at)[0].startswith("patch 11 (row 1, col 4) → layer 3, head 2")
+    assert titles(at)[0].startswith("patch 11 (row 1, col 4) → every layer and head")
+    assert "In layer 3, head 2," in texts(at)  # the controls of the views below
+    # ... which do not send the overlay again: it opens where the query was chosen (layer 0, head 0)
+    overlay = figures(at)[0]
+    assert overlay["layout"]["sliders"][0]["active"] == 0 and overlay["layout"]["updatemenus"][0]["active"] == 0
+    at.selectbox(key="query").set_value(13).run()  # a new query opens at the layer and head of the controls
+    overlay = figures(at)[0]
+    assert overlay["layout"]["sliders"][0]["active"] == 3 and overlay["layout"]["updatemenus"][0]["active"] == 2
     at.selectbox(key="colormap").set_value("viridis").run()
     at.slider(key="opacity").set_value(0.3).run()
     at.radio(key="upsample").set_value("smooth").run()

@@ -192,3 +192,68 @@ def test_percent_axes_never_repeat_a_label():
         labels = [f"{100 * k * ticks['dtick']:.{int(ticks['tickformat'][1:-1])}f}%"
                   for k in range(int(top / ticks["dtick"]) + 1)]
         assert len(set(labels)) == len(labels), (top, labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# the in-browser scrubbing figure (issue 15): layers as frames, heads as buttons
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["dinov2", "fashion", "registers"])
+def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
+    from app_core import views
+
+    inp = inputs[kind]
+    td = inp.trace
+    L, H = td.L, td.H
+    layer, head = L - 1, H - 1
+    view = figures.View(layer=layer, head=head, query=td.num_prefix_tokens + 3, opacity=0.5)
+    fig = figures.build("attention_scrub", inp, view)
+    maps = views.grid_maps(td, view.query)  # [L, H, h, w]
+    assert [t.type for t in fig.data] == ["image"] + ["scatter"] * H
+    assert fig.data[0].source.startswith("data:image/") and fig.data[0].z is None
+    # initial state = the view: head `head` visible, the slider at `layer`, the map of (layer, head)
+    assert [t.visible for t in fig.data[1:]] == [k == head for k in range(H)]
+    np.testing.assert_array_equal(fig.data[1 + head].marker.color, maps[layer, head].ravel().astype(np.float32))
+    assert fig.data[1 + head].legendgroup == f"layer {layer} head {head}" and fig.data[1 + head].meta == layer
+    slider, menu = fig.layout.sliders[0], fig.layout.updatemenus[0]
+    assert slider.active == layer and len(slider.steps) == L and slider.currentvalue.prefix == "layer "
+    assert menu.active == head and len(menu.buttons) == H
+    # frames: one per layer, each carrying every head's map at that layer (float32)
+    assert [f.name for f in fig.frames] == [str(l) for l in range(L)]
+    for l, frame in enumerate(fig.frames):
+        assert list(frame.traces) == list(range(1, H + 1))
+        for k, t in enumerate(frame.data):
+            assert t.marker.color.dtype == np.float32
+            np.testing.assert_array_equal(t.marker.color, maps[l, k].ravel().astype(np.float32))
+            assert t.marker.cmax == pytest.approx(float(maps[l, k].max()), rel=1e-6)
+            assert t.legendgroup == f"layer {l} head {k}"
+    assert all(list(s.args[0]) == [str(l)] and s.method == "animate" for l, s in enumerate(slider.steps))
+    for k, b in enumerate(menu.buttons):
+        assert b.method == "restyle" and list(b.args[0]["visible"]) == [True] + [j == k for j in range(H)]
+    # hover names the patch and gives its value; a click reports point index = patch index
+    assert "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})" in fig.data[1].hovertemplate
+    assert "attention %{marker.color:" in fig.data[1].hovertemplate
+    assert np.asarray(fig.data[1].customdata)[td.grid[1] + 2].tolist() == [1, 2]
+
+
+def test_scrub_click_reports_token_layer_and_head(inputs):
+    from app_core import clicks
+
+    td = inputs["registers"].trace
+    point = {"point_index": 24, "curve_number": 2, "legendgroup": "layer 2 head 1", "x": 8, "y": 1}
+    assert clicks.scrub_from_points([point], td) == (td.num_prefix_tokens + 24, 2, 1)
+    assert clicks.scrub_from_points([dict(point, legendgroup="")], td) == (td.num_prefix_tokens + 24, None, None)
+    assert clicks.scrub_from_points([dict(point, legendgroup=f"layer {td.L} head 0")], td)[1] is None
+    assert clicks.scrub_from_points([dict(point, point_index=td.N)], td) is None
+
+
+def test_scrub_figure_is_small_on_the_wire(inputs):
+    """One figure per (image, query) holds every layer and head: about L·H·N float32 values plus the
+    photo as a JPEG/PNG — no photo as a z array, no float64 (issue 15)."""
+    import plotly.io as pio
+
+    inp = inputs["dinov2"]
+    td = inp.trace
+    fig = figures.build("attention_scrub", inp, figures.View(query=td.num_prefix_tokens))
+    size = len(pio.to_json(fig, validate=False))
+    values = td.L * td.H * td.N * 4 * 4 / 3  # float32, base64
+    assert size < values * 1.25 + 60_000, size

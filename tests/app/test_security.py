@@ -36,12 +36,22 @@ def _plotly_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def _data_uri_pixels(uri: str) -> np.ndarray:
+    """The RGB pixels of a ``data:image/…;base64,…`` URI, decoded here (not through viz)."""
+    head, _, payload = uri.partition(",")
+    assert head.startswith("data:image/") and head.endswith(";base64"), head[:40]
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def _first_image(at: AppTest) -> np.ndarray:
     """The pixels of the first image trace on the page (the walkthrough's patch grid)."""
     for chart in at.get("plotly_chart"):
         spec = json.loads(chart.proto.spec)
         for trace in spec.get("data", []):
             if trace.get("type") == "image":
+                if "source" in trace:  # the photo as a compressed data URI (issue 15)
+                    return _data_uri_pixels(trace["source"])
                 return _plotly_array(trace["z"])
     raise AssertionError("no image trace on the page")
 

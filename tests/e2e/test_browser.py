@@ -10,6 +10,7 @@ animations are disabled, so the pictures are stable.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
@@ -90,7 +91,7 @@ def page():
             context = browser.new_context(viewport={"width": 1440, "height": 1100}, accept_downloads=True,
                                           reduced_motion="reduce")
             pg = context.new_page()
-            pg.set_default_timeout(120_000)
+            pg.set_default_timeout(int(os.environ.get("PATCHLIGHT_E2E_TIMEOUT_MS", "120000")))
             yield pg
         finally:
             browser.close()
@@ -110,6 +111,58 @@ def _wait_title(pg, text: str) -> None:
     pg.wait_for_function(
         "t => (document.querySelector('[data-testid=\"stPlotlyChart\"] .gtitle') || {}).textContent?.includes(t)",
         arg=text)
+
+
+def _wait_caption(pg, text: str) -> None:
+    pg.get_by_test_id("stMain").get_by_text(text, exact=False).first.wait_for()
+
+
+# Arms a one-off listener: mouse down starts the clock; the plotly event of the change, then two
+# animation frames (the paint after it), stop it; the result lands in window.__scrub.
+SCRUB_JS = """(what) => {
+    const gd = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+    const done = what === 'layer' ? 'plotly_animated' : 'plotly_restyle';
+    window.__scrub = null;
+    let t0 = null;
+    document.addEventListener('mousedown', () => { t0 = performance.now(); }, {capture: true, once: true});
+    gd.once(done, () => requestAnimationFrame(() => requestAnimationFrame(() => {
+        const shown = gd._fullData.findIndex(t => t.visible === true && t.type === 'scatter');
+        window.__scrub = {ms: performance.now() - t0, shown: shown, group: gd._fullData[shown].legendgroup,
+                          first: Array.from(gd._fullData[shown].marker.color).slice(0, 3)};
+    })));
+}"""
+
+
+def _scrub_result(pg) -> dict:
+    pg.wait_for_function("() => window.__scrub !== null")
+    return pg.evaluate("() => window.__scrub")
+
+
+def _scrub_in_browser(pg, sent: list) -> dict:
+    """Move the in-figure layer slider to layer 5 and press the button of head 2; check the map
+    changes and no websocket message goes out; return the time from mouse down to the repaint."""
+    chart = pg.get_by_test_id("stPlotlyChart").first
+    before = len(sent)
+    gd = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
+    colour0 = pg.evaluate(f"() => Array.from({gd}._fullData.find(t => t.visible === true && t.type === 'scatter')"
+                          ".marker.color).slice(0, 3)")
+    rail = chart.locator("rect.slider-rail-rect").first.bounding_box()
+    steps = pg.evaluate(f"() => {gd}.layout.sliders[0].steps.length")
+    pg.evaluate(SCRUB_JS, "layer")
+    x = rail["x"] + rail["width"] * 5 / (steps - 1)
+    pg.mouse.click(min(x, rail["x"] + rail["width"] - 2), rail["y"] + rail["height"] / 2)
+    layer = _scrub_result(pg)
+    assert layer["group"].startswith("layer 5 "), layer
+    assert layer["first"] != colour0, "the map did not change with the layer"
+    assert pg.evaluate(f"() => {gd}.layout.sliders[0].active") == 5
+    assert "layer 5" in chart.locator("g.slider-container").first.text_content()  # the slider says which
+    pg.evaluate(SCRUB_JS, "head")
+    chart.locator("g.updatemenu-button").nth(2).click()
+    head = _scrub_result(pg)
+    assert head["group"] == "layer 5 head 2" and head["shown"] == 3, head
+    pg.wait_for_timeout(500)
+    assert len(sent) == before, f"{len(sent) - before} websocket messages went to the server while scrubbing"
+    return {"layer": layer["ms"], "head": head["ms"]}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +188,8 @@ def _shot(pg, folder: Path, name: str) -> Path:
 def test_browser_journey(server, page, tmp_path, shots):
     model = _model()
     pg = page
+    sent = []  # websocket messages the page sends to the server
+    pg.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(len(payload))))
     pg.goto(f"{server}/explorer?model={model}")
     pg.get_by_test_id("stPlotlyChart").first.wait_for()
     _idle(pg)
@@ -177,18 +232,35 @@ def test_browser_journey(server, page, tmp_path, shots):
     assert query.startswith("patch "), query
     assert _overlay_title(pg).startswith(query)
 
-    # switch layer (keyboard on the slider) and head (segmented control)
-    thumb = pg.get_by_test_id("stMain").get_by_test_id("stSlider").first.get_by_role("slider")
-    for layer in (1, 2, 3):
+    # layer and head in the figure: plotly's slider (animation frames) and head buttons (restyle)
+    # switch the map in the browser, with no message to the server (issue 15)
+    timing = _scrub_in_browser(pg, sent)
+    print(f"\nin-browser repaint after a click: layer slider {timing['layer']:.0f} ms, "
+          f"head button {timing['head']:.0f} ms")
+    (shots / "scrub_timing.json").write_text(json.dumps(timing))
+
+    # a click on a patch now tells the server the layer and head the figure shows
+    pg.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    pg.wait_for_timeout(200)
+    pg.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    _wait_caption(pg, "In layer 5, head 2,")
+    _idle(pg)
+    query = pg.locator('input[aria-label="Query token"]').input_value()
+    assert query.startswith("patch ") and _overlay_title(pg).startswith(query)
+    assert pg.evaluate("() => document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
+                       ".layout.sliders[0].active") == 5  # the new query's figure opens where the click was
+
+    # the Layer and Head controls of the views below (keyboard on the slider, segmented control)
+    thumb = pg.get_by_test_id("stMain").get_by_test_id("stSlider").filter(has_text="Layer").get_by_role("slider")
+    for layer in (4, 3):
         thumb.focus()
-        thumb.press("ArrowRight")
-        _wait_title(pg, f"layer {layer},")
+        thumb.press("ArrowLeft")
+        _wait_caption(pg, f"In layer {layer}, head 2,")
         _idle(pg)
     pg.get_by_test_id("stMain").get_by_role("radiogroup", name="Head").get_by_role("radio", name="2",
                                                                                      exact=True).click()
-    _wait_title(pg, "head 2")
     _idle(pg)
-    assert "layer 3, head 2" in _overlay_title(pg)
+    assert _overlay_title(pg).startswith(query)
     _shot(pg, shots, "explorer.png")
 
     # the view survives a trip to another page (the controls live in fragments; issue 10)
@@ -196,7 +268,7 @@ def test_browser_journey(server, page, tmp_path, shots):
     pg.get_by_test_id("stPlotlyChart").first.wait_for()
     _idle(pg)
     pg.get_by_role("link", name="Explorer").click()
-    _wait_title(pg, "layer 3, head 2")
+    _wait_caption(pg, "In layer 3, head 2,")
     assert _overlay_title(pg).startswith(query)
     _idle(pg)
 

@@ -43,7 +43,9 @@ def test_overlay_nearest_data_outline_and_alpha():
     fig = viz.attention_overlay_figure(IMG, m, query=q, style=MapStyle(opacity=0.4))
     assert [t.type for t in fig.data] == ["image", "heatmap"]
     heat = fig.data[1]
-    np.testing.assert_array_equal(heat.z, m)
+    np.testing.assert_array_equal(heat.z, m.astype(np.float32))  # float32 on the wire, as the trace holds it
+    assert fig.data[0].z is None and fig.data[0].source.startswith("data:image/")  # the photo, compressed
+    assert viz.image_pixels(fig.data[0]).shape == IMG.shape
     assert (heat.x0, heat.dx, heat.y0, heat.dy) == (3.5, 8, 3.5, 8)
     assert heat.opacity == 0.4
     assert (heat.zmin, heat.zmax) == (0.0, m.max())
@@ -60,13 +62,13 @@ def test_overlay_smooth_is_documented_upsampling():
     m = RNG.random((4, 6))
     fig = viz.attention_overlay_figure(IMG, m, style=MapStyle(upsample="smooth", zmin=0.1, zmax=0.9,
                                                                colormap="magma"))
-    np.testing.assert_allclose(fig.data[1].z, upsample_map(m, 8, "smooth"))
+    np.testing.assert_allclose(fig.data[1].z, upsample_map(m, 8, "smooth"), rtol=1e-6)
     assert (fig.data[1].zmin, fig.data[1].zmax) == (0.1, 0.9)
     # the smooth map has no hover of its own; one marker per patch names it and gives its value
     assert fig.data[1].hoverinfo == "skip"
     points = fig.data[2]
     assert points.type == "scatter" and len(points.x) == 24
-    np.testing.assert_allclose(points.customdata[:, 3], m.ravel())
+    np.testing.assert_allclose(points.customdata[:, 3], m.ravel(), rtol=1e-6)
     assert points.customdata[13, :3].tolist() == [13, 2, 1]  # patch 13 = row 2, col 1
     assert "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})" in points.hovertemplate
 
@@ -89,13 +91,15 @@ def test_heads_small_multiples_share_one_colour_axis():
     maps = RNG.random((5, 4, 6))
     fig = viz.attention_heads_figure(maps, image=IMG, layer=2, query=7, cols=3)
     heats = [t for t in fig.data if t.type == "heatmap"]
-    assert len(heats) == 5 and len([t for t in fig.data if t.type == "image"]) == 5
+    # the photo once, as the first tile (issue 15: not under every map), then the maps opaque
+    images = [t for t in fig.data if t.type == "image"]
+    assert len(heats) == 5 and len(images) == 1 and fig.data[0] is images[0] and images[0].source
     for i, t in enumerate(heats):
-        np.testing.assert_array_equal(t.z, maps[i])
-        assert t.coloraxis == "coloraxis"
-    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, maps.max())
-    assert len(_axes(fig, "x")) == 6  # 2 rows x 3 cols of subplots
-    assert [a.text for a in fig.layout.annotations] == [f"head {i}" for i in range(5)]
+        np.testing.assert_array_equal(t.z, maps[i].astype(np.float32))
+        assert t.coloraxis == "coloraxis" and t.xaxis == f"x{i + 2}" and t.opacity in (None, 1)
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, np.float32(maps.max()))
+    assert len(_axes(fig, "x")) == 6  # 2 rows x 3 cols of subplots: the image and 5 heads
+    assert [a.text for a in fig.layout.annotations] == ["the image"] + [f"head {i}" for i in range(5)]
     assert "layer 2" in fig.layout.title.text
     assert fig.layout.yaxis3.scaleanchor == "x3"
 
@@ -104,7 +108,7 @@ def test_layers_small_multiples_without_image():
     maps = RNG.random((4, 4, 6))
     fig = viz.attention_layers_figure(maps, head=1, style=MapStyle(zmax=0.5))
     assert [t.type for t in fig.data] == ["heatmap"] * 4
-    np.testing.assert_array_equal(fig.data[3].z, maps[3])
+    np.testing.assert_array_equal(fig.data[3].z, maps[3].astype(np.float32))
     assert fig.layout.coloraxis.cmax == 0.5
     assert fig.layout.annotations[2].text == "layer 2"
 
@@ -114,9 +118,9 @@ def test_grid_tiles_data_and_shared_range():
     fig = viz.attention_grid_figure(maps, query=1)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3 * 5 - 1, 2 * 7 - 1)
-    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), maps)
+    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), maps.astype(np.float32))
     assert np.isnan(z[4]).all() and np.isnan(z[:, 6]).all()  # separators
-    np.testing.assert_array_equal(z, tile_maps(maps))
+    np.testing.assert_array_equal(z, tile_maps(maps).astype(np.float32))
     assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, maps.max())
     assert list(fig.layout.xaxis.ticktext) == ["0", "1"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
     assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
@@ -144,7 +148,7 @@ def test_matrix_prefix_markers_names_and_hover():
     tokens = TokenLayout(p, names, grid)
     fig = viz.attention_matrix_figure(A, tokens=tokens, layer=1, head=2)
     heat = fig.data[0]
-    np.testing.assert_array_equal(heat.z, A)
+    np.testing.assert_array_equal(heat.z, A.astype(np.float32))
     # patches by patch index: the first patch after four prefix tokens is p0, not 4
     assert list(heat.x[:4]) == names and heat.x[4] == "p0 (r0,c0)" and heat.y[9] == "p5 (r1,c2)"
     assert "query %{y}" in heat.hovertemplate and "key %{x}" in heat.hovertemplate
@@ -154,7 +158,7 @@ def test_matrix_prefix_markers_names_and_hover():
     assert set(names) <= set(fig.layout.xaxis.ticktext)
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # query 0 on top
     log = viz.attention_matrix_figure(A, tokens=tokens, log_scale=True)
-    np.testing.assert_allclose(log.data[0].z, np.log10(np.maximum(A, 1e-6)))
+    np.testing.assert_allclose(log.data[0].z, np.log10(np.maximum(A, 1e-6)), rtol=1e-6)
 
 
 def test_matrix_errors():
@@ -219,12 +223,16 @@ def test_every_attention_map_hovers_patch_name_and_value(upsample):
     }
     for name, fig in figs.items():
         hover = _hover_names(fig)
-        assert "patch %{customdata[" in hover and "(row %{customdata[" in hover, name
+        assert "patch %{customdata[" in hover, name
+        assert name == "grid" or "(row %{customdata[" in hover, name
         assert "attention %{" in hover, name
         assert "token %{" not in hover, name  # no token indices shown next to patch numbers
+    # the grid names layer, head and patch (its row and column are the cell's place in the tile):
+    # three uint8 per cell, not five int32 (issue 15: 437 KB of hover data for dinov2-small)
     grid = figs["grid"].data[0]
     cd = np.asarray(grid.customdata)
-    assert cd[1, 2].tolist() == [0, 0, 1, 2, 8] and cd[0, 6, 4] == -1  # patch 8 = (1, 2); -1 in the gap column
+    assert cd.dtype == np.uint8 and cd[1, 2].tolist() == [0, 0, 8]  # patch 8 = (1, 2)
+    assert "layer %{customdata[0]}, head %{customdata[1]}" in grid.hovertemplate
     assert grid.hoverongaps is False
     nearest = figs["overlay"].data[1]
     if upsample == "nearest":

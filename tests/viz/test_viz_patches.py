@@ -17,7 +17,8 @@ def test_patch_grid_traces_lines_and_labels_non_square():
     img = _img(32, 48)  # 4 x 6 patches of 8 px
     fig = viz.patch_grid_figure(img, 8, tokens=viz.TokenLayout(2, ["CLS", "REG0"]))
     assert [t.type for t in fig.data] == ["image", "scatter"]
-    np.testing.assert_array_equal(fig.data[0].z, img)
+    np.testing.assert_array_equal(viz.image_pixels(fig.data[0]), img)  # a small picture: lossless PNG
+    assert fig.data[0].z is None and fig.data[0].source.startswith("data:image/png;base64,")
     lines = fig.layout.shapes
     assert len(lines) == (4 - 1) + (6 - 1)
     vertical = sorted(s.x0 for s in lines if s.x0 == s.x1)
@@ -51,7 +52,7 @@ def test_patch_grid_big_grid_labels_sparsely_hover_everything():
 def test_patch_mosaic_gaps():
     img = _img(16, 24)
     fig = viz.patch_mosaic_figure(img, 8, gap=3)
-    z = np.asarray(fig.data[0].z)
+    z = viz.image_pixels(fig.data[0])
     assert z.shape == (2 * 8 + 3, 3 * 8 + 2 * 3, 3)
     np.testing.assert_array_equal(z[:8, 11:19], img[:8, 8:16])  # tile (0, 1)
     assert (z[8:11] == 255).all() and (z[:, 8:11] == 255).all()  # white gutters

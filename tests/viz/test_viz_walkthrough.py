@@ -339,7 +339,7 @@ def test_mass_mask_image_title_and_outline():
     m = MAP / MAP.sum()
     mask = _mask_for(m, 0.6)
     fig = viz.mass_mask_figure(IMG, m, mask, tokens=TokenLayout(patch_size=8), threshold=0.6, dim=0.25)
-    img = np.asarray(fig.data[0].z)
+    img = viz.image_pixels(fig.data[0])
     keep = np.kron(mask, np.ones((8, 8), bool))
     np.testing.assert_array_equal(img[keep], IMG[keep])
     np.testing.assert_array_equal(img[~keep], np.rint(IMG[~keep] * 0.25).astype(np.uint8))
@@ -366,7 +366,7 @@ def test_mass_mask_two_patches():
     m = np.zeros((4, 6))
     m[1, 1] = m[1, 2] = 1.0  # two patches hold all the attention
     fig = viz.mass_mask_figure(grey, m, m > 0, threshold=0.6, dim=0.3)
-    img = np.asarray(fig.data[0].z)
+    img = viz.image_pixels(fig.data[0])
     assert (img[12, 12] == 200).all() and (img[28, 40] == 60).all()  # kept; dimmed: round(200 * 0.3)
     assert "100% of attention" not in fig.layout.title.text and "in 2 of 24 patches" in fig.layout.title.text
 
