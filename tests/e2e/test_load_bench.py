@@ -117,12 +117,14 @@ def test_one_visitor_drives_the_real_app(demo_server):
             assert {"layer", "head", "query", "view", "explorer_click"} <= s.keys(), s.keys()
             assert s.widget("layer").fragment_id, "the Explorer's controls live in an st.fragment"
             before_query = s.value("query")
+            # the server-side Layer control drives the views below the overlay: show one that depends on it
+            done.append(await s.set_value("view", s.options("view")[1], "view"))  # heads of this layer
             layer = await s.set_value("layer", 1, "layer")
             done.append(layer)
             done.append(await s.set_value("head", s.options("head")[-1], "head"))
             done.append(await s.click("explorer_click", "click targets", lambda n: n // 2))
             after_click = s.value("query")
-            done.append(await s.set_value("view", s.options("view")[1], "view"))
+            done.append(await s.set_value("view", s.options("view")[2], "view"))
             return done, layer, before_query, after_click
         finally:
             await s.close()
