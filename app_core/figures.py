@@ -126,7 +126,8 @@ def _has_head(inputs: FigureInputs) -> bool:
 def _patch_one(inputs, v):
     trace = inputs.trace
     patch = views.centre_patch(trace)
-    return viz.patch_flatten_figure(views.patch_pixels(trace, patch), trace.patch_embeddings[0][patch], patch_index=patch,
+    return viz.patch_flatten_figure(views.patch_pixels(trace, patch), trace.patch_embeddings[0][patch],
+                                    patch_index=patch,
                                     tokens=_tokens(trace), theme=v.theme)
 
 
@@ -148,7 +149,8 @@ def _z0(inputs, v):
 def _overlay(inputs, v):
     trace = inputs.trace
     m = views.attention_map(trace, v.layer, v.head, v.query)
-    fig = viz.attention_overlay_figure(trace.image(0), m, query=v.query, tokens=_tokens(trace), style=_style(v), theme=v.theme,
+    fig = viz.attention_overlay_figure(trace.image(0), m, query=v.query, tokens=_tokens(trace), style=_style(v),
+                                       theme=v.theme,
                                        title=f"{trace.token_name(v.query)} → layer {v.layer}, head {v.head}")
     return _clickable(fig, trace, m)
 
@@ -172,7 +174,8 @@ def _scores(inputs, v):
 def _mixing(inputs, v):
     trace = inputs.trace
     q = views.qkv_step(trace, v.layer, v.head, v.query)
-    return viz.value_mixing_figure(trace.attentions[0][v.layer, v.head, v.query], trace.values[0][v.layer, v.head], q["out"],
+    return viz.value_mixing_figure(trace.attentions[0][v.layer, v.head, v.query], trace.values[0][v.layer, v.head],
+                                   q["out"],
                                    query=v.query, tokens=_tokens(trace), theme=v.theme)
 
 

@@ -171,7 +171,8 @@ def settings_from_json(text: str | bytes, public: bool = False) -> tuple[dict, l
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"The settings file is not valid JSON ({err}); download a fresh one from the Downloads page.") \
+        raise ValueError(f"The settings file is not valid JSON ({err}); download a fresh one from the Downloads "
+                         "page.") \
             from None
     if not isinstance(data, dict) or "patchlight_settings" not in data:
         raise ValueError("This JSON file is not a Patchlight settings file (it has no \"patchlight_settings\" "

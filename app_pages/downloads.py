@@ -52,7 +52,8 @@ def _load_settings() -> None:
                                                                                 for w in warnings))
 
 
-shared.page_title("Downloads", f"Everything for {ctx.model_label} on {ctx.image_label} with the current settings (layer {layer}, "
+shared.page_title("Downloads", f"Everything for {ctx.model_label} on {ctx.image_label} with the current settings "
+                               f"(layer {layer}, "
            f"head {head}, query {trace.token_name(query)}). Files are made when you press a button.")
 
 figs, data = st.columns([3, 2], gap="large")

@@ -56,7 +56,8 @@ def explorer() -> None:
     # The image and its controls side by side, so that on a projector both fit one screen and
     # the teacher never scrolls between a control and the map it changes (issue 10).
     image_col, control_col = st.columns([3, 2] if session.classroom() else [2, 1], gap="medium")
-    control_col.selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name,
+    control_col.selectbox("Query token", views.query_options(trace), **session.kept("query"),
+                          format_func=trace.token_name,
                           help="Click a patch of the image, or pick a token here: prefix tokens (CLS, "
                                "distillation, registers) first, then the patches row by row.")
     with control_col:
@@ -88,7 +89,8 @@ def explorer() -> None:
             share = views.prefix_share(trace, layer, head, query)
             st.caption(f"In layer {layer}, head {head}, {100 * share:.1f}% of the query's attention goes to the "
                        f"prefix token{'s' if p > 1 else ''} ({', '.join(prefix)}), which the maps do not show.")
-        st.segmented_control("View", settings.VIEWS, **session.kept("view"), format_func=settings.VIEW_LABELS.get, required=True,
+        st.segmented_control("View", settings.VIEWS, **session.kept("view"), format_func=settings.VIEW_LABELS.get,
+                             required=True,
                              label_visibility="collapsed")
         view = ss["view"]
         if view == "matrix":
@@ -124,7 +126,8 @@ def explanation_controls() -> None:
                 "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
     if not session.classroom():
         e1, e2, e3, e4 = st.columns(4)
-        e1.selectbox("Head fusion", FUSIONS, **session.kept("fusion"), help="How rollout combines the heads of a layer.")
+        e1.selectbox("Head fusion", FUSIONS, **session.kept("fusion"),
+                     help="How rollout combines the heads of a layer.")
         e2.slider("Discard ratio", 0.0, 0.99, step=0.05, **session.kept("discard_ratio"),
                   help="Fraction of the weakest patch-to-patch attention set to 0 in each layer.")
         e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **session.kept("residual_alpha"),

@@ -12,7 +12,8 @@ p = trace.num_prefix_tokens
 prefix = list(trace.prefix_names)
 stats = shared.head_statistics(ctx.model_key, ctx.digest, trace)
 
-shared.page_title("Heads", f"{trace.L} layers × {trace.H} heads of {ctx.model_label} on {ctx.image_label}. Click a dot or a cell to "
+shared.page_title("Heads", f"{trace.L} layers × {trace.H} heads of {ctx.model_label} on {ctx.image_label}. "
+                           "Click a dot or a cell to "
            "open that head below, or choose it there.")
 
 
@@ -44,7 +45,8 @@ def overview() -> None:
     with text_col:
         (lo_l, lo_h, lo), (hi_l, hi_h, hi) = views.extreme_heads(stats["entropy"])
         st.markdown(f"Entropy of the attention rows in nats: 0 means a head looks at one token only, "
-                    f"ln {trace.T} = {np.log(trace.T):.2f} means it spreads evenly over all {trace.T} tokens. Here the most "
+                    f"ln {trace.T} = {np.log(trace.T):.2f} means it spreads evenly over all {trace.T} tokens. "
+                    "Here the most "
                     f"focused head is layer {lo_l}, head {lo_h} ({lo:.2f} nats); the most spread out is layer "
                     f"{hi_l}, head {hi_h} ({hi:.2f} nats).")
 
@@ -71,7 +73,8 @@ def overview() -> None:
                         + ". Large ViTs reuse such background patches as scratch space for global information "
                           "(Darcet et al. 2023, *Vision Transformers Need Registers*).")
         else:
-            st.markdown("The L2 norm of every token after each layer (log scale). No patch token stands out in the last layer "
+            st.markdown("The L2 norm of every token after each layer (log scale). No patch token stands out in the "
+                        "last layer "
                         "of this image; in large ViTs a few background patches can grow about ten times larger "
                         "than the rest (Darcet et al. 2023).")
 

@@ -120,7 +120,8 @@ class Context:
 def selected_model() -> tuple[str, str]:
     """(source, cache key) chosen in the sidebar, or ValueError saying what to type."""
     ss = st.session_state
-    source = sources.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""), session.public())
+    source = sources.resolve_source(ss["model_choice"], ss.get("hf_repo", ""), ss.get("local_path", ""),
+                                    session.public())
     return source, sources.source_key(source)
 
 
@@ -208,7 +209,8 @@ def context() -> Context:
         for note in uploads.image_notes(data, ctx.facts["input_size"]):
             st.caption(f":material/info: {note}")
     # A new model or image can shrink the ranges: bring the settings inside before any widget.
-    session.apply_settings(settings.clamp_settings(session.current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T, ctx.trace.K))
+    session.apply_settings(settings.clamp_settings(session.current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T,
+                                                   ctx.trace.K))
     return ctx
 
 

@@ -156,7 +156,8 @@ elif step == "attention":
     def attention_step() -> None:
         """Token, layer and head change only this part (the model is never re-run)."""
         c1, c2, c3 = st.columns([3, 3, 3])
-        c1.selectbox("Token (the query)", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
+        c1.selectbox("Token (the query)", views.query_options(trace), **session.kept("query"),
+                     format_func=trace.token_name)
         c2.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
         shared.head_picker(c3, trace.H)
         layer, head, query = st.session_state["layer"], st.session_state["head"], st.session_state["query"]

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array, image_array, patch_size_for
 from .maps import tile_maps, upsample_map
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
@@ -49,10 +49,10 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     custom = _patch_custom(tokens)
     hover = PATCH_HOVER + "<br>" + value_label + " %{z:" + VALUE_FORMAT + "}<extra>" + name + "</extra>"
     if upsample == "nearest" or P == 1:
-        return [go.Heatmap(z=F.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name, opacity=opacity,
+        return [go.Heatmap(z=_figure.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name, opacity=opacity,
                            zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref, **color)]
     h, w = m.shape
-    heat = go.Heatmap(z=F.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name, opacity=opacity,
+    heat = go.Heatmap(z=_figure.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name, opacity=opacity,
                       zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     points = go.Scatter(
@@ -73,7 +73,7 @@ def _outline(th, qpos, P, xref="x", yref="y") -> list[dict]:
     if qpos is None:
         return []
     r, c = qpos
-    return F.outline(th, c * P - 0.5, r * P - 0.5, (c + 1) * P - 0.5, (r + 1) * P - 0.5, xref=xref, yref=yref)
+    return _figure.outline(th, c * P - 0.5, r * P - 0.5, (c + 1) * P - 0.5, (r + 1) * P - 0.5, xref=xref, yref=yref)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,13 +98,13 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, token
     qpos = None if query is None else tk.row_col(query)
     lo, hi = st.color_range(m)
     H, W = img.shape[:2]
-    width, height, margin = F.figure_size(th, H / W, 540, colorbar=True)
-    xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
+    width, height, margin = _figure.figure_size(th, H / W, 540, colorbar=True)
+    xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     cell_px = (width - margin["l"] - margin["r"]) / m.shape[1]
     heat = map_traces(m, P, st.upsample, name="attention", tokens=tk, opacity=st.opacity, cell_px=cell_px,
                       colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
-                      colorbar=F.colorbar(th, colorbar_title, lo, hi, m))
-    fig = go.Figure([F.photo_trace(img)] + heat)
+                      colorbar=_figure.colorbar(th, colorbar_title, lo, hi, m))
+    fig = go.Figure([_figure.photo_trace(img)] + heat)
     fig.layout = th.layout(title or ("Attention " + _query_title(query, tk)).strip(), width, height, margin=margin,
                            xaxis=xa, yaxis=ya, shapes=_outline(th, qpos, P), hovermode="closest")
     return fig
@@ -151,24 +151,24 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
     plot_h = rows * tile_h + (rows - 1) * vgap_px
     margin = dict(th.margin)
     margin["t"] = round(th.title_size * 2.6 + th.font_size * 1.8)  # title, then subplot titles
-    margin["r"] = margin["r"] + round(F.COLORBAR_ROOM * th.scale)
+    margin["r"] = margin["r"] + round(_figure.COLORBAR_ROOM * th.scale)
     margin["l"] = round(30 * th.scale)
     margin["b"] = round(30 * th.scale)
-    axes, titles = F.subplot_grid(th, rows, cols, labels, hgap_px / plot_w if cols > 1 else 0.0,
+    axes, titles = _figure.subplot_grid(th, rows, cols, labels, hgap_px / plot_w if cols > 1 else 0.0,
                                   vgap_px / plot_h if rows > 1 else 0.0)
     Hs, Ws = h * P, w * P
     traces, shapes = [], []
     first = 0
     if img is not None:
-        traces.append(F.photo_trace(img, xaxis="x", yaxis="y"))
+        traces.append(_figure.photo_trace(img, xaxis="x", yaxis="y"))
         first = 1
     for i in range(tiles):
-        xname, yname, xref, yref = F.subplot_axis_names(i + 1)
+        xname, yname, xref, yref = _figure.subplot_axis_names(i + 1)
         if i >= first:
             k = i - first
             traces += map_traces(maps[k], P, upsample, name=labels[i], tokens=tk, cell_px=tile_w / w,
                                  coloraxis="coloraxis", xref=xref, yref=yref)
-        xa, ya = F.image_axes(th, (-0.5, Ws - 0.5), (Hs - 0.5, -0.5), anchor=xref, show_ticks=False)
+        xa, ya = _figure.image_axes(th, (-0.5, Ws - 0.5), (Hs - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
         ya.update(showline=False, **axes[yname])
         axes[xname], axes[yname] = xa, ya
@@ -178,7 +178,7 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
         title or " ".join(t for t in (what, _query_title(query, tk)) if t),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": hi,
-                   "colorbar": F.colorbar(th, "attention weight", lo, hi, maps)},
+                   "colorbar": _figure.colorbar(th, "attention weight", lo, hi, maps)},
         shapes=shapes, annotations=titles, hovermode="closest", **axes,
     ))
 
@@ -251,23 +251,23 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     custom[..., 1] = cell_head[None, :]
     custom[..., 2] = patch
 
-    width, height, margin = F.figure_size(th, ny / nx, 640 if nx >= ny else 640 * nx / ny + 200,
+    width, height, margin = _figure.figure_size(th, ny / nx, 640 if nx >= ny else 640 * nx / ny + 200,
                                           colorbar=True, max_plot_height=820)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
     xc = [k * (w + 1) + (w - 1) / 2 for k in range(Hh)]
     yc = [layer * (h + 1) + (h - 1) / 2 for layer in range(L)]
-    xv, xt = F.index_ticks(Hh, plot_w, th.tick_size, positions=xc, min_gap_chars=2)
-    yv, yt = F.index_ticks(L, plot_h, th.tick_size, positions=yc, min_gap_chars=1)
-    xa, ya = F.image_axes(th, (-0.5, nx - 0.5), (ny - 0.5, -0.5), "head", "layer",
+    xv, xt = _figure.index_ticks(Hh, plot_w, th.tick_size, positions=xc, min_gap_chars=2)
+    yv, yt = _figure.index_ticks(L, plot_h, th.tick_size, positions=yc, min_gap_chars=1)
+    xa, ya = _figure.image_axes(th, (-0.5, nx - 0.5), (ny - 0.5, -0.5), "head", "layer",
                           tickmode="array")
     xa.update(tickvals=xv, ticktext=xt, side="top")
     ya.update(tickvals=yv, ticktext=yt)
     xa["title"]["standoff"] = 4
     traces = [go.Heatmap(
-        z=F.wire(big), x0=0, dx=1, y0=0, dy=1, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+        z=_figure.wire(big), x0=0, dx=1, y0=0, dy=1, name="attention", colorscale=th.cmap(st.colormap, "attention"),
         zmin=lo, zmax=hi, zsmooth=False, customdata=custom, hoverongaps=False,
-        colorbar=F.colorbar(th, "attention weight", lo, hi, m),
+        colorbar=_figure.colorbar(th, "attention weight", lo, hi, m),
         hovertemplate=("layer %{customdata[0]}, head %{customdata[1]}<br>patch %{customdata[2]}<br>"
                        "attention %{z:" + VALUE_FORMAT + "}<extra></extra>"),
     )]
@@ -336,12 +336,12 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
         z = A
         lo, hi = st.replace(zmin=None).color_range(A)
         bar = "attention weight"
-    width, height, margin = F.figure_size(th, 1.0, 600, colorbar=True, extra_left=20, max_plot_height=640)
+    width, height, margin = _figure.figure_size(th, 1.0, 600, colorbar=True, extra_left=20, max_plot_height=640)
     plot_w = width - margin["l"] - margin["r"]
-    tv, tt = F.index_ticks(N, plot_w, th.tick_size, start=0, positions=range(p, T),
+    tv, tt = _figure.index_ticks(N, plot_w, th.tick_size, start=0, positions=range(p, T),
                            labels=[tk.tick(t) for t in range(p, T)])
     # prefix names first; a name is dropped (hover still shows it) when it would overlap
-    tickpos, ticktext = F.merge_ticks([(t, tk.tick(t)) for t in range(p)], list(zip(tv, tt)), plot_w / T,
+    tickpos, ticktext = _figure.merge_ticks([(t, tk.tick(t)) for t in range(p)], list(zip(tv, tt)), plot_w / T,
                                       th.tick_size, along="height")
     tickvals = [names[i] for i in tickpos]
     xa = th.axis("key token (attended to)", type="category", range=[-0.5, T - 0.5], tickmode="array",
@@ -358,8 +358,8 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
-        z=F.wire(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
-        zsmooth=False, colorbar=F.colorbar(th, bar, lo, hi, z),
+        z=_figure.wire(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
+        zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, z),
         hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:" + VALUE_FORMAT + "}<extra></extra>",
     ))
     fig.layout = th.layout(

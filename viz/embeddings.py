@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array
 from .maps import tile_maps
 from .theme import resolve_theme
@@ -46,21 +46,21 @@ def pos_similarity_figure(similarity, *, colormap: str | None = None, title: str
     custom[..., 3] = in_c[None, :]
     custom[..., 4] = custom[..., 0] * w + custom[..., 1]  # patch indices (row-major), -1 … in the gaps
     custom[..., 5] = custom[..., 2] * w + custom[..., 3]
-    width, height, margin = F.figure_size(th, ny / nx, 600, colorbar=True, max_plot_height=700)
+    width, height, margin = _figure.figure_size(th, ny / nx, 600, colorbar=True, max_plot_height=700)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
-    xv, xt = F.index_ticks(w, plot_w, th.tick_size, positions=[c * (w + 1) + (w - 1) / 2 for c in range(w)],
+    xv, xt = _figure.index_ticks(w, plot_w, th.tick_size, positions=[c * (w + 1) + (w - 1) / 2 for c in range(w)],
                            min_gap_chars=2)
-    yv, yt = F.index_ticks(h, plot_h, th.tick_size, positions=[r * (h + 1) + (h - 1) / 2 for r in range(h)],
+    yv, yt = _figure.index_ticks(h, plot_h, th.tick_size, positions=[r * (h + 1) + (h - 1) / 2 for r in range(h)],
                            min_gap_chars=1)
-    xa, ya = F.image_axes(th, (-0.5, nx - 0.5), (ny - 0.5, -0.5), "reference patch column",
+    xa, ya = _figure.image_axes(th, (-0.5, nx - 0.5), (ny - 0.5, -0.5), "reference patch column",
                           "reference patch row", tickmode="array")
     xa.update(tickvals=xv, ticktext=xt)
     ya.update(tickvals=yv, ticktext=yt)
     fig = go.Figure(go.Heatmap(
         z=big, x0=0, dx=1, y0=0, dy=1, name="position similarity", colorscale=th.cmap(colormap, "diverging"),
         zmin=-1.0, zmax=1.0, zsmooth=False, customdata=custom, hoverongaps=False,
-        colorbar=F.colorbar(th, "cosine similarity", -1.0, 1.0),
+        colorbar=_figure.colorbar(th, "cosine similarity", -1.0, 1.0),
         hovertemplate=("reference patch %{customdata[4]} (row %{customdata[0]}, col %{customdata[1]})<br>vs patch "
                        "%{customdata[5]} (row %{customdata[2]}, col %{customdata[3]})<br>cosine %{z:.3f}"
                        "<extra></extra>"),
@@ -84,8 +84,8 @@ def pca_image_figure(rgb, *, title: str | None = None, theme=None) -> go.Figure:
         raise ValueError(f"rgb has values in [{v.min():.3g}, {v.max():.3g}]; expected [0, 1]. "
                          f"Fix: min-max scale each component, (x - x.min(0)) / (x.max(0) - x.min(0)).")
     img = np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
-    width, height, margin = F.figure_size(th, h / w, 520, colorbar=False)
-    xa, ya = F.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), "patch column", "patch row")
+    width, height, margin = _figure.figure_size(th, h / w, 520, colorbar=False)
+    xa, ya = _figure.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), "patch column", "patch row")
     names = [[f"patch {r * w + c} (row {r}, col {c})" for c in range(w)] for r in range(h)]
     fig = go.Figure(go.Image(
         z=img, name="PCA", hovertext=names, hovertemplate="%{hovertext}<br>RGB %{z}<extra></extra>",

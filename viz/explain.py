@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array, image_array, patch_size_for
 from .attention import PATCH_HOVER, map_traces
 from .maps import NORMALISATIONS, normalise_map
@@ -79,16 +79,16 @@ def explanation_figure(image, maps, *, normalise: str = "max", tokens: TokenLayo
     plot_h = tile_w * H / W
     margin = dict(th.margin)
     margin.update(l=round(30 * th.scale), b=round(30 * th.scale),
-                  t=round(th.title_size * 2.6 + th.font_size * 1.8), r=margin["r"] + round(F.COLORBAR_ROOM * th.scale))
-    axes, titles = F.subplot_grid(th, 1, n, [name for name, _ in normed], gap_px / plot_w if n > 1 else 0.0, 0.0)
+                  t=round(th.title_size * 2.6 + th.font_size * 1.8), r=margin["r"] + round(_figure.COLORBAR_ROOM * th.scale))
+    axes, titles = _figure.subplot_grid(th, 1, n, [name for name, _ in normed], gap_px / plot_w if n > 1 else 0.0, 0.0)
     traces = []
-    photo = F.image_source(img)  # encoded once, drawn under each map
+    photo = _figure.image_source(img)  # encoded once, drawn under each map
     for i, (name, m) in enumerate(normed):
-        xname, yname, xref, yref = F.subplot_axis_names(i + 1)
+        xname, yname, xref, yref = _figure.subplot_axis_names(i + 1)
         traces.append(go.Image(source=photo, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
         traces += map_traces(m, P, st.upsample, name=name, tokens=tk, opacity=st.opacity, cell_px=tile_w / grid[1],
                              coloraxis="coloraxis", value_label="relevance", xref=xref, yref=yref)
-        xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), anchor=xref, show_ticks=False)
+        xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
         ya.update(showline=False, **axes[yname])
         axes[xname], axes[yname] = xa, ya
@@ -97,7 +97,7 @@ def explanation_figure(image, maps, *, normalise: str = "max", tokens: TokenLayo
         title or ("Explanations" + (f" for class “{label}”" if label else "")),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": hi,
-                   "colorbar": F.colorbar(th, bar, lo, hi)},
+                   "colorbar": _figure.colorbar(th, bar, lo, hi)},
         meta={"normalise": normalise}, annotations=titles, hovermode="closest", **axes,
     ))
 
@@ -142,14 +142,15 @@ def mass_mask_figure(image, attn_map, mask, *, tokens: TokenLayout | None = None
     total = float(m.sum())
     kept_mass = float(m[mk].sum()) / total if total > 0 else 0.0
     if total > 0 and kept_mass < thr - 1e-6:
-        raise ValueError(f"mask keeps {F.pct(kept_mass)} of the attention but threshold={thr:g}; expected at least "
+        raise ValueError(f"mask keeps {_figure.pct(kept_mass)} of the attention but threshold={thr:g}; "
+                         "expected at least "
                          f"the threshold. Fix: mask = model.attention_mass_mask(attn_map, {thr:g}).")
     keep_px = np.repeat(np.repeat(mk, P, axis=0), P, axis=1)
     shown = np.where(keep_px[..., None], img, np.rint(img.astype(np.float64) * dm)).astype(np.uint8)
     k, N = int(mk.sum()), h * w
     H, W = img.shape[:2]
-    width, height, margin = F.figure_size(th, H / W, 540, colorbar=False)
-    xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
+    width, height, margin = _figure.figure_size(th, H / W, 540, colorbar=False)
+    xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     xs, ys = _mask_outline(mk, P)
     lw = th.outline_width
     halo = go.Scatter(x=xs, y=ys, mode="lines", name="outline halo", hoverinfo="skip",
@@ -165,9 +166,9 @@ def mass_mask_figure(image, attn_map, mask, *, tokens: TokenLayout | None = None
         text=np.where(mk.ravel(), "kept", "dimmed"),
         hovertemplate=PATCH_HOVER + "<br>attention %{customdata[3]:.3~g}<br>%{text}<extra></extra>",
     )
-    fig = go.Figure([F.photo_trace(shown, name="masked image"), halo, line, hover])
+    fig = go.Figure([_figure.photo_trace(shown, name="masked image"), halo, line, hover])
     fig.layout = th.layout(
-        title or f"{F.pct(thr)} of attention in {k} of {N} patches ({F.pct(k / N)} of the image)",
+        title or f"{_figure.pct(thr)} of attention in {k} of {N} patches ({_figure.pct(k / N)} of the image)",
         width, height, margin=margin, xaxis=xa, yaxis=ya,
         meta={"kept": k, "patches": N, "kept_mass": kept_mass, "threshold": thr},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array
 from model.numerics import log_softmax, softmax  # the one softmax (torch-free)
 
@@ -60,12 +60,12 @@ def topk_figure(logits, class_names=None, *, k: int = 5, title: str | None = Non
     idx = np.argsort(-probs, kind="stable")[:k]
     labels = _bar_labels(names, idx)
     longest = max(len(s) for s in labels)
-    width, height, margin = F.figure_size(th, 0.12 * k + 0.2, 520, colorbar=False,
-                                          extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
+    width, height, margin = _figure.figure_size(th, 0.12 * k + 0.2, 520, colorbar=False,
+                                          extra_left=max(0, _figure.text_width("x" * longest, th.tick_size) - 50),
                                           max_plot_height=900)
     top = float(probs[idx[0]])
     xmax = min(1.0, top) * 1.22 + 1e-9
-    xa = th.axis("probability", chart=True, range=[0, xmax], **F.percent_ticks(min(xmax, 1.0)))
+    xa = th.axis("probability", chart=True, range=[0, xmax], **_figure.percent_ticks(min(xmax, 1.0)))
     ya = th.axis("", type="category", range=[k - 0.5, -0.5], ticks="")
     fig = go.Figure(go.Bar(
         x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
@@ -109,16 +109,16 @@ def loss_figure(logits, class_names=None, label: int | str = 0, *, k: int = 8, t
     labels = _bar_labels(names, idx)
     longest = max(len(s) for s in labels)
     colors = [th.accent_color if i == c else "#b8c4d6" for i in idx]
-    width, height, margin = F.figure_size(th, 0.1 * len(idx) + 0.25, 520, colorbar=False,
-                                          extra_left=max(0, F.text_width("x" * longest, th.tick_size) - 50),
+    width, height, margin = _figure.figure_size(th, 0.1 * len(idx) + 0.25, 520, colorbar=False,
+                                          extra_left=max(0, _figure.text_width("x" * longest, th.tick_size) - 50),
                                           max_plot_height=900)
     formula = f"loss = −log p({labels[list(idx).index(c)]}) = −log {format_sig(probs[c], 4)} = {loss:.4f} nats"
-    formula, lines = F.fit_caption(th, formula, 0.95 * (width - margin["l"] - margin["r"]))
+    formula, lines = _figure.fit_caption(th, formula, 0.95 * (width - margin["l"] - margin["r"]))
     margin["t"] += round(th.font_size * (0.5 + 1.3 * lines))  # room for the formula under the title
     height += round(th.font_size * 1.3 * (lines - 1))
     top = float(probs[idx].max())
     xmax = min(1.0, top) * 1.22 + 1e-9
-    xa = th.axis("probability p(class | image)", chart=True, range=[0, xmax], **F.percent_ticks(min(xmax, 1.0)))
+    xa = th.axis("probability p(class | image)", chart=True, range=[0, xmax], **_figure.percent_ticks(min(xmax, 1.0)))
     ya = th.axis("", type="category", range=[len(idx) - 0.5, -0.5], ticks="")
     fig = go.Figure(go.Bar(
         x=probs[idx], y=labels, orientation="h", name="probability", customdata=idx,
@@ -155,7 +155,7 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) 
         raise ValueError(f"training curve lists differ in length ({len(epochs)} epochs, {len(train)} train "
                          f"losses, {len(test)} test losses); expected one value per epoch.")
     acc = curve.get("test_acc")
-    width, height, margin = F.figure_size(th, 0.55, 640, colorbar=False)
+    width, height, margin = _figure.figure_size(th, 0.55, 640, colorbar=False)
     top = float(max(train.max(), test.max()))
     xa = th.axis("epoch", chart=True, range=[float(epochs[0]) - 0.5, float(epochs[-1]) + 0.5])
     ya = th.axis("cross-entropy (nats)", chart=True, range=[0, top * 1.08])
@@ -171,6 +171,6 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) 
             marker={"size": th.marker_size * 0.6, "color": colors[i]},
             hovertemplate=f"epoch %{{x}}<br>{name} loss %{{y:.4f}}<extra></extra>",
         ))
-    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
+    height, margin = _figure.legend_room(th, [t.name for t in traces], width, height, margin)
     return go.Figure(traces, layout=th.layout(title or "Loss during training", width, height, margin=margin,
                                               xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend()))

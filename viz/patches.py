@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array, image_array
 from .maps import flatten_patches, patch_grid
 from .specs import TokenLayout, as_tokens
@@ -28,7 +28,7 @@ def _patch_labels(theme, h, w, centres_x, centres_y, cell_px, labels):
     if labels == "none":
         return [], 0
     longest = str(h * w - 1)
-    stride = F.label_stride(max(h, w), cell_px, longest, theme.small_size)
+    stride = _figure.label_stride(max(h, w), cell_px, longest, theme.small_size)
     if labels == "all":
         stride = 1
     elif labels == "sparse":
@@ -48,7 +48,7 @@ def _patch_hover(h, w, centres_x, centres_y, cell_px):
     cx, cy = np.meshgrid(centres_x, centres_y)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     custom = np.stack([rows * w + cols, rows, cols], axis=-1).reshape(-1, 3)
-    points = F.hover_points(cx.ravel(), cy.ravel(), custom,
+    points = _figure.hover_points(cx.ravel(), cy.ravel(), custom,
                             "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})<extra></extra>",
                             name="patch tokens")
     points.marker.update(size=max(6.0, cell_px), symbol="square")
@@ -77,14 +77,14 @@ def patch_grid_figure(image, patch_size: int, *, tokens: TokenLayout | None = No
     img = image_array(image)
     h, w, P = patch_grid(img, patch_size)
     H, W = img.shape[:2]
-    width, height, margin = F.figure_size(th, H / W, 560, colorbar=False)
+    width, height, margin = _figure.figure_size(th, H / W, 560, colorbar=False)
     plot_w = width - margin["l"] - margin["r"]
     centres_x = np.arange(w) * P + (P - 1) / 2
     centres_y = np.arange(h) * P + (P - 1) / 2
     ann, stride = _patch_labels(th, h, w, centres_x, centres_y, plot_w / w, labels)
-    xa, ya = F.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
+    xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     fig = go.Figure([
-        F.photo_trace(img),
+        _figure.photo_trace(img),
         _patch_hover(h, w, centres_x, centres_y, plot_w / w),
     ])
     if stride > 1:
@@ -93,7 +93,7 @@ def patch_grid_figure(image, patch_size: int, *, tokens: TokenLayout | None = No
         title or (f"{h}×{w} = {h * w} patches of {P}×{P} px: patch 0 … {h * w - 1}, row by row"
                   + _sequence_note(tokens)),
         width, height, margin=margin, xaxis=xa, yaxis=ya,
-        shapes=F.grid_lines(th, h, w, P), annotations=ann,
+        shapes=_figure.grid_lines(th, h, w, P), annotations=ann,
     )
     return fig
 
@@ -125,18 +125,18 @@ def patch_mosaic_figure(image, patch_size: int, *, gap: int | None = None, label
     g = max(2, P // 5) if gap is None else int(gap)
     mosaic = mosaic_image(img, P, g)
     Hm, Wm = mosaic.shape[:2]
-    width, height, margin = F.figure_size(th, Hm / Wm, 560, colorbar=False)
+    width, height, margin = _figure.figure_size(th, Hm / Wm, 560, colorbar=False)
     height -= margin["b"] - round(20 * th.scale)  # no axes: no room needed below
     margin["b"] = round(20 * th.scale)
     plot_w = width - margin["l"] - margin["r"]
     centres_x = np.arange(w) * (P + g) + (P - 1) / 2
     centres_y = np.arange(h) * (P + g) + (P - 1) / 2
     ann, stride = _patch_labels(th, h, w, centres_x, centres_y, plot_w * P / Wm, labels)
-    xa, ya = F.image_axes(th, (-0.5, Wm - 0.5), (Hm - 0.5, -0.5), show_ticks=False)
+    xa, ya = _figure.image_axes(th, (-0.5, Wm - 0.5), (Hm - 0.5, -0.5), show_ticks=False)
     xa.update(showline=False)
     ya.update(showline=False)
     fig = go.Figure([
-        F.photo_trace(mosaic, name="mosaic"),
+        _figure.photo_trace(mosaic, name="mosaic"),
         _patch_hover(h, w, centres_x, centres_y, plot_w * P / Wm),
     ])
     fig.layout = th.layout(
@@ -147,7 +147,7 @@ def patch_mosaic_figure(image, patch_size: int, *, gap: int | None = None, label
 
 
 def _matrix_ticks(th, n, plot_px, start=0):
-    vals, text = F.index_ticks(n, plot_px, th.tick_size, start=start)
+    vals, text = _figure.index_ticks(n, plot_px, th.tick_size, start=start)
     return {"tickmode": "array", "tickvals": vals, "ticktext": text}
 
 
@@ -163,13 +163,13 @@ def patch_matrix_figure(image, patch_size: int, *, colormap: str | None = "gray"
     h, w, P = patch_grid(img, patch_size)
     X = flatten_patches(img, P)
     N, K = X.shape
-    width, height, margin = F.figure_size(th, 0.62, 620, colorbar=True)
+    width, height, margin = _figure.figure_size(th, 0.62, 620, colorbar=True)
     plot_h = height - margin["t"] - margin["b"]
     xa = th.axis("pixel value index (row, col, channel within the patch)", range=[-0.5, K - 0.5])
     ya = th.axis("patch index", range=[N - 0.5, -0.5], **_matrix_ticks(th, N, plot_h))
     fig = go.Figure(go.Heatmap(
         z=X, name="flattened patches", colorscale=th.cmap(colormap, "sequential"), zmin=0, zmax=255,
-        colorbar=F.colorbar(th, "pixel value (0–255)", 0, 255),
+        colorbar=_figure.colorbar(th, "pixel value (0–255)", 0, 255),
         hovertemplate="patch %{y}<br>element %{x}<br>value %{z}<extra></extra>",
     ))
     fig.layout = th.layout(
@@ -200,11 +200,12 @@ def patch_embedding_figure(embeddings, *, tokens: TokenLayout | None = None, zma
     top = float(np.max(np.abs(E))) if zmax is None else float(zmax)
     if not top > 0:
         top = 1.0
-    width, height, margin = F.figure_size(th, 0.62, 620, colorbar=True)
+    width, height, margin = _figure.figure_size(th, 0.62, 620, colorbar=True)
     plot_h = height - margin["t"] - margin["b"]
     label = "token (prefix first, then patches)" if p else "patch (row by row)"
-    tv, tt = F.index_ticks(N - p, plot_h, th.tick_size, positions=range(p, N), labels=[tk.tick(t) for t in range(p, N)])
-    pos, text = F.merge_ticks([(t, tk.tick(t)) for t in range(p)], list(zip(tv, tt)), plot_h / N, th.tick_size,
+    tv, tt = _figure.index_ticks(N - p, plot_h, th.tick_size, positions=range(p, N),
+                                 labels=[tk.tick(t) for t in range(p, N)])
+    pos, text = _figure.merge_ticks([(t, tk.tick(t)) for t in range(p)], list(zip(tv, tt)), plot_h / N, th.tick_size,
                               along="height")
     xa = th.axis("embedding dim", range=[-0.5, D - 0.5])
     ya = th.axis(label, type="category", range=[N - 0.5, -0.5], tickmode="array", tickvals=[names[i] for i in pos],
@@ -215,7 +216,7 @@ def patch_embedding_figure(embeddings, *, tokens: TokenLayout | None = None, zma
                            line={"color": "black", "width": th.outline_width}, layer="above"))
     fig = go.Figure(go.Heatmap(
         z=E, y=names, name="embeddings", colorscale=th.cmap(colormap, "diverging"), zmin=-top, zmax=top,
-        colorbar=F.colorbar(th, "embedding value", -top, top, E),
+        colorbar=_figure.colorbar(th, "embedding value", -top, top, E),
         hovertemplate="%{y}<br>dim %{x}<br>value %{z:.4f}<extra></extra>",
     ))
     fig.layout = th.layout(
@@ -300,16 +301,16 @@ def patch_flatten_figure(patch_pixels, embedding, *, patch_index: int, tokens: T
     y_flat = dom(side + cap, strip)
     y_emb = dom(side + cap + strip + ticks_h + cap, strip)
     x_img = [0.0, side / plot_w]
-    xa, ya = F.image_axes(th, (-0.5, P - 0.5), (P - 0.5, -0.5), anchor="x", show_ticks=False)
+    xa, ya = _figure.image_axes(th, (-0.5, P - 0.5), (P - 0.5, -0.5), anchor="x", show_ticks=False)
     xa.update(domain=x_img, showline=False, anchor="y")
     ya.update(domain=y_img, showline=False, anchor="x")
     ya.pop("scaleanchor")  # the domain is already square in pixels
-    etv, ett = F.index_ticks(D, plot_w, th.tick_size)
+    etv, ett = _figure.index_ticks(D, plot_w, th.tick_size)
     if order == "chw":  # ticks where each colour channel starts, and the last element
-        ftv, ftt = F.merge_ticks([(c * P * P, str(c * P * P)) for c in range(3)] + [(K - 1, str(K - 1))], [],
+        ftv, ftt = _figure.merge_ticks([(c * P * P, str(c * P * P)) for c in range(3)] + [(K - 1, str(K - 1))], [],
                                  plot_w / K, th.tick_size)
     else:
-        ftv, ftt = F.index_ticks(K, plot_w, th.tick_size)
+        ftv, ftt = _figure.index_ticks(K, plot_w, th.tick_size)
     xa2 = th.axis("", domain=[0, 1], anchor="y2", range=[-0.5, K - 0.5], tickmode="array", tickvals=ftv,
                   ticktext=ftt)
     ya2 = th.axis("", domain=y_flat, anchor="x2", range=[0.5, -0.5], showticklabels=False, ticks="")
@@ -327,11 +328,11 @@ def patch_flatten_figure(patch_pixels, embedding, *, patch_index: int, tokens: T
     what = ("red row by row, then green, then blue" if order == "chw" else "pixel by pixel: r, g, b, r, g, b, …")
 
     def fit(text, short):  # captions are one line: drop the explanation when it would not fit
-        return text if F.legend_text_width(text, th.font_size) <= 0.85 * plot_w else short
+        return text if _figure.legend_text_width(text, th.font_size) <= 0.85 * plot_w else short
 
     x_txt = x_img[1] + th.px(16) / plot_w
     text_room = 0.85 * plot_w * (1 - x_txt)
-    head, _ = F.fit_caption(th, f"{who}: {P}×{P} pixels × 3 colours", text_room, round(th.title_size * 0.85))
+    head, _ = _figure.fit_caption(th, f"{who}: {P}×{P} pixels × 3 colours", text_room, round(th.title_size * 0.85))
     ann = [
         dict(text=head, x=x_txt, y=y_img[1], xref="paper", yref="paper", align="left",
              xanchor="left", yanchor="top", showarrow=False, font=th.font(round(th.title_size * 0.85))),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array, image_array, patch_size_for
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .theme import resolve_theme
@@ -54,7 +54,7 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     P = patch_size_for(img, (h, w), tk.patch_size)
     qpos = None if query is None else tk.row_col(query)
     Himg, Wimg = img.shape[:2]
-    width, height, margin = F.figure_size(th, Himg / Wimg, 540, colorbar=True)
+    width, height, margin = _figure.figure_size(th, Himg / Wimg, 540, colorbar=True)
     buttons_h = round(th.font_size * 2.6)
     slider_h = round(th.font_size * 5.2)
     margin = dict(margin, t=margin["t"] + buttons_h, b=margin["b"] + slider_h)
@@ -67,7 +67,7 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
 
     def colours(l: int, k: int) -> dict:
         lo, hi = st.color_range(M[l, k])
-        return {"color": F.wire(M[l, k].ravel()), "cmin": lo, "cmax": hi}
+        return {"color": _figure.wire(M[l, k].ravel()), "cmin": lo, "cmax": hi}
 
     def shown(l: int, k: int) -> dict:
         # what a frame changes besides the colours: the layer in the hover (meta) and in a click
@@ -105,12 +105,12 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
         buttons=[dict(label=f"head {k}", method="restyle",
                       args=[{"visible": [True] + [j == k for j in range(Hh)]}]) for k in range(Hh)],
     )
-    xa, ya = F.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), show_ticks=False)
+    xa, ya = _figure.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), show_ticks=False)
     shapes = []
     if qpos is not None:
         r, c = qpos
-        shapes = F.outline(th, c - 0.5, r - 0.5, c + 0.5, r + 0.5)
-    photo = F.photo_trace(img, x0=-0.5 + 0.5 / P, dx=1 / P, y0=-0.5 + 0.5 / P, dy=1 / P)
+        shapes = _figure.outline(th, c - 0.5, r - 0.5, c + 0.5, r + 0.5)
+    photo = _figure.photo_trace(img, x0=-0.5 + 0.5 / P, dx=1 / P, y0=-0.5 + 0.5 / P, dy=1 / P)
     fig = go.Figure([photo] + heads, frames=frames)
     what = "" if query is None else f"{tk.name(int(query))} → "
     fig.layout = th.layout(title or f"{what}every layer and head: slide and click, no wait", width, height,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import float_array
 from .specs import TokenLayout, as_tokens
 from .theme import resolve_theme
@@ -29,7 +29,7 @@ def attention_distance_figure(distances, *, image_size: float | None = None, tit
     layers = np.repeat(np.arange(L), H)
     heads = np.tile(np.arange(H), L)
     top = float(image_size) if image_size else float(d.max()) * 1.1 or 1.0
-    width, height, margin = F.figure_size(th, 0.62, 620, colorbar=False)
+    width, height, margin = _figure.figure_size(th, 0.62, 620, colorbar=False)
     xa = th.axis("layer (network depth)", chart=True, range=[-0.6, L - 0.4], tickmode="array",
                  tickvals=list(range(L)), ticktext=[str(i) for i in range(L)], dtick=1)
     if L > 16:
@@ -48,21 +48,21 @@ def attention_distance_figure(distances, *, image_size: float | None = None, tit
 
 def _layer_head_heatmap(values, th, *, name, bar, zmin, zmax, colormap, role, title, fmt, unit):
     L, H = values.shape
-    width, height, margin = F.figure_size(th, min(1.6, L / H), 560, colorbar=True)
+    width, height, margin = _figure.figure_size(th, min(1.6, L / H), 560, colorbar=True)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
-    xv, xt = F.index_ticks(H, plot_w, th.tick_size, min_gap_chars=1)
-    yv, yt = F.index_ticks(L, plot_h * 2.2, th.tick_size, min_gap_chars=1)
+    xv, xt = _figure.index_ticks(H, plot_w, th.tick_size, min_gap_chars=1)
+    yv, yt = _figure.index_ticks(L, plot_h * 2.2, th.tick_size, min_gap_chars=1)
     xa = th.axis("head", range=[-0.5, H - 0.5], tickmode="array", tickvals=xv, ticktext=xt)
     ya = th.axis("layer", range=[L - 0.5, -0.5], tickmode="array", tickvals=yv, ticktext=yt)
     cell_w, cell_h = plot_w / H, plot_h / L
-    show_text = cell_w >= F.text_width("0.00", th.small_size) + 4 and cell_h >= th.small_size * 1.3
+    show_text = cell_w >= _figure.text_width("0.00", th.small_size) + 4 and cell_h >= th.small_size * 1.3
     # no text colour: plotly picks black or white per cell for contrast
     extra = ({"texttemplate": "%{z:" + fmt + "}", "textfont": {"family": th.font_family, "size": th.small_size}}
              if show_text else {})
     fig = go.Figure(go.Heatmap(
         z=values, x0=0, dx=1, y0=0, dy=1, name=name, colorscale=th.cmap(colormap, role), zmin=zmin, zmax=zmax,
-        zsmooth=False, colorbar=F.colorbar(th, bar, zmin, zmax), xgap=1, ygap=1,
+        zsmooth=False, colorbar=_figure.colorbar(th, bar, zmin, zmax), xgap=1, ygap=1,
         hovertemplate="layer %{y}, head %{x}<br>" + name + " %{z:" + fmt + "}" + unit + "<extra></extra>",
         **extra,
     ))
@@ -131,18 +131,18 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
         bar = "log₁₀ ‖token‖₂" + ("" if positive.all() else " (0: blank)")
     else:
         z, bar = v, "token norm ‖x‖₂"
-    width, height, margin = F.figure_size(th, 0.6, 660, colorbar=True)
+    width, height, margin = _figure.figure_size(th, 0.6, 660, colorbar=True)
     plot_w = width - margin["l"] - margin["r"]
     plot_h = height - margin["t"] - margin["b"]
     # ticks: prefix names, artifacts, then evenly spaced patch numbers (p0, p20 …) — none overlapping
-    tv, tt = F.index_ticks(T - p, plot_w, th.tick_size, positions=range(p, T),
+    tv, tt = _figure.index_ticks(T - p, plot_w, th.tick_size, positions=range(p, T),
                            labels=[tk.tick(t) for t in range(p, T)], min_gap_chars=4)
     fixed = [(0, names_p[0])] if p else []
     fixed += [(t, tk.tick(t)) for t in arts]
     fixed += [(i, names_p[i]) for i in range(1, p)]
-    tick_pos, tick_text = F.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
+    tick_pos, tick_text = _figure.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
     ticks = list(zip(tick_pos, tick_text))
-    yv, yt = F.index_ticks(R, plot_h * 2.2, th.tick_size, labels=labels, min_gap_chars=1)
+    yv, yt = _figure.index_ticks(R, plot_h * 2.2, th.tick_size, labels=labels, min_gap_chars=1)
     what = ("token: prefix, then patches p0 …" if p else "patch") + (" (artifact tokens outlined)" if arts else "")
     xa = th.axis(what, range=[-0.5, T - 0.5], tickmode="array", tickvals=[t for t, _ in ticks],
                  ticktext=[s for _, s in ticks])
@@ -165,7 +165,7 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
     fig = go.Figure(go.Heatmap(
         z=z, x0=0, dx=1, y0=0, dy=1, name="token norms", colorscale=th.cmap(colormap, "sequential"),
         zmin=lo, zmax=hi if hi > lo else lo + 1.0, zsmooth=False,
-        colorbar=F.colorbar(th, bar, lo, hi if hi > lo else lo + 1.0), customdata=custom,
+        colorbar=_figure.colorbar(th, bar, lo, hi if hi > lo else lo + 1.0), customdata=custom,
         hovertemplate="layer %{customdata[0]}, %{customdata[1]}<br>" + bar + " %{z:.3f}<extra></extra>",
     ))
     fig.layout = th.layout(

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import check_count, float_array
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .text import format_sig
@@ -104,11 +104,11 @@ def attention_scores_figure(scores, probs, *, query: int | None = None, tokens: 
         default = f"How {q} attends: q·k/√d → softmax over all {T} keys"
     else:
         traces, lay = _scores_top(th, s, pr, idx, cats, colors)
-        default = f"How {q} attends: q·k/√d → softmax; top {len(idx)} of {T} keys ({F.pct(shown)} of the weight)"
+        default = f"How {q} attends: q·k/√d → softmax; top {len(idx)} of {T} keys ({_figure.pct(shown)} of the weight)"
     width, height, margin = lay.pop("width"), lay.pop("height"), lay.pop("margin")
     if keys:  # the bars' two colours named in a legend (key entries after the data traces)
-        height, margin = F.legend_room(th, [k for k, _ in keys], width, height, margin)
-        traces += [F.legend_key(name, color, th) for name, color in keys]
+        height, margin = _figure.legend_room(th, [k for k, _ in keys], width, height, margin)
+        traces += [_figure.legend_key(name, color, th) for name, color in keys]
         lay.update(showlegend=True, legend=th.legend(itemclick=False, itemdoubleclick=False))
     fig = go.Figure(traces)
     fig.layout = th.layout(title or default, width, height, margin=margin,
@@ -119,13 +119,13 @@ def attention_scores_figure(scores, probs, *, query: int | None = None, tokens: 
 def _scores_by_token(th, s, pr, idx, cats, colors, tk: TokenLayout) -> tuple[list, dict]:
     """Every key in token order: scores on top, weights below, one shared category x axis."""
     T, p = len(idx), tk.p
-    width, height, margin = F.figure_size(th, 0.78, 720, colorbar=False, max_plot_height=900)
+    width, height, margin = _figure.figure_size(th, 0.78, 720, colorbar=False, max_plot_height=900)
     plot_w = width - margin["l"] - margin["r"]
     # ticks: prefix names, then evenly spaced patch numbers (p0, p10 …), none overlapping
-    tv, tt = F.index_ticks(T - p, plot_w, th.tick_size, positions=range(p, T),
+    tv, tt = _figure.index_ticks(T - p, plot_w, th.tick_size, positions=range(p, T),
                            labels=[tk.tick(j) for j in range(p, T)])
     fixed = [(j, tk.tick(j)) for j in range(p)]
-    pos, text = F.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
+    pos, text = _figure.merge_ticks(fixed, list(zip(tv, tt)), plot_w / T, th.tick_size)
     xa = th.axis("key token (prefix first, then patches p0 … row by row)" if p else "key token (patches p0 … "
                  "row by row)", type="category", range=[-0.5, T - 0.5], tickmode="array",
                  tickvals=[cats[i] for i in pos], ticktext=text, anchor="y")
@@ -135,7 +135,7 @@ def _scores_by_token(th, s, pr, idx, cats, colors, tk: TokenLayout) -> tuple[lis
                   range=[lo - (pad if lo < 0 else 0), hi + pad])
     top = float(pr.max()) * 1.12 or 1.0
     ya = th.axis("softmax weight", chart=True, domain=[0.0, 0.46], anchor="x", range=[0.0, top],
-                 **F.percent_ticks(top))
+                 **_figure.percent_ticks(top))
     bars = [
         go.Bar(x=cats, y=s[idx], name="scores", yaxis="y2", marker={"color": colors}, customdata=idx,
                showlegend=False, hovertemplate="key %{x}<br>q·k/√d = %{y:.4f}<extra></extra>"),
@@ -155,13 +155,13 @@ def _scores_by_token(th, s, pr, idx, cats, colors, tk: TokenLayout) -> tuple[lis
 def _scores_top(th, s, pr, idx, cats, colors) -> tuple[list, dict]:
     """The top keys as rows (names readable), scores left, weights right, one category y axis."""
     n = len(idx)
-    name_px = max(F.legend_text_width(c, th.tick_size) for c in cats) + 8
-    width, _, margin = F.figure_size(th, 0.5, 680, colorbar=False, extra_left=max(0, name_px - 60))
+    name_px = max(_figure.legend_text_width(c, th.tick_size) for c in cats) + 8
+    width, _, margin = _figure.figure_size(th, 0.5, 680, colorbar=False, extra_left=max(0, name_px - 60))
     row = _row_px(th)
     plot_h = min(n * row, th.px(900))
     height = round(margin["t"] + plot_h + margin["b"])
     plot_h_real = height - margin["t"] - margin["b"]
-    pos, text = F.merge_ticks([], [(i, cats[i]) for i in range(n)], plot_h_real / n, th.tick_size, along="height")
+    pos, text = _figure.merge_ticks([], [(i, cats[i]) for i in range(n)], plot_h_real / n, th.tick_size, along="height")
     ya = th.axis("", type="category", range=[n - 0.5, -0.5], tickmode="array",
                  tickvals=[cats[i] for i in pos], ticktext=text, ticks="", anchor="x")
     lo, hi = min(0.0, float(s[idx].min())), max(0.0, float(s[idx].max()))
@@ -170,7 +170,7 @@ def _scores_top(th, s, pr, idx, cats, colors) -> tuple[list, dict]:
                  range=[lo - (0.3 * span if lo < 0 else 0), hi + 0.3 * span])
     top = float(pr[idx].max()) * 1.4 or 1.0
     xa2 = th.axis("softmax weight", chart=True, domain=[0.56, 1.0], anchor="y", range=[0.0, top],
-                  **F.percent_ticks(top, 3))
+                  **_figure.percent_ticks(top, 3))
     text_font = th.font(th.font_size)
     bars = [
         go.Bar(x=s[idx], y=cats, orientation="h", name="scores", marker={"color": colors}, customdata=idx,
@@ -238,7 +238,7 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
         top_abs = 1.0
 
     # geometry: a weight-bar column, the value heatmap, and one output row below (same columns)
-    name_px = max(F.legend_text_width(c, th.tick_size) for c in cats + ["output"]) + 8
+    name_px = max(_figure.legend_text_width(c, th.tick_size) for c in cats + ["output"]) + 8
     row = _row_px(th)
     plot_w = th.px(640)
     bar_w = th.px(150)
@@ -246,9 +246,9 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
     heat_px = plot_w - bar_w - gap_w
     # captions fit the heatmap's width with room to spare: the app may draw the figure narrower
     caption = (f"output = Σⱼ pⱼ vⱼ over all {T} keys" if n < T else "output = Σⱼ pⱼ vⱼ")
-    caption, cap_lines = F.fit_caption(th, f"↓ {caption}<br>(values {format_sig(mix.min())} … "
+    caption, cap_lines = _figure.fit_caption(th, f"↓ {caption}<br>(values {format_sig(mix.min())} … "
                                        f"{format_sig(mix.max())})", 0.75 * heat_px)
-    head, head_lines = F.fit_caption(th, f"value vectors vⱼ of the top {n} keys", 0.75 * heat_px)
+    head, head_lines = _figure.fit_caption(th, f"value vectors vⱼ of the top {n} keys", 0.75 * heat_px)
     line_px = th.font_size * 1.3
     rows_h = n * row
     gap_h = row * 1.5 + line_px * cap_lines  # room for the output caption
@@ -256,7 +256,7 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
     plot_h = rows_h + gap_h + out_h
     margin = dict(th.margin)
     margin["l"] += round(max(0, name_px - 60))
-    margin["r"] += round(F.COLORBAR_ROOM * th.scale)
+    margin["r"] += round(_figure.COLORBAR_ROOM * th.scale)
     margin["t"] += round(line_px * (head_lines - 1))
     width = round(margin["l"] + plot_w + margin["r"])
     height = round(margin["t"] + plot_h + margin["b"])
@@ -279,12 +279,12 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
         z=mix[None, :], x0=0, dx=1, y=["output"], name="output", xaxis="x3", yaxis="y2", coloraxis="coloraxis",
         zsmooth=False, hovertemplate="output = Σ p v<br>dim %{x}: %{z:.4f}<extra></extra>",
     )
-    xv, xt = F.index_ticks(d, heat_px, th.tick_size)
+    xv, xt = _figure.index_ticks(d, heat_px, th.tick_size)
     ya = th.axis("", type="category", range=[n - 0.5, -0.5], domain=[y_rows, 1.0], ticks="", anchor="x")
     half = _nice_half(float(pr[idx].max()))
     xa = th.axis("weight pⱼ", chart=True, domain=[0.0, x_split], anchor="y",
                  range=[0.0, float(pr[idx].max()) * 1.6 or 1.0], tickmode="array",
-                 tickvals=[0.0, half], ticktext=["0%", F.pct(half)])
+                 tickvals=[0.0, half], ticktext=["0%", _figure.pct(half)])
     xa2 = th.axis("", domain=[x_heat, 1.0], anchor="y", range=[-0.5, d - 0.5], showticklabels=False, ticks="",
                   showline=False)
     xa3 = th.axis(f"value dimension (d = {d})", domain=[x_heat, 1.0], anchor="y2", range=[-0.5, d - 0.5],
@@ -299,13 +299,13 @@ def value_mixing_figure(probs, values, output=None, *, query: int | None = None,
     ]
     q = _who(query, tk, T)
     who = f"for {q}" if q else "of one query"
-    default = (f"Attention output {who} = Σⱼ pⱼ vⱼ: top {n} of {T} value vectors ({F.pct(shown)} of the weight)"
+    default = (f"Attention output {who} = Σⱼ pⱼ vⱼ: top {n} of {T} value vectors ({_figure.pct(shown)} of the weight)"
                if n < T else f"Attention output {who} = Σⱼ pⱼ vⱼ over all {T} value vectors")
     fig = go.Figure([weights, heat, out_heat])
     fig.layout = th.layout(
         title or default, width, height, margin=margin, xaxis=xa, xaxis2=xa2, xaxis3=xa3, yaxis=ya, yaxis2=ya2,
         coloraxis={"colorscale": th.cmap(st.colormap, "diverging"), "cmin": -top_abs, "cmax": top_abs,
-                   "colorbar": F.colorbar(th, "value", -top_abs, top_abs, np.concatenate([rows_v.ravel(), mix]))},
+                   "colorbar": _figure.colorbar(th, "value", -top_abs, top_abs, np.concatenate([rows_v.ravel(), mix]))},
         annotations=annotations, bargap=0.25,
         meta={"keys": idx.tolist(), "output": mix.tolist(), "shown_weight": shown},
     )

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from . import _figure as F
+from . import _figure
 from ._checks import check_count, float_array
 from .specs import TokenLayout, as_tokens
 from .theme import resolve_theme
@@ -65,9 +65,9 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
                          f"‖attn‖ + ‖mlp‖ = {slack[b]:.4g}; the inputs do not belong together. "
                          f"Fix: stream_norms[k] "
                          f"= ‖hidden_states[k, token]‖ with k = 0 the embeddings, and block l's norms at index l.")
-    width, height, margin = F.figure_size(th, 0.72, 760, colorbar=False, max_plot_height=720)
+    width, height, margin = _figure.figure_size(th, 0.72, 760, colorbar=False, max_plot_height=720)
     plot_w = width - margin["l"] - margin["r"]
-    tv, tt = F.index_ticks(L, plot_w, th.tick_size, min_gap_chars=2)
+    tv, tt = _figure.index_ticks(L, plot_w, th.tick_size, min_gap_chars=2)
     xr = [-0.75, L - 0.25]
     xa = th.axis("block (layer)", range=xr, tickmode="array", tickvals=tv, ticktext=tt, anchor="y")
     top_bar = float(max(a.max(), m.max())) or 1.0
@@ -90,7 +90,7 @@ def residual_stream_figure(attn_norms, mlp_norms, stream_norms, *, token_name: s
     mlp = go.Bar(x=blocks + 0.2, y=m, width=bw, name="‖MLP update‖", marker={"color": th.second_color},
                  customdata=blocks, hovertemplate="block %{customdata}: ‖MLP update‖ %{y:.3f}<extra></extra>")
     traces = [stream, attn, mlp]
-    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
+    height, margin = _figure.legend_room(th, [t.name for t in traces], width, height, margin)
     fig = go.Figure(traces)
     fig.layout = th.layout(
         title or f"What each block adds to the residual stream of {token_name}", width, height, margin=margin,
@@ -133,7 +133,7 @@ def mlp_activation_figure(activations, *, token: int | None = None, token_name: 
     centres = (edges[:-1] + edges[1:]) / 2
     M = x.shape[0]
     active = int((x > 0).sum())
-    width, height, margin = F.figure_size(th, 0.55, 700, colorbar=False)
+    width, height, margin = _figure.figure_size(th, 0.55, 700, colorbar=False)
     lo, hi = float(edges[0]), float(edges[-1])
     pad = 0.03 * (hi - lo or 1.0)
     xa = th.axis("activation value", chart=True, range=[lo - pad, hi + pad])
@@ -147,11 +147,11 @@ def mlp_activation_figure(activations, *, token: int | None = None, token_name: 
         shapes.append(dict(type="line", xref="x", yref="paper", x0=0, x1=0, y0=0, y1=1,
                            line={"color": th.axis_color, "width": th.line_width * 1.5}, layer="above", name="zero"))
     keys = [("active (> 0)", th.second_color), ("inactive (≤ 0)", th.muted_color)]  # the bars' two colours
-    height, margin = F.legend_room(th, [k for k, _ in keys], width, height, margin)
+    height, margin = _figure.legend_room(th, [k for k, _ in keys], width, height, margin)
     who = token_name or (f"token {token}" if token is not None else "one token")
-    fig = go.Figure([bars] + [F.legend_key(name, color, th) for name, color in keys])
+    fig = go.Figure([bars] + [_figure.legend_key(name, color, th) for name, color in keys])
     fig.layout = th.layout(
-        title or f"MLP hidden units of {who}: {active} of {M} active ({F.pct(active / M)})", width, height,
+        title or f"MLP hidden units of {who}: {active} of {M} active ({_figure.pct(active / M)})", width, height,
         margin=margin, xaxis=xa, yaxis=ya, shapes=shapes, bargap=0, showlegend=True,
         legend=th.legend(itemclick=False, itemdoubleclick=False),
         meta={"edges": edges.tolist(), "active": active, "units": M},
@@ -198,12 +198,12 @@ def token_norms_lines_figure(norms, *, tokens: TokenLayout | None = None, artifa
     P_ = v[:, patch_cols]
     q05, q25, med, q75, q95 = np.percentile(P_, [5, 25, 50, 75, 95], axis=1)
     layers = np.arange(R)
-    width, height, margin = F.figure_size(th, 0.6, 720, colorbar=False)
+    width, height, margin = _figure.figure_size(th, 0.6, 720, colorbar=False)
     top_patch = P_.max(axis=1)
     prefix_lines = [j for j in range(p) if j not in arts]
     plot_w = width - margin["l"] - margin["r"]
     ymax = float(v.max()) * 1.08 or 1.0
-    tv, tt = F.index_ticks(R, plot_w, th.tick_size, min_gap_chars=2)
+    tv, tt = _figure.index_ticks(R, plot_w, th.tick_size, min_gap_chars=2)
     xa = th.axis("layer (0 = embeddings)", chart=True, range=[-0.15, R - 0.85], tickmode="array", tickvals=tv,
                  ticktext=tt)
     ya = th.axis("token norm ‖x‖₂", chart=True, range=[0.0, ymax])
@@ -212,7 +212,7 @@ def token_norms_lines_figure(norms, *, tokens: TokenLayout | None = None, artifa
         return go.Scatter(x=np.concatenate([layers, layers[::-1]]), y=np.concatenate([hi, lo[::-1]]),
                           mode="lines", fill="toself", name=name, hoverinfo="skip", legendrank=rank,
                           line={"color": "rgba(0,0,0,0)", "width": 0},
-                          fillcolor=F.rgba(th.bar_color, alpha))
+                          fillcolor=_figure.rgba(th.bar_color, alpha))
 
     lw = max(3.0, th.line_width * 2.5)
     # drawn bands first (underneath); listed in the legend median, middle 50%, 90%, max
@@ -226,7 +226,7 @@ def token_norms_lines_figure(norms, *, tokens: TokenLayout | None = None, artifa
                    hovertemplate="layer %{x}: median patch norm %{y:.3f}<br>middle 50%: %{customdata[0]:.3f} … "
                                  "%{customdata[1]:.3f}<extra></extra>"),
         go.Scatter(x=layers, y=top_patch, mode="lines", name="patch max", legendrank=4,
-                   line={"color": F.rgba(th.bar_color, 0.7), "width": max(1.5, lw / 2)},
+                   line={"color": _figure.rgba(th.bar_color, 0.7), "width": max(1.5, lw / 2)},
                    hovertemplate="layer %{x}: largest patch norm %{y:.3f}<extra></extra>"),
     ]
     for i, j in enumerate(prefix_lines):
@@ -240,7 +240,7 @@ def token_norms_lines_figure(norms, *, tokens: TokenLayout | None = None, artifa
                                  line={"color": th.accent_color, "width": lw * 0.7},
                                  marker={"size": th.marker_size * 0.6, "color": th.accent_color, "symbol": "diamond"},
                                  hovertemplate=f"artifact {tk.name(t)}, " + "layer %{x}: norm %{y:.3f}<extra></extra>"))
-    height, margin = F.legend_room(th, [t.name for t in traces], width, height, margin)
+    height, margin = _figure.legend_room(th, [t.name for t in traces], width, height, margin)
     n_art = len(arts)
     fig = go.Figure(traces)
     fig.layout = th.layout(
