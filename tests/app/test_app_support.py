@@ -238,19 +238,13 @@ def test_head_statistics(td):
     assert isinstance(st["artifacts"], list)
 
 
-def test_clicks_become_tokens_and_heads():
-    assert clicks.token_from_points([{"customdata": 17, "x": 3}], T=20) == 17
-    assert clicks.token_from_points([{"customdata": [5]}], T=20) == 5
-    assert clicks.token_from_points([{"customdata": 99}], T=20) is None
-    assert clicks.token_from_points([{"x": 1, "y": 2}], T=20) is None
-    assert clicks.token_from_points([], T=20) is None
+def test_clicks_become_heads():
     assert clicks.head_from_points([{"customdata": [3, 1, 0.5]}], L=4, H=2) == (3, 1)
     assert clicks.head_from_points([{"x": 2, "customdata": 1}], L=4, H=2) == (2, 1)
     assert clicks.head_from_points([{"customdata": [9, 9]}], L=4, H=2) is None
     # what Streamlit really sends for a row of a 2-D customdata array (seen in Chromium)
     clicked = {"curve_number": 1, "point_index": 11, "x": 3, "y": 2, "customdata": {"0": 2, "1": 3, "2": 3.40}}
     assert clicks.head_from_points([clicked], L=4, H=4) == (2, 3)
-    assert clicks.token_from_points([{"customdata": {"0": 7}}], T=20) == 7
 
 
 def test_patch_centres_are_the_click_targets(td):
