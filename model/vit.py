@@ -42,7 +42,7 @@ def patchify(x: torch.Tensor, patch_size: int) -> torch.Tensor:
 class PatchEmbed(nn.Module):
     """x_p E: flatten each patch and project it with one Linear layer (the paper's E).
 
-    A stride-P Conv2d with kernel P is the same map; `tests/test_vit.py` proves it.
+    A stride-P Conv2d with kernel P is the same map; `tests/model/test_vit.py` proves it.
     """
 
     def __init__(self, cfg: ViTConfig):
