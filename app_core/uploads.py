@@ -88,7 +88,8 @@ def check_total(total_bytes: int, new_size: int, limit_mb: float | None = None) 
     limit_mb = total_upload_limit_mb() if limit_mb is None else limit_mb
     if total_bytes + new_size > limit_mb * 1024 * 1024:
         raise UploadRefused(
-            f"the server is holding {total_bytes / 1024 / 1024:.0f} MB of uploads from other visitors, its limit; "
+            f"the server holds {total_bytes / 1024 / 1024:.0f} MB of visitors' uploads and this file "
+            f"({new_size / 1024 / 1024:.1f} MB) would take it over its limit of {limit_mb:g} MB; "
             "try again in a minute, or pick a sample from the gallery")
 
 

@@ -81,10 +81,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def demo_server():
-    """The real app as scripts/demo.sh starts it (public mode, production flags), on 127.0.0.1."""
+def demo_server(request):
+    """The real app as scripts/demo.sh starts it (public mode, production flags), on 127.0.0.1;
+    ``@pytest.mark.parametrize("demo_server", [{"ENV": "value"}], indirect=True)`` adds settings."""
     port = _free_port()
-    env = dict(os.environ, PYTHON=sys.executable, HF_HUB_OFFLINE="1", PATCHLIGHT_PUBLIC="1")
+    env = dict(os.environ, PYTHON=sys.executable, HF_HUB_OFFLINE="1", PATCHLIGHT_PUBLIC="1",
+               **getattr(request, "param", {}))
     proc = subprocess.Popen(["bash", "scripts/demo.sh", "--port", str(port), "--address", "127.0.0.1"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -148,3 +150,28 @@ def test_one_visitor_drives_the_real_app(demo_server):
     assert all(r.ok for r in res["records"]), load.failures(res["records"])
     assert res["rss_peak"] > 50 * 2**20
     assert "| 1 |" in load.level_row(res) and "layer" in load.kind_table(res["records"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("demo_server", [{"PATCHLIGHT_UPLOAD_TOTAL_MB": "1"}], indirect=True)
+def test_the_running_server_enforces_the_upload_quota(demo_server):
+    """Issue 13: the quota is installed on the real server's file manager; an upload over the
+    server-wide limit is refused with 429 and a message, and the session keeps working."""
+    port, _ = demo_server
+
+    async def journey():
+        s = load_client.Session(port, timeout=40)
+        try:
+            assert (await s.open()).ok
+            assert (await s.set_value("image_source", "Upload", "image")).ok
+            small = (ROOT / "samples" / "fashion-7-sneaker.png").read_bytes()
+            fits = await s.upload("upload", "small.png", small, "image/png")
+            too_big = await s.upload("upload", "big.png", small + b"\0" * (2 * 1024 * 1024), "image/png")
+            again = await s.upload("upload", "again.png", small, "image/png")
+            return fits, too_big, again
+        finally:
+            await s.close()
+
+    fits, too_big, again = asyncio.run(asyncio.wait_for(journey(), 60))
+    assert fits.ok and again.ok, (fits.error, again.error)
+    assert not too_big.ok and "429" in too_big.error and "limit of 1 MB" in too_big.error
