@@ -15,6 +15,10 @@ RUN PIP_NO_CACHE_DIR=1 bash scripts/setup.sh \
 ENV PATCHLIGHT_CACHE=/root/.cache/patchlight \
     HF_HOME=/tmp/hf
 RUN chmod -R a+rX /root /root/.cache/patchlight
+# nginx: the sticky proxy in front of several Streamlit workers (scripts/demo.sh --workers).
+RUN apt-get update && apt-get install -y --no-install-recommends nginx-light && rm -rf /var/lib/apt/lists/*
 EXPOSE 8501
-# scripts/demo.sh: public mode, one BLAS thread per session, Streamlit's production settings.
+# scripts/demo.sh: public mode, one BLAS thread per session, Streamlit's production settings;
+# WORKERS Streamlit processes behind nginx (one per core the host gives the container).
+ENV WORKERS=2
 CMD ["bash", "scripts/demo.sh", "--port", "8501", "--address", "0.0.0.0"]

@@ -246,6 +246,7 @@ class Session:
         self.port, self.visitor, self.timeout, self.compression = port, visitor, timeout, compression
         self.ws = None
         self.cookie = ""
+        self.jar: dict[str, str] = {}  # cookies the server set, sent back like a browser does
         self.session_id = ""
         self.main_hash = ""
         self.page_hash = ""
@@ -273,27 +274,37 @@ class Session:
         """Load the page and run the app once, as a browser tab does."""
         rec = self._begin(kind)
         try:
-            await http(self.port, "GET", "/", timeout=self.timeout)
-            status, headers, _ = await http(self.port, "GET", "/_stcore/health", timeout=self.timeout)
+            await self._get("/")
+            status, _, _ = await self._get("/_stcore/health")
             if status != 200:
                 raise ProtocolError(f"/_stcore/health answered {status}")
-            for cookie in headers.get("set-cookie", []):
-                name, _, rest = cookie.partition("=")
-                if name.strip() == XSRF_COOKIE:
-                    self.cookie = rest.split(";")[0]
-            await http(self.port, "GET", "/_stcore/host-config", timeout=self.timeout)
+            self.cookie = self.jar.get(XSRF_COOKIE, "")
+            await self._get("/_stcore/host-config")
             token = self.cookie or "PLACEHOLDER_AUTH_TOKEN"
             self.ws = await connect(
                 f"ws://{HOST}:{self.port}/_stcore/stream", subprotocols=["streamlit", token],
                 origin=f"http://{HOST}:{self.port}", open_timeout=self.timeout, max_size=None, ping_interval=None,
                 compression="deflate" if self.compression else None, user_agent_header="patchlight-load/1",
-                additional_headers={"Cookie": f"{XSRF_COOKIE}={self.cookie}"} if self.cookie else None)
+                additional_headers={"Cookie": self._cookies()} if self.jar else None)
             if self.ws.subprotocol != "streamlit":
                 raise ProtocolError(f"the server chose subprotocol {self.ws.subprotocol!r}, not 'streamlit'")
             self._reader = asyncio.create_task(self._read())
         except (OSError, asyncio.TimeoutError, ProtocolError, ConnectionClosed) as err:
             return self._fail(rec, f"connect: {type(err).__name__}: {err}")
         return await self._rerun(rec, ClientState(page_script_hash="", page_name=""))
+
+    async def _get(self, path: str):
+        """A GET with the tab's cookies; the cookies it sets are kept (a browser's jar: the XSRF
+        cookie, and e.g. a sticky-routing cookie of a proxy in front of several workers)."""
+        headers = {"Cookie": self._cookies()} if self.jar else None
+        status, answer_headers, body = await http(self.port, "GET", path, headers=headers, timeout=self.timeout)
+        for cookie in answer_headers.get("set-cookie", []):
+            name, _, rest = cookie.partition("=")
+            self.jar[name.strip()] = rest.split(";")[0]
+        return status, answer_headers, body
+
+    def _cookies(self) -> str:
+        return "; ".join(f"{k}={v}" for k, v in self.jar.items())
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -390,7 +401,7 @@ class Session:
             body, ctype = multipart("file", filename, data, content_type)
             status, _, answer = await http(self.port, "PUT", urls.upload_url, body=body, timeout=self.timeout,
                                            headers={"Content-Type": ctype, "X-Xsrftoken": self.cookie,
-                                                    "Cookie": f"{XSRF_COOKIE}={self.cookie}",
+                                                    "Cookie": self._cookies(),
                                                     "Origin": f"http://{HOST}:{self.port}"})
             rec.uploaded = len(body)
             if status not in (200, 204):

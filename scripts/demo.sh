@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Start Patchlight the way the hosted public demo runs on one box.
 #
-#   bash scripts/demo.sh [--port PORT] [--address ADDR] [--defaults] [-- extra streamlit flags]
+#   bash scripts/demo.sh [--port PORT] [--address ADDR] [--workers N] [--defaults] [-- extra streamlit flags]
 #
 # --port      listening port (default $PORT or 8501)
 # --address   listening address (default $ADDRESS or 0.0.0.0: the demo is public)
+# --workers   N Streamlit processes (default $WORKERS or 1) behind nginx with sticky sessions;
+#             one process runs every session's script on about one core (one GIL), so a box
+#             with C cores serves a class best with about C workers. Needs nginx (apt-get install
+#             nginx-light); the workers listen on 127.0.0.1, PORT+1 … PORT+N.
 # --defaults  leave Streamlit's file watcher and runner at their defaults (gc after every run)
 #             instead of the production runner settings; the only use is to measure what
 #             those settings buy (bench/load.py runs both back to back). Hardening stays on.
@@ -35,7 +39,7 @@
 #   server.maxUploadSize         read from .streamlit/config.toml (equal to the app's own check).
 #   server.enableStaticServing false, global.developmentMode false    nothing else is served.
 #
-# Growing past one process (not done yet): Streamlit keeps each visitor's session in the
+# Growing past one process (--workers N, below): Streamlit keeps each visitor's session in the
 # process that served its websocket, so more processes need a sticky proxy (by cookie or by
 # client address) in front. The intended shape: this script stays the start of ONE worker
 # (`--port`, `--address 127.0.0.1` behind the proxy); a supervisor starts N of them on
@@ -49,6 +53,7 @@ cd "$(dirname "$0")/.."
 PORT=${PORT:-8501}
 ADDRESS=${ADDRESS:-0.0.0.0}
 RUNNER=production
+WORKERS=${WORKERS:-1}
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -57,12 +62,15 @@ while [ $# -gt 0 ]; do
     --address) ADDRESS=$2; shift 2 ;;
     --address=*) ADDRESS=${1#*=}; shift ;;
     --defaults) RUNNER=defaults; shift ;;
+    --workers) WORKERS=$2; shift 2 ;;
+    --workers=*) WORKERS=${1#*=}; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
 case "$PORT" in ''|*[!0-9]*) echo "demo.sh: --port needs a number, got '$PORT'" >&2; exit 2 ;; esac
+case "$WORKERS" in ''|*[!0-9]*|0) echo "demo.sh: --workers needs a number ≥ 1, got '$WORKERS'" >&2; exit 2 ;; esac
 
 if [ -n "${PYTHON:-}" ]; then
   PY=$PYTHON
@@ -105,4 +113,63 @@ FLAGS=(
   --browser.gatherUsageStats false
   "${RUNNER_FLAGS[@]}"
 )
-exec "$PY" -m streamlit run app.py "${FLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+if [ "$WORKERS" = 1 ]; then
+  exec "$PY" -m streamlit run app.py "${FLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+fi
+
+# Several workers: each is a full Streamlit server (its own model copy and caches) on
+# 127.0.0.1; nginx in front routes every request of one browser to the same worker. The route is
+# a cookie nginx sets on the first answer (a random id, hashed consistently over the workers), so
+# the page, the websocket and the uploads of a visitor always meet the session they belong to.
+# The workers share one cookie secret, so Streamlit's XSRF cookie is valid on any of them.
+command -v nginx >/dev/null || { echo "demo.sh: --workers $WORKERS needs nginx (apt-get install nginx-light)" >&2; exit 2; }
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/patchlight-demo.XXXXXX")
+chmod 755 "$RUN"  # nginx's worker may run as another user (as root it drops to nobody)
+SECRET=$("$PY" -c "import secrets; print(secrets.token_hex(32))")
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$RUN"; }
+trap cleanup EXIT INT TERM
+UPSTREAM=""
+for i in $(seq 1 "$WORKERS"); do
+  WPORT=$((PORT + i))
+  WFLAGS=("${FLAGS[@]}")
+  WFLAGS[1]=$WPORT; WFLAGS[3]=127.0.0.1  # --server.port, --server.address
+  STREAMLIT_SERVER_COOKIE_SECRET=$SECRET "$PY" -m streamlit run app.py "${WFLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} &
+  PIDS+=($!)
+  UPSTREAM+="    server 127.0.0.1:$WPORT;"$'\n'
+done
+cat > "$RUN/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $RUN/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $RUN/body; proxy_temp_path $RUN/proxy;
+  fastcgi_temp_path $RUN/fastcgi; uwsgi_temp_path $RUN/uwsgi; scgi_temp_path $RUN/scgi;
+  client_max_body_size $((MAX_UPLOAD + 1))m;
+  map \$cookie_patchlight_route \$patchlight_route { "" \$request_id; default \$cookie_patchlight_route; }
+  map \$http_upgrade \$connection_upgrade { default upgrade; "" close; }
+  upstream patchlight {
+    hash \$patchlight_route consistent;
+$UPSTREAM  }
+  server {
+    listen $ADDRESS:$PORT;
+    location / {
+      proxy_pass http://patchlight;
+      proxy_http_version 1.1;
+      proxy_set_header Host \$host;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_read_timeout 86400s;
+      proxy_buffering off;
+      proxy_request_buffering off;  # uploads stream to the worker: no temp files, no disk
+      add_header Set-Cookie "patchlight_route=\$patchlight_route; Path=/; SameSite=Lax; HttpOnly" always;
+    }
+  }
+}
+NGINX
+nginx -c "$RUN/nginx.conf" &
+PIDS+=($!)
+wait -n "${PIDS[@]}"  # any process ending ends the demo (the trap stops the others)

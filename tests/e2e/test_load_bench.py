@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
@@ -175,3 +176,32 @@ def test_the_running_server_enforces_the_upload_quota(demo_server):
     fits, too_big, again = asyncio.run(asyncio.wait_for(journey(), 60))
     assert fits.ok and again.ok, (fits.error, again.error)
     assert not too_big.ok and "429" in too_big.error and "limit of 1 MB" in too_big.error
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is missing (apt-get install nginx-light)")
+@pytest.mark.parametrize("demo_server", [{"WORKERS": "2"}], indirect=True)
+def test_two_workers_behind_the_sticky_proxy(demo_server):
+    """scripts/demo.sh --workers 2: nginx routes every request of a visitor (page, websocket,
+    upload) to one worker by its route cookie, so sessions work as with one process."""
+    port, _ = demo_server
+
+    async def journeys():
+        routes, results = set(), []
+        for _ in range(4):
+            s = load_client.Session(port, timeout=40)
+            try:
+                results.append(await s.open())
+                results.append(await s.set_value("image_source", "Upload", "image"))
+                small = (ROOT / "samples" / "fashion-7-sneaker.png").read_bytes()
+                results.append(await s.upload("upload", "mine.png", small, "image/png"))
+                results.append(await s.switch_page("Explorer"))
+                results.append(await s.set_value("layer", 2, "layer"))
+                routes.add(s.jar.get("patchlight_route"))
+            finally:
+                await s.close()
+        return routes, results
+
+    routes, results = asyncio.run(asyncio.wait_for(journeys(), 90))
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    assert len(routes) == 4 and None not in routes  # each visitor got its own route cookie
