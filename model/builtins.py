@@ -96,8 +96,15 @@ def _preprocessor(name: str):
 
 
 def training_curve(name: str) -> dict | None:
-    """The loss and accuracy per epoch a built-in model was trained with (fashion-vit), or None."""
+    """The loss and accuracy per epoch a built-in model was trained with (fashion-vit), or None.
+
+    Read once per process (the app asks on every figure it shows); each caller gets a copy."""
     _check(name)
+    return copy.deepcopy(_training_curve(name))
+
+
+@functools.lru_cache(maxsize=None)
+def _training_curve(name: str) -> dict | None:
     path = FASHION_DIR / "training_curve.json"
     if name != "fashion-vit" or not path.is_file():
         return None

@@ -113,6 +113,14 @@ def _wait_title(pg, text: str) -> None:
         arg=text)
 
 
+def _click_at(pg, box: dict, fx: float, fy: float) -> None:
+    """Hover, then click, at a fraction of a plot's box (plotly needs the hover first)."""
+    x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+    pg.mouse.move(x, y)
+    pg.wait_for_timeout(200)
+    pg.mouse.click(x, y)
+
+
 def _wait_caption(pg, text: str) -> None:
     pg.get_by_test_id("stMain").get_by_text(text, exact=False).first.wait_for()
 
@@ -223,9 +231,7 @@ def test_browser_journey(server, page, tmp_path, shots):
     # click a patch: it becomes the query token
     plot = pg.get_by_test_id("stPlotlyChart").first.locator("rect.nsewdrag").first
     box = plot.bounding_box()
-    pg.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.45)
-    pg.wait_for_timeout(200)
-    pg.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.45)
+    _click_at(pg, box, 0.3, 0.45)
     _wait_title(pg, "patch")
     _idle(pg)
     query = pg.locator('input[aria-label="Query token"]').input_value()
@@ -240,9 +246,7 @@ def test_browser_journey(server, page, tmp_path, shots):
     (shots / "scrub_timing.json").write_text(json.dumps(timing))
 
     # a click on a patch now tells the server the layer and head the figure shows
-    pg.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
-    pg.wait_for_timeout(200)
-    pg.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+    _click_at(pg, box, 0.6, 0.5)
     _wait_caption(pg, "In layer 5, head 2,")
     _idle(pg)
     query = pg.locator('input[aria-label="Query token"]').input_value()
