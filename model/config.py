@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from . import tokens
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "relu")
-HEAD_TYPES = ("cls", "cls_dist_mean", "cls_patch_mean", "none")
+HEAD_TYPES = ("cls", "cls_dist_mean", "cls_patch_mean", "clip", "none")
 
 
 @dataclass
@@ -40,7 +40,10 @@ class ViTConfig:
     # When the input grid equals the native grid the stored embeddings are used as they are;
     # otherwise they are resized bicubically (align_corners=False), as DINO/DINOv2 do.
     num_classes: int = 0  # K; 0 means no classification head
-    head_type: str = "cls"  # cls | cls_dist_mean (DeiT) | cls_patch_mean (Dinov2ForImageClassification) | none
+    # cls | cls_dist_mean (DeiT) | cls_patch_mean (Dinov2ForImageClassification) | none |
+    # clip: y = W · normalise(P · LN(zL)[cls]), P the visual projection (projection_dim × D)
+    head_type: str = "cls"
+    projection_dim: int = 0  # E, the width of a clip head's projection (0 for other heads)
     class_names: list[str] | None = None
     name: str = "vit"
     family: str = ""  # where the weights came from: hf-vit, hf-deit, hf-dinov2, timm, builtin …
@@ -60,6 +63,8 @@ class ViTConfig:
             raise ValueError(
                 f"pos_embed_prefix={self.pos_embed_prefix} exceeds the {self.num_prefix_tokens} prefix tokens"
             )
+        if self.head_type == "clip" and self.num_classes and self.projection_dim <= 0:
+            raise ValueError("head_type='clip' needs projection_dim > 0, the width of the visual projection")
         if self.head_type == "cls_dist_mean" and not self.distill_token:
             raise ValueError("head_type='cls_dist_mean' needs distill_token=True")
         if self.class_names is not None and self.num_classes and len(self.class_names) != self.num_classes:

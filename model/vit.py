@@ -252,8 +252,9 @@ class ViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_prefix + gh * gw, D))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(D, eps=cfg.norm_eps)
-        head_in = 2 * D if cfg.head_type == "cls_patch_mean" else D
-        self.head = nn.Linear(head_in, cfg.num_classes) if cfg.has_head else None
+        head_in = {"cls_patch_mean": 2 * D, "clip": cfg.projection_dim}.get(cfg.head_type, D)
+        self.head = nn.Linear(head_in, cfg.num_classes, bias=cfg.head_type != "clip") if cfg.has_head else None
+        self.head_proj = nn.Linear(D, cfg.projection_dim, bias=False) if cfg.has_head and cfg.head_type == "clip" else None
         self.head_dist = nn.Linear(D, cfg.num_classes) if cfg.has_head and cfg.head_type == "cls_dist_mean" else None
         self.preprocessor = None  # set by the loaders: a model.preprocess.Preprocessor
         self.source = cfg.name
@@ -335,6 +336,8 @@ class ViT(nn.Module):
         if self.cfg.head_type == "cls_patch_mean":  # Dinov2ForImageClassification
             patch_mean = z_normed[:, self.num_prefix_tokens :].mean(dim=1)
             return self.head(torch.cat([cls, patch_mean], dim=-1))
+        if self.cfg.head_type == "clip":  # scaled cosine with the prompts' text embeddings (rows of W)
+            return self.head(F.normalize(self.head_proj(cls), dim=-1))
         return self.head(cls)
 
     # ---- one block's MLP, on demand -------------------------------------------------------
