@@ -10,8 +10,8 @@ the current image).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import plotly.graph_objects as go
@@ -48,7 +48,7 @@ class DataSetInputs:
 
 def _image_width(ds: DataSet) -> float:
     """The model input's width in pixels (grid width × patch size), the largest useful distance."""
-    h, w = dataset_views.common_grid(ds)
+    _, w = dataset_views.common_grid(ds)
     return float(w * ds.meta["patch_size"])
 
 

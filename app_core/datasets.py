@@ -191,7 +191,8 @@ def read_dataset(source: bytes | str | Path, name: str | None = None,
             raise DataSetError(f"{label} was written for another model or settings than {files[0][0]}; keep one "
                                "data-set result per directory")
     rows = [r for t in tables for r in t.to_pylist()]
-    return _build(meta, rows, digest)
+    where = [label for (label, _), t in zip(files, tables) for _ in range(t.num_rows)]
+    return _build(meta, rows, where, digest)
 
 
 def _meta(raw: dict | None, label: str) -> dict:
@@ -222,12 +223,13 @@ def _meta(raw: dict | None, label: str) -> dict:
 def _heads_array(value, L: int, H: int, what: str, image: str) -> np.ndarray:
     arr = np.asarray(value if value is not None else [], dtype=np.float32)
     if arr.shape != (L, H):
-        raise DataSetError(f"{what} of {image} has shape {arr.shape}, expected [{L}][{H}] (layers × heads of the "
+        raise DataSetError(f"{image}: {what} has shape {arr.shape}, expected [{L}][{H}] (layers × heads of the "
                            "metadata); the file is inconsistent — write it again")
     return arr
 
 
-def _build(meta: dict, rows: list[dict], digest: str) -> DataSet:
+def _build(meta: dict, rows: list[dict], where: list[str], digest: str) -> DataSet:
+    """The DataSet of `rows` (``where[i]``: the file row i came from, for messages)."""
     L, H, p = int(meta["layers"]), int(meta["heads"]), int(meta["num_prefix_tokens"])
     with_qk = meta.get("qk_head") is not None and bool(rows) and "queries" in rows[0] and "keys" in rows[0]
     ok, labels, preds, probs, grids = [], [], [], [], []
@@ -236,22 +238,22 @@ def _build(meta: dict, rows: list[dict], digest: str) -> DataSet:
     for i, row in enumerate(rows):
         if row.get("error") is not None:
             continue
-        image = str(row.get("image"))
+        image = f"{where[i]}, image {row.get('image')}"
         grid = row.get("grid") or []
         if len(grid) != 2 or min(grid) < 1:
-            raise DataSetError(f"grid of {image} is {grid!r}, expected [h, w]; write the file again")
+            raise DataSetError(f"{image}: grid is {grid!r}, expected [h, w]; write the file again")
         h, w = int(grid[0]), int(grid[1])
         for column, values in stats.items():
             values.append(_heads_array(row.get(column), L, H, column, image))
         flagged = np.asarray(row.get("artifact_tokens") or [], dtype=np.int64)
         if flagged.size and (flagged.min() < 0 or flagged.max() >= h * w):
-            raise DataSetError(f"artifact_tokens of {image} are patch indices outside 0…{h * w - 1}; write the "
+            raise DataSetError(f"{image}: artifact_tokens are patch indices outside 0…{h * w - 1}; write the "
                                "file again")
         if with_qk:
             q = np.asarray(row.get("queries") or [], dtype=np.float32)
             k = np.asarray(row.get("keys") or [], dtype=np.float32)
             if q.ndim != 2 or q.shape != k.shape or q.shape[0] != p + h * w:
-                raise DataSetError(f"queries/keys of {image} have shapes {q.shape} / {k.shape}, expected "
+                raise DataSetError(f"{image}: queries/keys have shapes {q.shape} / {k.shape}, expected "
                                    f"[{p + h * w}][d] (prefix + h·w tokens) each; write the file again")
             queries.append(q)
             keys.append(k)

@@ -9,8 +9,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_pages import session, shared
 from app_core import dataset_figures, dataset_views, datasets, safe_text, sources, uploads
+from app_pages import session, shared
 from model.preprocess import ImageError
 
 KEPT = "_dataset_kept"  # ("upload", name, bytes) or ("path", path): outlives the widgets and page switches
@@ -151,7 +151,7 @@ def statistics(ds: datasets.DataSet, view: dataset_figures.DataSetView) -> None:
                     "every token looks at one token only, the top of the axis that attention spreads evenly over "
                     "all tokens.")
     st.subheader("Where do artifact tokens appear?")
-    share, counts, same = dataset_views.artifact_frequency(ds)
+    _, counts, same = dataset_views.artifact_frequency(ds)
     fig_col, text_col = shared.figure_and_text()
     with fig_col:
         show(ds, "dataset_artifact_map", "dataset_artifacts", view)

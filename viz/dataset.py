@@ -28,10 +28,8 @@ def head_spread_figure(values, *, quantity: str, unit: str = "", top: float | No
     ``top`` when given (e.g. the image width for distances, ln T for entropies).
     """
     th = resolve_theme(theme)
-    v = float_array(values, 3, "values", "[M, L, H] (images x layers x heads)")
+    v = float_array(values, 3, "values", "[M, L, H] (images x layers x heads)", allow_nan=True)
     M, L, H = v.shape
-    if M == 0:
-        raise ValueError("values has no images (M = 0); a data set needs at least one processed image")
     with np.errstate(invalid="ignore"), _quiet():
         mean = np.nanmean(v, axis=0)
         std = np.nanstd(v, axis=0)

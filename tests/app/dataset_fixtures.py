@@ -31,7 +31,12 @@ def trace_rows(model, image_paths, labels, qk=(1, 0)) -> tuple[list[dict], dict]
     from PIL import Image
 
     from model import attention_rollout, patch_map
-    from model.head_stats import artifact_tokens, attention_entropy, mean_attention_distance, prefix_attention
+    from model.head_stats import (
+        artifact_tokens,
+        attention_entropy,
+        mean_attention_distance,
+        prefix_attention,
+    )
 
     rows = []
     for path, label in zip(image_paths, labels):
