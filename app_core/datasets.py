@@ -190,9 +190,13 @@ def read_dataset(source: bytes | str | Path, name: str | None = None,
         if label_meta != meta:
             raise DataSetError(f"{label} was written for another model or settings than {files[0][0]}; keep one "
                                "data-set result per directory")
-    rows = [r for t in tables for r in t.to_pylist()]
     where = [label for (label, _), t in zip(files, tables) for _ in range(t.num_rows)]
-    return _build(meta, rows, where, digest)
+    try:
+        table = pa.concat_tables(tables, promote_options="default") if len(tables) > 1 else tables[0]
+    except pa.ArrowException as err:
+        raise DataSetError(f"the shards in {Path(files[0][0]).parent} have different columns or types ({str(err).splitlines()[0][:200]})"
+                           "; keep one data-set result per directory") from None
+    return _build(meta, table, where, digest)
 
 
 def _meta(raw: dict | None, label: str) -> dict:
@@ -220,61 +224,90 @@ def _meta(raw: dict | None, label: str) -> dict:
     return meta
 
 
-def _heads_array(value, L: int, H: int, what: str, image: str) -> np.ndarray:
-    arr = np.asarray(value if value is not None else [], dtype=np.float32)
-    if arr.shape != (L, H):
-        raise DataSetError(f"{image}: {what} has shape {arr.shape}, expected [{L}][{H}] (layers × heads of the "
+def _lists(column, depth: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """A column of nested lists ([M][a] or [M][a][b]) without a Python object per number: the
+    length of each row at every level (-1 for a null) and the values, flat, as float32."""
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    lengths = []
+    for _ in range(depth):
+        lengths.append(pc.list_value_length(arr).fill_null(-1).to_numpy(zero_copy_only=False))
+        arr = pc.list_flatten(arr)
+    return lengths, arr.fill_null(np.nan).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+
+def _first_bad(bad: np.ndarray, where: list[str], images: list) -> str:
+    i = int(np.flatnonzero(bad)[0])
+    return f"{where[i]}, image {images[i]}"
+
+
+def _heads_column(column, L: int, H: int, name: str, where: list[str], images: list) -> np.ndarray:
+    """An [L][H] column of the processed rows as [M, L, H] float32."""
+    (outer, inner), values = _lists(column, 2)
+    bad = outer != L
+    row_of = np.repeat(np.arange(len(outer)), np.maximum(outer, 0))  # the row each inner list belongs to
+    bad[row_of[inner != H]] = True
+    if bad.any():
+        raise DataSetError(f"{_first_bad(bad, where, images)}: {name} is not [{L}][{H}] (layers × heads of the "
                            "metadata); the file is inconsistent — write it again")
-    return arr
+    return values.reshape(len(outer), L, H)
 
 
-def _build(meta: dict, rows: list[dict], where: list[str], digest: str) -> DataSet:
-    """The DataSet of `rows` (``where[i]``: the file row i came from, for messages)."""
+def _build(meta: dict, table, where_all: list[str], digest: str) -> DataSet:
+    """The DataSet of a table of rows (``where_all[i]``: the file row i came from, for messages)."""
+    import pyarrow.compute as pc
+
     L, H, p = int(meta["layers"]), int(meta["heads"]), int(meta["num_prefix_tokens"])
-    with_qk = meta.get("qk_head") is not None and bool(rows) and "queries" in rows[0] and "keys" in rows[0]
-    ok, labels, preds, probs, grids = [], [], [], [], []
-    stats = {"mean_attention_distance": [], "attention_entropy": [], "prefix_attention": []}
-    arts, queries, keys = [], [], []
-    for i, row in enumerate(rows):
-        if row.get("error") is not None:
-            continue
-        image = f"{where[i]}, image {row.get('image')}"
-        grid = row.get("grid") or []
-        if len(grid) != 2 or min(grid) < 1:
-            raise DataSetError(f"{image}: grid is {grid!r}, expected [h, w]; write the file again")
-        h, w = int(grid[0]), int(grid[1])
-        for column, values in stats.items():
-            values.append(_heads_array(row.get(column), L, H, column, image))
-        flagged = np.asarray(row.get("artifact_tokens") or [], dtype=np.int64)
-        if flagged.size and (flagged.min() < 0 or flagged.max() >= h * w):
-            raise DataSetError(f"{image}: artifact_tokens are patch indices outside 0…{h * w - 1}; write the "
-                               "file again")
-        if with_qk:
-            q = np.asarray(row.get("queries") or [], dtype=np.float32)
-            k = np.asarray(row.get("keys") or [], dtype=np.float32)
-            if q.ndim != 2 or q.shape != k.shape or q.shape[0] != p + h * w:
-                raise DataSetError(f"{image}: queries/keys have shapes {q.shape} / {k.shape}, expected "
-                                   f"[{p + h * w}][d] (prefix + h·w tokens) each; write the file again")
-            queries.append(q)
-            keys.append(k)
-        ok.append(i)
-        labels.append(-1 if row.get("label") is None else int(row["label"]))
-        preds.append(-1 if row.get("prediction") is None else int(row["prediction"]))
-        probs.append(np.nan if row.get("probability") is None else float(row["probability"]))
-        grids.append((h, w))
+    images_all = table.column("image").to_pylist()
+    errors_all = table.column("error").to_pylist()
+    ok = np.asarray([i for i, e in enumerate(errors_all) if e is None], dtype=np.int64)
+    done = table.filter(pc.is_null(table.column("error")))
+    where, images = [where_all[i] for i in ok], [images_all[i] for i in ok]
+    grids = []
+    for i, grid in enumerate(done.column("grid").to_pylist()):
+        if not grid or len(grid) != 2 or min(grid) < 1:
+            raise DataSetError(f"{where[i]}, image {images[i]}: grid is {grid!r}, expected [h, w]; write the file "
+                               "again")
+        grids.append((int(grid[0]), int(grid[1])))
+    grids = np.asarray(grids, dtype=np.int64).reshape(-1, 2)
+    stats = {name: _heads_column(done.column(name), L, H, name, where, images) for name in
+             ("mean_attention_distance", "attention_entropy", "prefix_attention")}
+    arts = []
+    for i, flagged in enumerate(done.column("artifact_tokens").to_pylist()):
+        flagged = np.asarray(flagged or [], dtype=np.int64)
+        n = int(grids[i].prod())
+        if flagged.size and (flagged.min() < 0 or flagged.max() >= n):
+            raise DataSetError(f"{where[i]}, image {images[i]}: artifact_tokens are patch indices outside "
+                               f"0…{n - 1}; write the file again")
         arts.append(flagged)
-    empty = np.zeros((0, L, H), np.float32)
+    with_qk = meta.get("qk_head") is not None and "queries" in table.column_names and "keys" in table.column_names
+    queries = keys = None
+    if with_qk and len(ok):
+        (tq, dq), q_flat = _lists(done.column("queries"), 2)
+        (tk, dk), k_flat = _lists(done.column("keys"), 2)
+        want = p + grids.prod(axis=1)
+        d = int(dq[0]) if len(dq) else 0
+        bad = (tq != want) | (tk != want)
+        if bad.any() or d < 1 or (dq != d).any() or (dk != d).any():
+            row = _first_bad(bad if bad.any() else np.ones(len(ok), bool), where, images)
+            raise DataSetError(f"{row}: queries/keys are not [{p} + h·w tokens][d] with one d for all; expected "
+                               f"[{int(want[0])}][d] for its grid — write the file again")
+        cuts = np.cumsum(tq * d)[:-1]
+        queries = tuple(a.reshape(-1, d) for a in np.split(q_flat, cuts))
+        keys = tuple(a.reshape(-1, d) for a in np.split(k_flat, cuts))
+
+    def ints(name: str) -> np.ndarray:
+        return np.asarray([-1 if v is None else int(v) for v in done.column(name).to_pylist()], dtype=np.int64)
+
     return DataSet(
-        meta=meta, digest=digest,
-        images=tuple(str(r.get("image")) for r in rows),
-        errors=tuple(None if r.get("error") is None else str(r["error"]) for r in rows),
-        ok=np.asarray(ok, dtype=np.int64), labels=np.asarray(labels, dtype=np.int64),
-        predictions=np.asarray(preds, dtype=np.int64), probability=np.asarray(probs, dtype=np.float64),
-        grids=np.asarray(grids, dtype=np.int64).reshape(-1, 2),
-        distance=np.stack(stats["mean_attention_distance"]) if ok else empty,
-        entropy=np.stack(stats["attention_entropy"]) if ok else empty,
-        prefix=np.stack(stats["prefix_attention"]) if ok else empty,
-        artifacts=tuple(arts), queries=tuple(queries) if with_qk else None, keys=tuple(keys) if with_qk else None)
+        meta=meta, digest=digest, images=tuple(str(x) for x in images_all),
+        errors=tuple(None if e is None else str(e) for e in errors_all), ok=ok,
+        labels=ints("label"), predictions=ints("prediction"),
+        probability=np.asarray([np.nan if v is None else float(v) for v in done.column("probability").to_pylist()]),
+        grids=grids, distance=stats["mean_attention_distance"], entropy=stats["attention_entropy"],
+        prefix=stats["prefix_attention"], artifacts=tuple(arts),
+        queries=queries if with_qk else None, keys=keys if with_qk else None)
 
 
 # ----------------------------------------------------------------------------- summary

@@ -146,6 +146,7 @@ def qk_embedding_figure(xy, is_key, *, image, token, row, col, names=None, colou
         raise ValueError(f"is_key, image, token, row and col must each have one entry per point ({n})")
     img, tok, r, c = cols
     custom = np.stack([np.arange(n), img, tok, r, c], axis=-1).astype(np.int32)
+    pts = _figure.wire(pts)  # float32 positions: 30,000 points are ~0.5 MB less to send than float64
     label = np.asarray(names, dtype=object)[img] if names is not None else img.astype(str)
     patch = r >= 0
     size = th.marker_size * (0.5 if n > 5000 else 0.7)

@@ -75,6 +75,9 @@ def _bad(real, tmp_path, case):
         return fx.write(path, rows, {k: v for k, v in meta.items() if k != "layers"}).read_bytes()
     if case == "wrong heads shape":
         return fx.write(path, rows, dict(meta, heads=6)).read_bytes()
+    if case == "one row short":
+        short = [layer[:3] for layer in rows[2]["attention_entropy"]]
+        return fx.write(path, rows[:2] + [dict(rows[2], attention_entropy=short)] + rows[3:], meta).read_bytes()
     if case == "artifact out of range":
         return fx.write(path, [dict(rows[0], artifact_tokens=[49])], meta).read_bytes()
     if case == "qk of another grid":
@@ -90,7 +93,8 @@ def _bad(real, tmp_path, case):
     ("no metadata", "no Patchlight metadata"),
     ("metadata not JSON", "not valid JSON"),
     ("metadata lacks layers", "lacks layers"),
-    ("wrong heads shape", "expected [4][6]"),
+    ("wrong heads shape", "is not [4][6]"),
+    ("one row short", "fashion-2-pullover.png: attention_entropy is not [4][4]"),
     ("artifact out of range", "outside 0…48"),
     ("qk of another grid", "expected [50][d]"),
     ("not parquet", "not a readable Parquet file"),
