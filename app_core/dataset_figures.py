@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 import viz
 
-from . import dataset_views
+from . import dataset_views, safe_text
 from .datasets import DataSet
 from .figures import FigureSpec, _spec
 
@@ -80,7 +80,7 @@ def _artifact_counts(inputs, v):
 
 def _qk(inputs, v):
     ds, e = inputs.dataset, inputs.qk_embedding()
-    names = [ds.image_name(i) for i in range(e.images_shown)]
+    names = [safe_text.plot_text(ds.image_name(i)) for i in range(e.images_shown)]  # names come from a file
     layer, head = ds.meta.get("qk_layer"), ds.meta.get("qk_head")
     shown = f"{e.images_shown} of {e.images_total}" if e.images_shown < e.images_total else f"{e.images_total}"
     return viz.qk_embedding_figure(e.xy, e.is_key, image=e.image, token=e.token, row=e.row, col=e.col, names=names,

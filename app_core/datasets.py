@@ -221,6 +221,12 @@ def _meta(raw: dict | None, label: str) -> dict:
                                                                                           "num_prefix_tokens" else 1):
             raise DataSetError(f"{label}: metadata {key}={meta[key]!r} is not a positive whole number; write the "
                                "file again")
+    if meta.get("qk_head") is not None or meta.get("qk_layer") is not None:
+        for key, top in (("qk_layer", meta["layers"]), ("qk_head", meta["heads"])):
+            value = meta.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < top:
+                raise DataSetError(f"{label}: metadata {key}={value!r} is not a {key[3:]} of the model (0…{top - 1}); "
+                                   "write the file again")
     return meta
 
 

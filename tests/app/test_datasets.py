@@ -82,6 +82,8 @@ def _bad(real, tmp_path, case):
         return fx.write(path, [dict(rows[0], artifact_tokens=[49])], meta).read_bytes()
     if case == "qk of another grid":
         return fx.write(path, [dict(rows[0], queries=rows[0]["queries"][:10])], meta).read_bytes()
+    if case == "qk head out of range":
+        return fx.write(path, rows, dict(meta, qk_head=4)).read_bytes()
     if case == "not parquet":
         return b"PAR1 this is not a parquet file at all"
     raise AssertionError(case)
@@ -97,6 +99,7 @@ def _bad(real, tmp_path, case):
     ("one row short", "fashion-2-pullover.png: attention_entropy is not [4][4]"),
     ("artifact out of range", "outside 0…48"),
     ("qk of another grid", "expected [50][d]"),
+    ("qk head out of range", "qk_head=4 is not a head of the model (0…3)"),
     ("not parquet", "not a readable Parquet file"),
 ])
 def test_a_malformed_file_is_one_clear_message(real, tmp_path, case, words):
@@ -235,3 +238,12 @@ def test_every_dataset_figure_builds_on_real_data(real, tmp_path, real_file):
                                            drop=("queries", "keys")))
     assert not plain.has_qk
     assert not dataset_figures.spec("dataset_qk").available(dataset_figures.DataSetInputs(plain, lambda: None))
+
+
+def test_image_names_from_a_file_are_text_in_the_figure(real, tmp_path):
+    rows, meta = real
+    evil = [dict(rows[0], image="<b>bold<br><span style='font-size:99px'>&.png")]  # plotly reads these tags
+    ds = datasets.read_dataset(fx.write(tmp_path / "evil.parquet", evil, meta))
+    inputs = dataset_figures.DataSetInputs(ds, lambda: dataset_views.qk_embedding(ds))
+    fig = dataset_figures.build("dataset_qk", inputs, dataset_figures.DataSetView())
+    assert set(fig.data[0].text) == {"&lt;b&gt;bold&lt;br&gt;&lt;span style='font-size:99px'&gt;&amp;.png"}
