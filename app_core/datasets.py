@@ -221,7 +221,7 @@ def _meta(raw: dict | None, label: str) -> dict:
                                                                                           "num_prefix_tokens" else 1):
             raise DataSetError(f"{label}: metadata {key}={meta[key]!r} is not a positive whole number; write the "
                                "file again")
-    if meta.get("qk_head") is not None or meta.get("qk_layer") is not None:
+    if meta.get("qk_head") is not None:  # null: no queries and keys stored (qk_layer then says nothing)
         for key, top in (("qk_layer", meta["layers"]), ("qk_head", meta["heads"])):
             value = meta.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < top:

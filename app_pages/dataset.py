@@ -48,9 +48,12 @@ def figure(ds: datasets.DataSet, name: str, view: dataset_figures.DataSetView) -
 
 
 def _remember_file() -> None:
-    upload = st.session_state.get("dataset_file")
+    ss = st.session_state
+    upload = ss.get("dataset_file")
     if upload is not None:
-        st.session_state[KEPT] = ("upload", upload.name, upload.getvalue())
+        ss[KEPT] = ("upload", upload.name, upload.getvalue())
+    elif ss.get(KEPT, ("",))[0] == "upload":  # the person removed the file with its ×
+        ss.pop(KEPT)
 
 
 def _remember_path() -> None:
@@ -63,14 +66,16 @@ def choose_source() -> None:
     ss = st.session_state
     public = session.public()
     where = "upload"
+    kept = ss.get(KEPT)
     if not public:
+        if "dataset_source" not in ss and kept:
+            ss["dataset_source"] = kept[0]  # back from another page: the radio says what is shown
         where = st.radio("Load a result", list(SOURCES), format_func=SOURCES.get, horizontal=True,
                          key="dataset_source")
     if where == "upload":
         st.file_uploader("Data-set result (.parquet)", key="dataset_file", on_change=_remember_file,
                          help=f"One .parquet file (e.g. OUT/part-00000.parquet), up to {uploads.MAX_UPLOAD_MB} MB.")
     else:
-        kept = ss.get(KEPT)
         if "dataset_path" not in ss and kept and kept[0] == "path":
             ss["dataset_path"] = kept[1]  # the box comes back with the path after a visit to another page
         st.text_input("Result path", key="dataset_path", on_change=_remember_path,

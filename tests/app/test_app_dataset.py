@@ -58,11 +58,14 @@ def test_upload_a_result_and_see_every_view(result):
     assert_clean(at)
     qk = next(f for f in figures(at) if f["layout"]["title"]["text"].startswith("Queries and keys"))
     assert "colorscale" in qk["data"][0]["marker"]  # now coloured by the patch row
-    # the result outlives a visit to another page
+    # the result outlives a visit to another page; removing the file forgets it
     at.switch_page("app_pages/heads.py").run()
     at.switch_page("app_pages/dataset.py").run()
     assert_clean(at)
     assert len(figures(at)) == 5
+    upload(at, "part-00000.parquet", result.read_bytes())
+    at.file_uploader(key="dataset_file").set_value(None).run()
+    assert not figures(at) and "Load a data-set result above" in texts(at)
 
 
 @pytest.mark.parametrize("name, data, words", [
@@ -93,6 +96,11 @@ def test_open_by_path_locally_never_in_public(result, monkeypatch):
     at.radio(key="dataset_source").set_value("path").run()
     at.text_input(key="dataset_path").input(str(result.parent)).run()
     assert_clean(at)
+    assert len(figures(at)) == 5
+    at.switch_page("app_pages/explorer.py").run()
+    at.switch_page("app_pages/dataset.py").run()  # back: the path and its views are still there
+    assert at.radio(key="dataset_source").value == "path" and at.text_input(key="dataset_path").value == str(
+        result.parent)
     assert len(figures(at)) == 5
     public = dataset_page(monkeypatch, public=True)
     keys = {w.key for w in list(public.radio) + list(public.text_input)}

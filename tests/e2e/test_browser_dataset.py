@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 from test_browser import _idle, page, pytestmark, server  # noqa: F401  (the shared fixtures and marks)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
