@@ -30,6 +30,9 @@ MAKE_ONE = "make one with `python -m model dataset IMAGES_DIR --model MODEL --ou
 REQUIRED_COLUMNS = ("image", "error", "height", "width", "label", "prediction", "prediction_name",
                     "probability", "grid", "mean_attention_distance", "attention_entropy", "prefix_attention",
                     "artifact_tokens")
+READ_COLUMNS = ("image", "error", "label", "prediction", "probability", "grid", "mean_attention_distance",
+                "attention_entropy", "prefix_attention", "artifact_tokens")
+QK_COLUMNS = ("queries", "keys")
 REQUIRED_META = ("format", "model", "patch_size", "num_prefix_tokens", "layers", "heads")
 # What a file may expand to when read (from its footer, before anything is decompressed): a small
 # upload of well-compressed zeros must not take the server's memory (cf. the decode budget of images).
@@ -170,18 +173,22 @@ def read_dataset(source: bytes | str | Path, name: str | None = None,
         except (pa.ArrowException, OSError, ValueError) as err:
             raise DataSetError(f"{label} is not a readable Parquet file ({str(err).splitlines()[0][:200]}); "
                                f"{MAKE_ONE}") from None
-        md = pf.metadata
-        budget -= sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
-        if budget < 0:
-            raise DataSetError(f"{label} expands to more than {max_uncompressed_mb:g} MB when read; write fewer "
-                               "images per data set (or leave out the stored queries and keys)")
         metas.append(_meta(pf.schema_arrow.metadata, label))
         missing = [c for c in REQUIRED_COLUMNS if c not in pf.schema_arrow.names]
         if missing:
             raise DataSetError(f"{label} lacks the column(s) {', '.join(missing)}, so it is not a complete "
                                f"Patchlight data-set result; {MAKE_ONE}")
+        # Only what the page shows is read (not the maps and logits), and its size is known from the
+        # footer before anything is decompressed.
+        wanted = list(READ_COLUMNS) + [c for c in QK_COLUMNS if c in pf.schema_arrow.names]
+        md = pf.metadata
+        budget -= sum(rg.column(j).total_uncompressed_size for rg in map(md.row_group, range(md.num_row_groups))
+                      for j in range(rg.num_columns) if rg.column(j).path_in_schema.split(".")[0] in wanted)
+        if budget < 0:
+            raise DataSetError(f"{label} expands to more than {max_uncompressed_mb:g} MB when read; write fewer "
+                               "images per data set (or leave out the stored queries and keys)")
         try:
-            tables.append(pf.read())
+            tables.append(pf.read(columns=wanted))
         except (pa.ArrowException, OSError, ValueError) as err:
             raise DataSetError(f"{label} is truncated or corrupt ({str(err).splitlines()[0][:200]}); write it "
                                "again") from None

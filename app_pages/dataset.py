@@ -88,7 +88,8 @@ def loaded() -> tuple[datasets.DataSet, Path | None]:
     kept = st.session_state.get(KEPT)
     if not kept:
         st.info("Load a data-set result above. Make one with `python -m model dataset IMAGES_DIR --model MODEL "
-                "--out OUT`; it runs the model over every image and stores each head's statistics.",
+                "--out OUT --qk 1,0`; it runs the model over every image and stores each head's statistics (and, "
+                "with `--qk LAYER,HEAD`, that head's queries and keys).",
                 icon=":material/dataset:")
         st.stop()
     try:
@@ -179,8 +180,8 @@ def _clicked(digest: str, embedding: dataset_views.QKEmbedding) -> None:
 def qk_view(ds: datasets.DataSet, view: dataset_figures.DataSetView) -> None:
     st.subheader("Queries and keys of one head")
     if not ds.has_qk:
-        st.info("This result stores no queries and keys. Write it again with the queries and keys of one head "
-                "(see `python -m model dataset --help`) to see where each token's query lies among the keys.",
+        st.info("This result stores no queries and keys. Write it again with `--qk LAYER,HEAD` (see `python -m "
+                "model dataset --help`) to see where each token's query lies among the keys of one head.",
                 icon=":material/info:")
         return
     embedding = qk_embedding(ds.digest, ds)
