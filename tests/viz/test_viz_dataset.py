@@ -33,6 +33,10 @@ def test_head_spread_dots_are_the_mean_and_std_over_images_of_each_head():
     assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] >= 224.0
     assert "mean attention distance (px)" == fig.layout.yaxis.title.text
     assert fig.layout.showlegend and fig.layout.font.size >= 14
+    # the CSV download holds the means and their spread, heads in layer-major order
+    data = viz.figure_data(fig)
+    np.testing.assert_allclose(data["0_heads_mean_std_y"], np.nanmean(v, axis=0).ravel())
+    np.testing.assert_allclose(data["0_heads_mean_std_error_y"], np.nanstd(v, axis=0).ravel())
 
 
 def test_head_spread_one_image_has_no_spread_and_bad_input_says_what_fits():
