@@ -157,3 +157,13 @@ def test_public_mode_opens_no_file_named_in_a_data_set(result, monkeypatch):
     assert [t.value for t in at.title] == ["Data set"]
     assert "does not open files named in a data set" in plain(at.warning[0].value)
     assert "_kept_upload" not in at.session_state  # nothing was read from the server's disk
+
+
+def test_classroom_mode_draws_the_data_set_for_a_projector(result):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["classroom"] = "true"
+    at.run()
+    at.switch_page("app_pages/dataset.py").run()
+    upload(at, "part-00000.parquet", result.read_bytes())
+    shown = figures(at)
+    assert len(shown) == 5 and all(f["layout"]["font"]["size"] >= 21 for f in shown)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from test_browser import _idle, page, pytestmark, server  # noqa: F401  (the shared fixtures and marks)
+from test_browser import _idle, _shot, page, pytestmark, server, shots  # noqa: F401  (shared fixtures and marks)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
 
@@ -28,7 +28,7 @@ POINT_JS = """(title) => {
 }"""
 
 
-def test_a_click_on_the_qk_embedding_opens_the_explorer(server, page, tmp_path):  # noqa: F811
+def test_a_click_on_the_qk_embedding_opens_the_explorer(server, page, tmp_path, shots):  # noqa: F811
     import dataset_fixtures as fx
 
     result = fx.write(tmp_path / "result.parquet", *fx.fashion_rows(qk=(1, 0)))
@@ -43,6 +43,7 @@ def test_a_click_on_the_qk_embedding_opens_the_explorer(server, page, tmp_path):
     _idle(pg)
     assert not pg.get_by_test_id("stException").count()
     assert pg.get_by_test_id("stPlotlyChart").count() == 5
+    _shot(pg, shots, "dataset.png")
     point = pg.evaluate(POINT_JS, "Queries and keys")
     pg.wait_for_timeout(500)
     point = pg.evaluate(POINT_JS, "Queries and keys")  # after the scroll settled
