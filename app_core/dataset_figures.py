@@ -20,7 +20,7 @@ import viz
 
 from . import dataset_views, safe_text
 from .datasets import DataSet
-from .figures import FigureSpec, _spec
+from .figures import FigureSpec
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,12 @@ def _qk(inputs, v):
 
 
 DATASET_FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
-    _spec("dataset_distance", "Mean attention distance over the images", (), _distance),
-    _spec("dataset_entropy", "Attention entropy over the images", (), _entropy),
-    _spec("dataset_artifact_map", "Where artifact tokens appear", (), _artifact_map),
-    _spec("dataset_artifact_counts", "Artifact tokens per image", (), _artifact_counts),
-    _spec("dataset_qk", "Joint query/key embedding of one head", ("colour_by",), _qk,
-          lambda inputs: inputs.dataset.has_qk),
+    FigureSpec("dataset_distance", "Mean attention distance over the images", (), _distance),
+    FigureSpec("dataset_entropy", "Attention entropy over the images", (), _entropy),
+    FigureSpec("dataset_artifact_map", "Where artifact tokens appear", (), _artifact_map),
+    FigureSpec("dataset_artifact_counts", "Artifact tokens per image", (), _artifact_counts),
+    FigureSpec("dataset_qk", "Joint query/key embedding of one head", ("colour_by",), _qk,
+               lambda inputs: inputs.dataset.has_qk),
 ]}
 
 
