@@ -6,7 +6,9 @@ them all; the cache key is (model, image, name, the values of exactly those sett
 figure is built once per inputs and shared by every session that asks for it.
 
 Builders here only pick arrays out of the trace (through ``views``) and call ``viz``; the
-numbers come from model/ and app_core.views, the drawing from viz.
+numbers come from model/ and app_core.views, the drawing from viz. The Data set page's figures
+are FigureSpecs too (``app_core.dataset_figures``), keyed by a data set's digest instead of
+(model, image).
 """
 from __future__ import annotations
 

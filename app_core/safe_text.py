@@ -30,3 +30,13 @@ def message(error) -> str:
     if text[-1] not in ".!?…)":
         text += "."
     return md_text(text, 600)
+
+
+def plot_text(value, limit: int = 120) -> str:
+    """User-controlled text for a plotly label or hover (an image path from an uploaded data set):
+    plotly.js reads a few HTML tags in text (``<a href>``, ``<b>``, ``<span style>``, ``<br>``), so
+    ``&``, ``<`` and ``>`` go out as entities, which it shows as the characters typed."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

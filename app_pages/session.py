@@ -128,6 +128,13 @@ def set_setting(key: str, value) -> None:
     st.session_state[SAVED][key] = value
 
 
+def set_setting_next_run(key: str, value) -> None:
+    """Change a setting from a page, after the sidebar's widgets are drawn (Streamlit refuses to
+    change a drawn widget's value): it takes effect on the next run, whose ``init_state`` hands the
+    saved values to the widgets — call it right before ``st.switch_page`` or ``st.rerun``."""
+    st.session_state[SAVED][key] = value
+
+
 def sync_query_params() -> None:
     """Mirror the view into the address bar (only the settings that differ from the defaults).
 
@@ -172,6 +179,9 @@ def classroom() -> bool:
 KEPT_UPLOAD = "_kept_upload"
 
 
+OPENED = "_opened_image"  # an image opened from elsewhere (the Data set page) replaces the uploader's file
+
+
 def remember_upload() -> None:
     """The uploader's on_change: keep the file (or forget it when the user removed it).
 
@@ -179,6 +189,7 @@ def remember_upload() -> None:
     source to the gallery and back would lose the upload; the kept copy brings it back.
     """
     ss = st.session_state
+    ss.pop(OPENED, None)  # the person chose a file: it wins over an image opened from a data set
     upload = ss.get("upload")
     if upload is None:
         ss.pop(KEPT_UPLOAD, None)
@@ -188,12 +199,35 @@ def remember_upload() -> None:
 
 def forget_upload() -> None:
     st.session_state.pop(KEPT_UPLOAD, None)
+    st.session_state.pop(OPENED, None)
+
+
+def open_image(name: str, data: bytes) -> None:
+    """Make `data` the current image from the next run on, as if uploaded (the Data set page opens
+    one of its images, then switches page).
+
+    A file uploader's value cannot be set from code, so the image becomes the kept upload and
+    the uploader's own file, if any, is set aside until the person uploads another one."""
+    ss = st.session_state
+    ss[KEPT_UPLOAD] = (name, data)
+    ss[OPENED] = True
+    set_setting_next_run("image_source", "upload")
+
+
+def current_upload() -> tuple[str, bytes] | None:
+    """(name, bytes) of the uploaded image in use: the uploader's file, else the kept one."""
+    ss = st.session_state
+    upload = None if ss.get(OPENED) else ss.get("upload")
+    if upload is not None:
+        return upload.name, upload.getvalue()
+    return ss.get(KEPT_UPLOAD)
 
 
 def kept_upload_name() -> str | None:
-    """The name of the upload in use when the uploader itself is empty (after a source switch)."""
+    """The name of the upload in use when the uploader itself is empty (after a source switch)
+    or set aside (an image opened from a data set)."""
     ss = st.session_state
-    if ss.get("upload") is None and ss.get(KEPT_UPLOAD):
+    if (ss.get("upload") is None or ss.get(OPENED)) and ss.get(KEPT_UPLOAD):
         return ss[KEPT_UPLOAD][0]
     return None
 

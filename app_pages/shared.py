@@ -145,11 +145,9 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
     """(name, bytes, sha256, true label index or None) of the chosen image."""
     ss = st.session_state
     if ss.get("image_source") == "upload":
-        upload = ss.get("upload")
-        if upload is not None:
-            name, data = upload.name, upload.getvalue()
-        elif ss.get(session.KEPT_UPLOAD):
-            name, data = ss[session.KEPT_UPLOAD]
+        current = session.current_upload()
+        if current is not None:
+            name, data = current
         else:
             raise LookupError("upload an image in the sidebar (PNG, JPEG, WebP, BMP, GIF or TIFF), "
                               "or switch the image source to the sample gallery")

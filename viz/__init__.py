@@ -15,6 +15,13 @@ from .attention import (
     attention_overlay_figure,
 )
 from .colormaps import DIVERGING, SEQUENTIAL, colorscale, lut, to_rgb8
+from .dataset import (
+    QK_COLOUR_BY,
+    artifact_count_figure,
+    artifact_frequency_figure,
+    head_spread_figure,
+    qk_embedding_figure,
+)
 from .embeddings import pca_image_figure, pos_similarity_figure
 from .explain import explanation_figure, mass_mask_figure
 from .scrub import attention_scrub_figure
@@ -59,6 +66,9 @@ __all__ = [
     # walkthrough: one step of the model at a time
     "patch_flatten_figure", "attention_scores_figure", "value_mixing_figure", "residual_stream_figure",
     "mlp_activation_figure", "mass_mask_figure", "token_norms_lines_figure",
+    # a data set: statistics over many images, artifact frequency, the joint query/key embedding
+    "head_spread_figure", "artifact_frequency_figure", "artifact_count_figure", "qk_embedding_figure",
+    "QK_COLOUR_BY",
     # array helpers
     "upsample_map", "normalise_map", "tile_maps", "untile", "flatten_patches", "mosaic_image", "softmax",
     "log_softmax", "flatten_patch",

@@ -76,7 +76,7 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
     """The numbers behind ``fig``, keyed ``"<i>_<name>_<field>"``.
 
     Heatmaps give ``z`` (and ``x``/``y`` when set explicitly); bars and scatters give ``x`` and
-    ``y`` (categories as strings); images give ``image`` only with ``include_images`` (they
+    ``y`` (categories as strings) and ``error_y`` when they have error bars; images give ``image`` only with ``include_images`` (they
     are the input, so left out by default). Legend-only entries and invisible hover markers
     (patch centres that carry hover text) carry no data of the figure and are skipped.
     """
@@ -101,6 +101,9 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
             values = _field(getattr(trace, name))
             if values is not None:
                 out[f"{key}_{name}"] = values
+        error = getattr(trace, "error_y", None) if fields else None
+        if error is not None and error.array is not None:  # the spread of a mean (± std bars)
+            out[f"{key}_error_y"] = _field(error.array)
     return out
 
 
