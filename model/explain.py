@@ -31,6 +31,7 @@ GRADIENT_METHODS = ("gradient-rollout", "chefer")  # need ∂y_c/∂A_l
 MODEL_METHODS = ("legrad", "attnlrp", "gradcam")  # need the model: model.relevance.model_relevance
 CLASS_METHODS = GRADIENT_METHODS + MODEL_METHODS  # explain a class logit: need a classification head
 QUERY_METHODS = ("attention", "rollout", "attention-flow")  # read at the row of the chosen query token
+EXTRA_METHODS = ("attention-flow", *MODEL_METHODS)  # the app's explanation view adds one of these on request
 METHOD_TITLES = {
     "attention": "attention",
     "rollout": "rollout",
