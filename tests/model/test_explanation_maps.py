@@ -49,6 +49,9 @@ def test_default_methods_follow_the_gradients(one_image):
     assert default_methods(False) == ("rollout",)
     assert set(METHOD_TITLES) == set(METHODS) == set(METHOD_DESCRIPTIONS)
     assert set(CLASS_METHODS) == set(GRADIENT_METHODS) | set(MODEL_METHODS)
+    from model import relevance
+
+    assert relevance.MODEL_METHODS == MODEL_METHODS  # explain.py names them without importing torch
 
 
 def test_legrad_map_of_a_constant_is_zero():
