@@ -44,6 +44,7 @@ class View:
     discard_ratio: float = 0.0
     residual_alpha: float = 0.5
     start_layer: int = 0
+    extra_method: str = "none"  # one of model.explain.EXTRA_METHODS shown beside the default maps
     loss_label: int = 0
 
     @property
@@ -319,7 +320,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     _spec("attention_matrix", "Attention matrix (T×T)", ("layer", "head", "matrix_log", "colormap"), _matrix),
     _spec("mass_mask", "Attention mass mask", ATTENTION + ("mask_share",), _mask),
     _spec("explanations", "Rollout and class maps",
-          ("query", "class_index", "fusion", "discard_ratio", "residual_alpha", "start_layer") + LOOK, _explanations),
+          ("query", "class_index", "fusion", "discard_ratio", "residual_alpha", "start_layer", "extra_method") + LOOK,
+          _explanations),
     _spec("residual_stream", "The query token's residual stream", ("query",), _stream),
     _spec("mlp_units", "MLP units of the query token", ("layer", "query"), _units),
     _spec("token_norm_lines", "All token norms (lines)", (), _norm_lines),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from model.attribution import FUSIONS
+from model.explain import EXTRA_METHODS
 from model.env import parse_flag
 from model.steps import STEPS
 
@@ -45,6 +46,7 @@ DEFAULTS: dict = {
     "residual_alpha": 0.5,
     "start_layer": 0,
     "target_class": -1,  # -1: the predicted (top) class
+    "extra_method": "none",  # a method shown beside rollout and the gradient maps (model.explain.EXTRA_METHODS)
     "loss_label": -1,  # -1: the sample's true label if known, else the top class
 }
 SETTING_KEYS = tuple(DEFAULTS)
@@ -55,6 +57,7 @@ _CHOICES = {
     "colormap": COLORMAPS,
     "upsample": UPSAMPLES,
     "fusion": FUSIONS,
+    "extra_method": ("none",) + EXTRA_METHODS,
 }
 _RANGES = {"opacity": (0.0, 1.0), "discard_ratio": (0.0, 0.99), "residual_alpha": (0.0, 1.0)}
 _INTS = ("layer", "head", "query", "start_layer", "target_class", "loss_label")
@@ -192,7 +195,7 @@ def settings_query(s: dict, public: bool = False) -> dict[str, str]:
     if source and (source in BUILTIN_CHOICES or source.startswith("hf:") or not public):
         q["model"] = source
     for key in ("sample", "step", "layer", "head", "query", "view", "colormap", "opacity", "upsample", "fusion",
-                "discard_ratio", "residual_alpha", "start_layer", "target_class", "classroom"):
+                "discard_ratio", "residual_alpha", "start_layer", "target_class", "extra_method", "classroom"):
         if key in s and s[key] != DEFAULTS[key]:
             q[key] = str(s[key]).lower() if isinstance(s[key], bool) else str(s[key])
     if s.get("image_source") != "gallery":

@@ -27,6 +27,15 @@ def run_gradients(model, data: bytes, name: str, class_index: int) -> np.ndarray
     return trace.numpy().attention_grads[0]
 
 
+def run_relevance(model, trace: Trace, method: str, class_index: int) -> np.ndarray:
+    """What a model-side method (LeGrad, AttnLRP, Grad-CAM) needs, for the image the trace saw
+    (its own preprocessed pixels): model.relevance.model_relevance(...).values."""
+    from model.relevance import model_relevance
+
+    pixels = torch.from_numpy(np.array(trace.pixel_values[:1]))  # (1, 3, H, W), a writable copy
+    return model_relevance(model, pixels, method, int(class_index)).values
+
+
 def patch_projection(model) -> tuple[np.ndarray, np.ndarray | None]:
     """The patch projection E as numpy: weight [D, C·P·P] and bias [D] (or None)."""
     proj = model.patch_embed.proj

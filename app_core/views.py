@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from model import explain as model_explain
+from model.attention_flow import flow_available, flow_limit_message
 from model.attribution import (
     all_heads_maps, all_layers_maps, layer_head_grid,
     patch_map, query_attention,
@@ -212,15 +213,34 @@ def loss_table(trace: Trace) -> list[dict]:
             for i in np.argsort(-p, kind="stable")]
 
 
-def explanation_maps(trace: Trace, gradients: np.ndarray | None, *, fusion: str = "mean",
-                     discard_ratio: float = 0.0, residual_alpha: float = 0.5, start_layer: int = 0,
-                     query: int = 0) -> dict[str, np.ndarray]:
+def explanation_methods(trace: Trace, extra_method: str = "none") -> tuple[tuple[str, ...], str | None]:
+    """(the method ids the explanation view shows, why `extra_method` is left out or None).
+
+    Rollout always; the gradient maps when the model has a class head; `extra_method` (one of
+    model.explain.EXTRA_METHODS, or "none") when this model and image allow it: the class
+    methods need a head, attention flow a small enough attention graph."""
+    methods = model_explain.default_methods(trace.has_head)
+    if extra_method in ("none", None) or extra_method in methods:
+        return methods, None
+    title = model_explain.METHOD_TITLES[extra_method]
+    if extra_method in model_explain.CLASS_METHODS and not trace.has_head:
+        return methods, f"{title} explains a class logit, and this model has no classification head."
+    if extra_method == "attention-flow" and not flow_available(trace.L, trace.T):
+        return methods, f"Attention flow is not offered here: {flow_limit_message(trace.L, trace.T)}."
+    return (*methods, extra_method), None
+
+
+def explanation_maps(trace: Trace, gradients: np.ndarray | None, *, methods=None, relevance=None,
+                     fusion: str = "mean", discard_ratio: float = 0.0, residual_alpha: float = 0.5,
+                     start_layer: int = 0, query: int = 0) -> dict[str, np.ndarray]:
     """``{"rollout": [h, w], "gradient rollout": …, "Chefer et al.": …}`` for one image, by the
-    one explanation entry point (model.explain), named for the page. Without gradients (no
-    class head) only the rollout is returned."""
+    one explanation entry point (model.explain), named for the page (METHOD_TITLES). methods:
+    ids (None: rollout, and the gradient maps when there are gradients); relevance: the
+    model-side values of the MODEL_METHODS among them (model.relevance.model_relevance)."""
     maps = model_explain.explanation_maps(
-        trace.attentions[0], gradients, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid, fusion=fusion,
-        discard_ratio=discard_ratio, residual_alpha=residual_alpha, start_layer=start_layer, query=query)
+        trace.attentions[0], gradients, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid, methods=methods,
+        fusion=fusion, discard_ratio=discard_ratio, residual_alpha=residual_alpha, start_layer=start_layer,
+        query=query, relevance=relevance)
     return {model_explain.METHOD_TITLES[method]: m for method, m in maps.items()}
 
 

@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_pages import session, shared
 from model import FUSIONS
+from model.explain import EXTRA_METHODS, METHOD_DESCRIPTIONS, METHOD_TITLES
 from app_core import clicks, figures, settings, views
 
 ctx = shared.context()
@@ -106,9 +107,10 @@ def explorer() -> None:
             st.caption("All tiles share one colour scale, which saturates at the 99.5th percentile so that one "
                        "very sharp head does not leave the others black.")
         elif view == "explain":
-            st.caption("Each map is divided by its largest value, so all share one colour scale from 0 to 1. "
-                       "Rollout follows the chosen query token; gradient rollout and Chefer et al. explain the "
-                       "class logit, which the model reads from CLS.")
+            st.caption("Each map is divided by its largest absolute value, so all share one colour scale up to 1 "
+                       "(AttnLRP's negative relevance goes below 0). Rollout and attention flow follow the chosen "
+                       "query token; the class maps explain the class logit, which the model reads from CLS.")
+            method_descriptions()
 
 
 VIEW_FIGURES = {"grid": "layer_head_grid", "heads": "heads_of_layer", "layers": "layers_of_head",
@@ -117,13 +119,23 @@ VIEW_FIGURES = {"grid": "layer_head_grid", "heads": "heads_of_layer", "layers": 
 
 def explanation_controls() -> None:
     names = trace.class_names()
+    class_col, method_col = st.columns(2)
     if trace.has_head:
         top = views.top_classes(trace, 1)[0]["class"]
-        st.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
-                     format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
+        class_col.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
+                            format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
     else:
-        st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
-                "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
+        class_col.info(f"{ctx.model_label} has no classification head, so no class is explained: gradient rollout, "
+                       "Chefer et al., LeGrad, AttnLRP and Grad-CAM need a class logit. Rollout and attention flow "
+                       "need none.", icon=":material/info:")
+    method_col.selectbox("Add a method", ("none",) + EXTRA_METHODS, **session.kept("extra_method"),
+                         format_func=lambda m: "none" if m == "none" else METHOD_TITLES[m],
+                         help="One more map beside rollout and the gradient maps; what each computes is below "
+                              "the figure. LeGrad, AttnLRP and Grad-CAM run the model backwards once for this "
+                              "image and class (then cached).")
+    _, why_not = views.explanation_methods(trace, st.session_state["extra_method"])
+    if why_not:
+        st.warning(why_not, icon=":material/block:")
     if not session.classroom():
         e1, e2, e3, e4 = st.columns(4)
         e1.selectbox("Head fusion", FUSIONS, **session.kept("fusion"),
@@ -133,6 +145,14 @@ def explanation_controls() -> None:
         e3.slider("Residual weight α", 0.0, 1.0, step=0.05, **session.kept("residual_alpha"),
                   help="Â = α·A + (1−α)·I models the skip connection (Abnar & Zuidema use 0.5).")
         e4.slider("Start layer", 0, trace.L - 1, **session.kept("start_layer"), help="Compose layers from this one on.")
+
+
+def method_descriptions() -> None:
+    """What each shown map computes, one paragraph per method (model.explain.METHOD_DESCRIPTIONS)."""
+    methods, _ = views.explanation_methods(trace, st.session_state["extra_method"])
+    with st.expander("What each map computes"):
+        for method in methods:
+            st.markdown(f"**{METHOD_TITLES[method]}.** {METHOD_DESCRIPTIONS[method]}")
 
 
 explorer()

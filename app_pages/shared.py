@@ -24,6 +24,7 @@ from app_core import figures, settings, sources, safe_text, traces, uploads, vie
 from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
+from model.explain import MODEL_METHODS
 from model.ood import check_ood
 from model.preprocess import ImageError
 from model.trace import Trace
@@ -63,14 +64,26 @@ def head_statistics(model_key: str, digest: str, _td: traces.Trace) -> dict:
     return views.head_statistics(_td)
 
 
+@st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
+def model_relevance(model_key: str, digest: str, method: str, class_index: int, _model, _trace) -> np.ndarray:
+    """What LeGrad, AttnLRP or Grad-CAM need from the model (one backward pass or L small
+    ones), once per (model, image, method, class) for every session."""
+    return traces.run_relevance(_model, _trace, method, class_index)
+
+
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def explanation_maps(model_key: str, digest: str, class_index: int | None, fusion: str, discard_ratio: float,
-                     residual_alpha: float, start_layer: int, query: int, _ctx) -> dict:
+                     residual_alpha: float, start_layer: int, query: int, extra_method: str, _ctx) -> dict:
     grads = None
     if class_index is not None:
         grads = attention_gradients(model_key, digest, class_index, _ctx.image_name, _ctx.model, _ctx.data)
-    return views.explanation_maps(_ctx.trace, grads, fusion=fusion, discard_ratio=discard_ratio,
-                              residual_alpha=residual_alpha, start_layer=start_layer, query=query)
+    methods, _ = views.explanation_methods(_ctx.trace, extra_method)
+    relevance = {m: model_relevance(model_key, digest, m, class_index, _ctx.model, _ctx.trace)
+                 for m in methods if m in MODEL_METHODS}
+    return views.explanation_maps(_ctx.trace, grads, methods=methods, relevance=relevance, fusion=fusion,
+                                  discard_ratio=discard_ratio, residual_alpha=residual_alpha,
+                                  start_layer=start_layer, query=query)
+
 
 
 @st.cache_data(max_entries=4, ttl=1800, show_spinner=False)
@@ -258,14 +271,14 @@ def current_view(ctx: Context) -> figures.View:
         upsample=ss["upsample"], classroom=session.classroom(), matrix_log=bool(ss.get("matrix_log", False)),
         mask_share=float(ss.get("mask_threshold", 0.6)), class_index=class_index(ctx, ss["target_class"]),
         fusion=ss["fusion"], discard_ratio=ss["discard_ratio"], residual_alpha=ss["residual_alpha"],
-        start_layer=ss["start_layer"], loss_label=loss_label)
+        start_layer=ss["start_layer"], extra_method=ss.get("extra_method", "none"), loss_label=loss_label)
 
 
 def figure_inputs(ctx: Context) -> figures.FigureInputs:
     """The trace and the cached extras the registry's builders read."""
     def explanations(view: figures.View) -> dict:
         return explanation_maps(ctx.model_key, ctx.digest, view.class_index, view.fusion, view.discard_ratio,
-                                view.residual_alpha, view.start_layer, view.query, ctx)
+                                view.residual_alpha, view.start_layer, view.query, view.extra_method, ctx)
 
     return figures.FigureInputs(
         trace=ctx.trace, model_name=ctx.facts["name"],

@@ -11,11 +11,23 @@ The definitions follow DESIGN.md "Attribution: exact definitions" to the letter:
 - attention rollout, Abnar & Zuidema 2020 ("Quantifying Attention Flow in Transformers"):
   the residual connection is modelled as `Â = α·A + (1-α)·I`, rows renormalised, and the
   layers are composed `R ← Â_l · R`.
-- gradient-weighted rollout: rollout of `mean_h((G_l ⊙ A_l)⁺)` (the "grad rollout" popularised
-  by jacobgil/vit-explain, with its two known bugs fixed: rows normalised with keepdims,
-  issue #16, and each gradient paired with its own layer, issue #6).
-- Chefer, Gur & Wolf 2021 ("Generic Attention-model Explainability for Interpreting Bi-Modal
-  and Encoder-Decoder Transformers"): `R ← R + mean_h((G_l ⊙ A_l)⁺) · R` from `R = I`.
+- gradient-weighted rollout: rollout of `mean_h((G_l ⊙ A_l)⁺)`. It is NOT jacobgil/vit-explain's
+  `grad_rollout` with two bugs fixed; it differs from it in four ways: (1) the positive part is
+  taken per head *before* the mean over heads (Chefer's Ā, ICCV 2021 Eq. 5), where vit-explain
+  takes the mean of G ⊙ A over heads and then zeroes its negative entries, so a head's
+  negative weights cancel another's positive ones there; (2) the discard region is the
+  patch-to-patch block F[p:, p:] only, prefix rows and columns are never discarded, where
+  vit-explain drops the smallest entries of the whole flattened T×T matrix (in `grad_rollout`
+  even the CLS-to-CLS entry: its guard is commented out); (3) rows are normalised with
+  keepdims (vit-explain #16 divides column j by row j's sum); (4) each gradient is paired with
+  its own layer (vit-explain #6 pairs layer l's attention with layer L−1−l's gradient, as
+  backward hooks fire in reverse). α is a parameter here (vit-explain fixes 0.5).
+- Chefer, Gur & Wolf, ICCV 2021 ("Generic Attention-model Explainability for Interpreting
+  Bi-Modal and Encoder-Decoder Transformers"), self-attention rules: Ā = E_h((∇A ⊙ A)⁺) (their
+  Eq. 5), R ← R + Ā·R from R = I (their Eq. 6). Not the CVPR 2021 method of the same authors
+  ("Transformer Interpretability Beyond Attention Visualization", `transformer_attribution`
+  in their code), which puts an LRP relevance R^(n_b) where this puts A: Ā = I + E_h((∇A ⊙
+  R^(n_b))⁺) and a plain product of the Ā over the blocks (its Eqs. 13–14).
 
 Every function validates its input and raises `ValueError` naming the bad value, the expected
 one and the fix. Results are float64 (masks are bool); inputs are never modified.
@@ -307,7 +319,8 @@ def _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual
 
 
 def _positive_cam(a_l: np.ndarray, g_l: np.ndarray) -> np.ndarray:
-    """mean_h((G_l ⊙ A_l)⁺) for one layer → float64 [T, T]. Chefer et al. 2021, Eq. 13."""
+    """mean_h((G_l ⊙ A_l)⁺) for one layer → float64 [T, T]: Ā of Chefer et al., ICCV 2021, Eq. 5
+    (positive part per head, then the mean)."""
     return np.maximum(g_l * a_l, 0).mean(axis=0, dtype=np.float64)
 
 
@@ -321,9 +334,11 @@ def gradient_rollout(
 ) -> np.ndarray:
     """Gradient-weighted rollout → R `[T, T]`: rollout of F_l = mean_h((G_l ⊙ A_l)⁺).
 
-    G_l is paired with its own layer l (jacobgil/vit-explain #6 paired it with layer L-1-l,
-    because backward hooks fire in reverse). A row of Â that is all zero stays the identity
-    row, so with residual_alpha=1 a token with no positive gradient keeps its own relevance.
+    The positive part is taken per head before the mean (Chefer's Ā); the discard spares the
+    prefix rows and columns; G_l is paired with its own layer l (see the module docstring for
+    how this differs from jacobgil/vit-explain's grad_rollout). A row of Â that is all zero
+    stays the identity row, so with residual_alpha=1 a token with no positive gradient keeps
+    its own relevance.
     """
     a = _as_attentions(attentions)
     g = _as_gradients(gradients, a)
@@ -333,11 +348,11 @@ def gradient_rollout(
 
 
 def chefer_relevance(attentions, gradients, start_layer: int = 0) -> np.ndarray:
-    """Chefer, Gur & Wolf 2021 relevance → R `[T, T]`; the class map is `R[0, p:]`.
+    """Chefer, Gur & Wolf, ICCV 2021 relevance → R `[T, T]`; the class map is `R[0, p:]`.
 
-    R = I; for l = start_layer…L-1: R ← R + mean_h((G_l ⊙ A_l)⁺) · R (their Eq. 13 with the
-    self-attention update rule). No row normalisation: R keeps the identity it started from,
-    so zero gradients give R = I.
+    R = I; for l = start_layer…L-1: Ā_l = mean_h((G_l ⊙ A_l)⁺) (their Eq. 5), R ← R + Ā_l · R
+    (their Eq. 6, the self-attention update rule). No row normalisation: R keeps the identity
+    it started from, so zero gradients give R = I.
     """
     a = _as_attentions(attentions)
     g = _as_gradients(gradients, a)

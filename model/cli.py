@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .numerics import softmax
+from .explain import CLASS_METHODS as EXPLAIN_CLASS_METHODS, METHODS as EXPLAIN_METHODS
 
 
 class CliError(Exception):
@@ -158,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", parents=[common], help="an explanation map over the image, as PNG (and NPZ)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--method", required=True, help="rollout, gradient-rollout, chefer or attention")
+    p.add_argument("--method", required=True, metavar="METHOD",
+                   help=f"one of {', '.join(EXPLAIN_METHODS)}; {', '.join(EXPLAIN_CLASS_METHODS)} explain a class "
+                        "and need a model with a classification head; attention-flow is offered for small grids "
+                        "(L·T² ≤ 10,000)")
     p.add_argument("--label", default=None, help="class name or index for class-specific methods (default: top class)")
     p.add_argument("--layer", type=int, default=-1, help="layer for --method attention (default: last)")
     p.add_argument("--head", default="mean", help="head index, or mean/max/min, for --method attention")

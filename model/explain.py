@@ -1,65 +1,137 @@
 """Explanation maps for one image: the one entry point behind `python -m model explain`, the
 app's explanation view and bench/bench_attribution.py.
 
-Methods, by id (the CLI's ``--method``; `METHOD_TITLES` gives the words a page shows):
+Every method is an id in `METHODS` with a title (`METHOD_TITLES`, the words a page shows) and
+a paragraph saying what it computes (`METHOD_DESCRIPTIONS`, shown by the app and the CLI's
+``--help``). Three kinds of input feed them:
 
-- ``attention``: the raw attention of token `query` at one layer and head (or a head fusion);
-- ``rollout``: attention rollout (Abnar & Zuidema 2020), read at row `query` — any token;
-- ``gradient-rollout`` and ``chefer`` (Chefer et al. 2021): for one class, read at the CLS
-  row R[0, p:], as their definitions say; they need the attention gradients ∂y_c/∂A_l.
+- the attention alone: ``attention``, ``rollout``, ``attention-flow`` (read at row `query`);
+- the attention and its gradients ∂y_c/∂A_l (a class head): ``gradient-rollout``, ``chefer``;
+- the model itself (`MODEL_METHODS`, computed by `model.relevance.model_relevance` and passed
+  in as `relevance`): ``legrad``, ``attnlrp``, ``gradcam``.
 
 `explanation_maps` is numpy in, numpy out (no torch); `explain` runs a model for the CLI.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .attention_flow import attention_flow, flow_available, flow_limit_message
 from .attribution import attention_rollout, chefer_relevance, gradient_rollout, patch_map, query_attention
 
 if TYPE_CHECKING:
     from .vit import ViT
 
-METHODS = ("attention", "rollout", "gradient-rollout", "chefer")
-CLASS_METHODS = ("gradient-rollout", "chefer")
+METHODS = ("attention", "rollout", "attention-flow", "gradient-rollout", "chefer", "legrad", "attnlrp", "gradcam")
+GRADIENT_METHODS = ("gradient-rollout", "chefer")  # need ∂y_c/∂A_l
+MODEL_METHODS = ("legrad", "attnlrp", "gradcam")  # need the model: model.relevance.model_relevance
+CLASS_METHODS = GRADIENT_METHODS + MODEL_METHODS  # explain a class logit: need a classification head
+QUERY_METHODS = ("attention", "rollout", "attention-flow")  # read at the row of the chosen query token
+EXTRA_METHODS = ("attention-flow", *MODEL_METHODS)  # the app's explanation view adds one of these on request
 METHOD_TITLES = {
     "attention": "attention",
     "rollout": "rollout",
+    "attention-flow": "attention flow",
     "gradient-rollout": "gradient rollout",
     "chefer": "Chefer et al.",
+    "legrad": "LeGrad",
+    "attnlrp": "AttnLRP",
+    "gradcam": "Grad-CAM",
 }
-
-
+METHOD_DESCRIPTIONS = {
+    "attention": "The raw attention weights of the query token at one layer and head: where that one head, in that "
+                 "one layer, takes its information from. It ignores every other layer and the skip connections.",
+    "rollout": "Attention rollout (Abnar & Zuidema 2020): each layer's attention, averaged over heads (or max/min), "
+               "is mixed with the identity to stand for the skip connection, Â = α·A + (1−α)·I, its rows rescaled to "
+               "sum 1, and the layers are multiplied, Â_L ⋯ Â_1. The query token's row says how much of each input "
+               "patch reaches it along all paths together. No class is involved.",
+    "attention-flow": "Attention flow (Abnar & Zuidema 2020): the same residual-augmented attention Â, read as a "
+                      "network of pipes from every token of one layer to every token of the next, each pipe as wide "
+                      "as its weight. A patch's value is the largest amount that can flow from the query token at the "
+                      "top to that patch at the bottom (an exact maximum flow, one per patch): the narrowest cut "
+                      "limits it, where rollout adds up every path. Costly, so offered only for small grids "
+                      "(L·T² ≤ 10,000 edges).",
+    "gradient-rollout": "Gradient-weighted rollout: rollout of mean_h((∂y_c/∂A_l ⊙ A_l)⁺), each head's attention "
+                        "weighted by how much the class logit y_c would change with it, the positive part taken per "
+                        "head before the mean (Chefer's Ā), each gradient paired with its own layer. Read at the "
+                        "CLS row.",
+    "chefer": "Chefer, Gur & Wolf 2021 (ICCV, \"Generic attention-model explainability\"): starting from the identity, "
+              "each layer adds its gradient-weighted attention Ā = mean_h((∂y_c/∂A ⊙ A)⁺) applied to the relevance "
+              "so far, R ← R + Ā·R (their Eqs. 5–6). Read at the CLS row: the patches that raise the class logit "
+              "through attention.",
+    "legrad": "LeGrad (Bousselham et al., ICCV 2025): every layer's output is passed through the final norm and the "
+              "head as if it were the last, giving that layer's class score; the score's gradient with respect to "
+              "that layer's own attention map, its positive part averaged over heads and query tokens, says which "
+              "patches the layer's attention would have to look at more to raise the class. The layers' maps are "
+              "summed and scaled to 0–1.",
+    "attnlrp": "AttnLRP (Achtibat et al., ICML 2024): layer-wise relevance propagation. The class logit is handed "
+               "back through the network as a relevance that is split, layer by layer, among the inputs that made "
+               "it — in proportion to their contributions in linear layers, equally between the two factors of "
+               "q·kᵀ and A·v, unchanged through GELU and LayerNorm — down to the pixels; a patch shows the relevance "
+               "of its pixels. Signed: negative patches speak against the class.",
+    "gradcam": "Grad-CAM (Selvaraju et al. 2017) on the tokens the last block reads (its normed input): each "
+               "feature channel is weighted by the class logit's gradient averaged over the patches, the weighted "
+               "channels are summed per patch and negative sums set to 0. It sees only the last layer.",
+}
 def default_methods(has_gradients: bool) -> tuple[str, ...]:
     """What the explanation view shows: rollout, and the class maps when there are gradients."""
-    return ("rollout", *CLASS_METHODS) if has_gradients else ("rollout",)
+    return ("rollout", *GRADIENT_METHODS) if has_gradients else ("rollout",)
+
+
+def check_methods(methods, has_head: bool) -> tuple[str, ...]:
+    """`methods` as a tuple of known ids; a ValueError names an unknown one, or the class methods a
+    model without a classification head cannot give."""
+    methods = tuple(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"method {unknown[0]!r} is unknown; choose one of {', '.join(METHODS)}")
+    if not has_head and any(m in CLASS_METHODS for m in methods):
+        raise ValueError(f"{', '.join(m for m in methods if m in CLASS_METHODS)} explain a class logit, but this "
+                         "model has no classification head; use rollout, attention-flow or attention")
+    return methods
+
+
+def legrad_map(per_layer: np.ndarray, start_layer: int, grid, p: int) -> np.ndarray:
+    """LeGrad's map from its per-layer token values E^l [L, T]: Σ_{l ≥ start} E^l over the patches,
+    min-max scaled to [0, 1] as the authors do (a constant map gives zeros)."""
+    m = patch_map(np.asarray(per_layer, dtype=np.float64)[start_layer:].sum(axis=0), grid, p)
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
 def explanation_maps(attentions: np.ndarray, gradients: np.ndarray | None = None, *, num_prefix_tokens: int,
                      grid: tuple[int, int], methods=None, fusion: str = "mean", discard_ratio: float = 0.0,
                      residual_alpha: float = 0.5, start_layer: int = 0, query: int = 0, layer: int = -1,
-                     head="mean") -> dict[str, np.ndarray]:
+                     head="mean", relevance: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """``{method id: [h, w] map}`` for one image, in the order of `methods`.
 
     attentions [L, H, T, T] and gradients [L, H, T, T] (∂y_c/∂A_l, or None without a class
     head) of one image. methods: ids from `METHODS`; None gives `default_methods`. fusion,
-    discard_ratio, residual_alpha: rollout's (DESIGN "Attribution"); start_layer is clamped
-    to L−1 and used by every rollout-like map; query: the row of ``rollout`` and
-    ``attention``; layer, head: the layer and head (an index or a fusion) of ``attention``.
+    discard_ratio, residual_alpha: rollout's (DESIGN "Attribution"; attention flow uses fusion
+    and α, never discards); start_layer is clamped to L−1 and used by every multi-layer map;
+    query: the row of the `QUERY_METHODS`; layer, head: the layer and head (an index or a
+    fusion) of ``attention``. relevance: ``{method: values}`` from
+    `model.relevance.model_relevance(...).values` for each of the `MODEL_METHODS` asked for
+    ([T], or [L, T] for legrad), computed for the same image and class as `gradients`.
     """
-    L = np.shape(attentions)[0]
+    L, T = np.shape(attentions)[0], np.shape(attentions)[-1]
     p, grid = int(num_prefix_tokens), tuple(grid)
     methods = default_methods(gradients is not None) if methods is None else tuple(methods)
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"method {unknown[0]!r} is unknown; choose one of {', '.join(METHODS)}")
-    if gradients is None and any(m in CLASS_METHODS for m in methods):
+    check_methods(methods, has_head=True)
+    if gradients is None and any(m in GRADIENT_METHODS for m in methods):
         raise ValueError(
-            f"{', '.join(m for m in methods if m in CLASS_METHODS)} explain a class logit and need the attention "
+            f"{', '.join(m for m in methods if m in GRADIENT_METHODS)} explain a class logit and need the attention "
             "gradients (trace with grad_class=…); without a classification head use rollout or attention"
         )
+    relevance = relevance or {}
+    missing = [m for m in methods if m in MODEL_METHODS and m not in relevance]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} need the model: pass relevance={{method: "
+                         "model.relevance.model_relevance(vit, pixels, method, label).values}")
     start = min(int(start_layer), L - 1)
     maps = {}
     for method in methods:
@@ -67,10 +139,19 @@ def explanation_maps(attentions: np.ndarray, gradients: np.ndarray | None = None
             row = query_attention(attentions, layer, head, query)  # (T,)
         elif method == "rollout":
             row = attention_rollout(attentions, fusion, discard_ratio, residual_alpha, start, p)[query]  # (T,)
+        elif method == "attention-flow":
+            if not flow_available(L - start, T):
+                raise ValueError(flow_limit_message(L - start, T))
+            row = attention_flow(attentions, query, fusion, residual_alpha, start, p)  # (T,)
         elif method == "gradient-rollout":
             row = gradient_rollout(attentions, gradients, discard_ratio, residual_alpha, start, p)[0]  # CLS row
-        else:
+        elif method == "chefer":
             row = chefer_relevance(attentions, gradients, start)[0]  # CLS row
+        elif method == "legrad":
+            maps[method] = legrad_map(relevance[method], start, grid, p)
+            continue
+        else:  # attnlrp, gradcam: one value per token
+            row = np.asarray(relevance[method], dtype=np.float64)
         maps[method] = patch_map(row, grid, p)  # (h, w)
     return maps
 
@@ -111,23 +192,33 @@ def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="m
     if class_specific and not model.cfg.has_head:
         raise ValueError(
             f"{method} explains a class logit, but {model.source} has no classification head; "
-            "use --method rollout or attention"
+            "use --method rollout, attention-flow or attention"
         )
     index = resolve_label(model, label) if model.cfg.has_head else None
-    grad_class = ("top" if index is None else index) if class_specific else None
+    grad_class = ("top" if index is None else index) if method in GRADIENT_METHODS else None
     trace = model.trace([image], grad_class=grad_class).numpy()
+    if method == "attention-flow" and not flow_available(trace.L, trace.T):
+        raise ValueError(flow_limit_message(trace.L, trace.T) + " (--method rollout)")
+    relevance = {}
+    if method in MODEL_METHODS:
+        from .relevance import model_relevance
+
+        found = model_relevance(model, model.to_pixels([image]), method, index)
+        relevance[method], index = found.values, found.class_index
     head_arg = "mean"
     if method == "attention":
         head_arg = head if str(head) in ("mean", "max", "min") else int(head)
     grads = trace.attention_grads[0] if trace.attention_grads is not None else None
     (m,) = explanation_maps(trace.attentions[0], grads, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid,
-                            methods=(method,), layer=layer, head=head_arg).values()
+                            methods=(method,), layer=layer, head=head_arg, relevance=relevance).values()
     if method == "attention":
         what = f"CLS attention, layer {layer % trace.L}, head {head_arg}"
     elif method == "rollout":
         what = "attention rollout of CLS (mean fusion, α = 0.5)"
+    elif method == "attention-flow":
+        what = "attention flow of CLS (mean fusion, α = 0.5, exact max-flow)"
     else:
-        what = f"{method} of CLS"
+        what = f"{METHOD_TITLES[method]} of CLS" if method in GRADIENT_METHODS else METHOD_TITLES[method]
     if trace.grad_classes is not None:
         index = int(trace.grad_classes[0])
     elif index is None and trace.logits is not None:

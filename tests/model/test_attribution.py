@@ -331,6 +331,20 @@ def test_vit_explain_6_gradients_paired_with_same_layer():
     assert not np.allclose(chefer_relevance(a, g), ref_chefer(a, g[::-1].copy()), atol=1e-6)
 
 
+def test_positive_part_is_taken_per_head_before_the_mean():
+    """Chefer's Ā = mean_h((G ⊙ A)⁺), not vit-explain's (mean_h(G ⊙ A))⁺: one head's negative
+    weight must not cancel another head's positive one."""
+    T = 3
+    a = np.full((1, 2, T, T), 1.0 / T)
+    g = np.zeros_like(a)
+    g[0, 0, 0, 1], g[0, 1, 0, 1] = 3.0, -3.0  # G ⊙ A = +1 in head 0, −1 in head 1 at (0, 1)
+    ours = gradient_rollout(a, g, residual_alpha=1.0, num_prefix_tokens=1)
+    assert ours[0, 1] == pytest.approx(1.0)  # F[0] = (0, 0.5, 0) → normalised row (0, 1, 0)
+    mean_then_clamp = np.maximum((g * a).mean(axis=1), 0)[0]
+    assert mean_then_clamp[0, 1] == 0  # vit-explain's fusion would see nothing there
+    assert chefer_relevance(a, g)[0, 1] == pytest.approx(0.5)
+
+
 # ----------------------------------------------------------------------------- Chefer
 
 

@@ -70,7 +70,9 @@ def test_predict_json_matches_the_model(classifier_dir, images, capsys):
 
 
 def test_explain_writes_png_and_npz(classifier_dir, images, tmp_path, capsys):
-    for method in ("rollout", "chefer", "gradient-rollout", "attention"):
+    from model.explain import CLASS_METHODS, METHODS
+
+    for method in METHODS:
         png, npz = tmp_path / f"{method}.png", tmp_path / f"{method}.npz"
         assert main(["explain", str(images[0]), "--model", str(classifier_dir), "--method", method,
                      "--label", "dog", "--out", str(png), "--npz", str(npz)]) == 0
@@ -78,8 +80,8 @@ def test_explain_writes_png_and_npz(classifier_dir, images, tmp_path, capsys):
         assert Image.open(png).size == (24, 24)
         z = np.load(npz)
         assert z["map"].shape == (4, 4) and np.isfinite(z["map"]).all()
-        if method in ("chefer", "gradient-rollout"):
-            assert int(z["label_index"]) == 1
+        if method in CLASS_METHODS:
+            assert int(z["label_index"]) == 1, method
     assert "for class 1 (dog)" in capsys.readouterr().out
 
 
