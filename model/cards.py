@@ -86,6 +86,10 @@ def unavailable_reason(model, step: str) -> str | None:
         return None
     from .builtins import BUILTIN_NAMES, builtin_summary
 
+    if getattr(model, "clip", None) is not None:
+        return ("this is CLIP's image tower, whose classes are text prompts: type at least two, separated by "
+                "commas, in the sidebar's Classes box (command line: --prompts)")
+
     if model.source in BUILTIN_NAMES:
         info = builtin_summary(model.source)
         text = info["unavailable_steps"].get(step) or info["limitations"].get(step)
