@@ -6,7 +6,7 @@ hosted-demo mode on (no local model paths).
 import streamlit as st
 
 from app_pages import session, shared
-from app_core import sources, safe_text, uploads
+from app_core import prompts, sources, safe_text, uploads
 from model import cards
 from model.clip import PUBLIC_MAX_PROMPT_CHARS, PUBLIC_MAX_PROMPTS
 from model.gallery import get_sample
@@ -93,6 +93,7 @@ with st.sidebar:
             limits = (f" This demo takes up to {PUBLIC_MAX_PROMPTS} prompts of up to {PUBLIC_MAX_PROMPT_CHARS} "
                       "characters." if session.public() else "")
             st.text_area("Classes (CLIP text prompts)", **session.kept("prompts"), height=90,
+                         max_chars=prompts.MAX_PROMPTS_TEXT,
                          help="CLIP scores the image against each prompt, read as \"a photo of a …\" by its text "
                               "tower; type any labels, separated by commas." + limits)
         with st.expander("Model card"):

@@ -128,6 +128,9 @@ elif step == "positions":
             f"T = {n['p']} prefix token{'s' if n['p'] != 1 else ''} ({', '.join(PREFIX) or 'none'}) + "
             f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {trace.token_name(token)}: "
             f"‖x_p·E‖ = {ps['content_norm']:.2f}, ‖E_pos‖ = {ps['pos_norm']:.2f}, ‖z₀‖ = {ps['sum_norm']:.2f}.")
+        if ctx.model.cfg.pre_norm:
+            st.caption("CLIP normalises the sum once more before layer 1, z₀ = LN_pre([x_cls; x_pE] + E_pos): "
+                       "z₀ here (its norm and the figure) is after that LayerNorm, as transformers reports it.")
     what = figure_choice({"similarity": ("Position similarity", "position_similarity"),
                           "z0": ("The sum z₀", "z0")}, "wt_pos_fig")
     shared.show(ctx, what, "wt_positions")

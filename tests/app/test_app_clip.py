@@ -81,6 +81,9 @@ def test_prompts_travel_in_the_link(clip_model, monkeypatch):
     at = clip_app(directory, monkeypatch, step="logits", prompts="apple, pear")
     assert "2 prompts: apple, pear" in texts(at)
     assert at.query_params["prompts"] == "apple, pear"
+    at.segmented_control(key="step").set_value("positions").run()  # CLIP's LayerNorm before the blocks
+    assert_clean(at)
+    assert "LN_pre" in texts(at)
 
 
 def test_session_prompts_bounds():
