@@ -59,7 +59,7 @@ CLIP_NORMALISATION = {"image_mean": (0.48145466, 0.4578275, 0.40821073), "image_
 def clip_vision_config(raw: dict) -> dict:
     """A CLIP config (CLIPModel's nested vision_config, or a CLIPVisionConfig) as one flat
     vision config with transformers' defaults filled in."""
-    vision = raw.get("vision_config") if raw.get("model_type") == "clip" else raw
+    vision = (raw.get("vision_config") or raw.get("vision_config_dict")) if raw.get("model_type") == "clip" else raw
     return {**CLIP_VISION_DEFAULTS, **(vision or {}), "model_type": raw["model_type"],
             "architectures": raw.get("architectures"), "_name_or_path": raw.get("_name_or_path")}
 

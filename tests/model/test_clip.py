@@ -126,6 +126,36 @@ def test_prompt_head_saves_and_loads_like_any_head(clip_model, tmp_path):
     assert not model.cfg.has_head  # the backbone is left as it was
 
 
+def test_old_checkpoint_files_load(clip_model, tmp_path):
+    """As on the hub since 2021: position_ids buffers in the weights, the sub-config under
+    vision_config_dict, an int `size` that CLIP's processor reads as the shortest edge."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    directory, ref = clip_model
+    for f in directory.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    state = load_file(str(directory / "model.safetensors"))
+    for tower, n in (("vision_model", 17), ("text_model", 40)):
+        state[f"{tower}.embeddings.position_ids"] = torch.arange(n)[None]
+    save_file(state, str(tmp_path / "model.safetensors"))
+    raw = json.loads((directory / "config.json").read_text())
+    raw["vision_config_dict"] = raw.pop("vision_config")
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({
+        "crop_size": 32, "do_center_crop": True, "do_normalize": True, "do_resize": True, "size": 32,
+        "feature_extractor_type": "CLIPFeatureExtractor", "resample": 3,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}))
+    model = with_prompts(load_model(str(tmp_path), device="cpu"), PROMPTS)
+    assert model.preprocessor.shortest_edge == 32 and model.preprocessor.crop_size == (32, 32)
+    pixels = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        torch.testing.assert_close(model(pixels)[0], reference_logits(directory, ref, pixels, PROMPTS).logits_per_image,
+                                   atol=TOL, rtol=0)
+
+
 @pytest.mark.parametrize("kind", ["vision", "vision-proj"])
 def test_image_tower_only_checkpoints_load_and_say_why_prompts_need_the_text_tower(tmp_path, kind, clip_builder):
     ref = clip_builder(tmp_path, kind=kind, seed=5)
