@@ -45,12 +45,10 @@ BLOCK_KEYS = {
     "ls1": ("layer_scale1.lambda1",),
     "ls2": ("layer_scale2.lambda1",),
 }
-# Unused by a forward pass on whole images; for CLIP the text tower, the projections and the
-# logit scale (read by model/clip.py, not part of the image backbone).
-IGNORED = re.compile(
-    r"^(embeddings\.mask_token|pooler\..*|embeddings\.position_ids|text_model\..*|text_projection\.weight"
-    r"|visual_projection\.weight|logit_scale)$"
-)
+# Unused by a forward pass on whole images; for CLIP also the text tower, the projections and
+# the logit scale (read by model/clip.py, not part of the image backbone).
+IGNORED = re.compile(r"^(embeddings\.mask_token|pooler\..*|embeddings\.position_ids)$")
+CLIP_IGNORED = re.compile(r"^(text_model\..*|text_projection\.weight|visual_projection\.weight|logit_scale)$")
 
 # CLIP's own image normalisation (its processors' image_mean/std), for a directory without one
 CLIP_NORMALISATION = {"image_mean": (0.48145466, 0.4578275, 0.40821073), "image_std": (0.26862954, 0.26130258, 0.27577711)}
@@ -73,6 +71,9 @@ def hf_config(raw: dict, state: dict[str, torch.Tensor]) -> ViTConfig:
     clip = model_type in CLIP_TYPES
     if clip:
         raw = clip_vision_config(raw)
+        if "classifier.weight" in state:
+            raise ValueError("CLIPForImageClassification (a linear head on the mean patch token) is not supported; "
+                             "load a CLIPModel and give it text prompts as classes")
     arch = (raw.get("architectures") or [""])[0]
     D = int(raw["hidden_size"])
     dinov2 = model_type.startswith("dinov2")
@@ -180,7 +181,8 @@ def map_hf_state(state: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, to
     elif cfg.has_head:
         for p in ("weight", "bias"):
             out[f"head.{p}"] = take(f"classifier.{p}")
-    leftover = sorted(k for k in src if not IGNORED.match(k))
+    clip = cfg.family == "hf-clip"
+    leftover = sorted(k for k in src if not IGNORED.match(k) and not (clip and CLIP_IGNORED.match(k)))
     if leftover:
         raise ValueError(
             f"unexpected keys in the checkpoint that this ViT does not use: {leftover[:8]}"

@@ -209,3 +209,16 @@ def test_clip_vit_base_patch32_sized_image_tower_matches_transformers(tmp_path, 
     assert float(out.attentions[-1].max()) > 5 / trace.attentions.shape[-1]  # far from uniform
     P = torch.as_tensor(model.clip.projection)
     torch.testing.assert_close(trace.last_hidden_state[:, 0] @ P.T, out.image_embeds, atol=TOL, rtol=0)
+
+
+def test_clip_image_classifier_is_refused_with_what_to_load(tmp_path):
+    import transformers
+
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                  patch_size=8)
+    cfg = transformers.CLIPConfig(vision_config=vision, text_config=dict(hidden_size=32, intermediate_size=64,
+                                                                         num_hidden_layers=1, num_attention_heads=2),
+                                  num_labels=3)
+    transformers.CLIPForImageClassification(cfg).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="CLIPForImageClassification .* is not supported"):
+        load_model(str(tmp_path), device="cpu")
