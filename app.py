@@ -96,6 +96,8 @@ with st.sidebar:
                          max_chars=prompts.MAX_PROMPTS_TEXT,
                          help="CLIP scores the image against each prompt, read as \"a photo of a …\" by its text "
                               "tower; type any labels, separated by commas." + limits)
+            st.caption(":material/label: The logits, the loss and the class maps of every page come from CLIP's "
+                       "text prompts: these classes, each read as \"a photo of a ….\"")
         with st.expander("Model card"):
             st.markdown(cards.model_card_text(_model, quote=safe_text.md_text))
     for note in st.session_state.pop("_notes", []):

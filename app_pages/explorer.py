@@ -121,7 +121,6 @@ def explanation_controls() -> None:
         top = views.top_classes(trace, 1)[0]["class"]
         st.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
-        shared.head_caption(ctx)
     else:
         st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
                 "rollout and Chefer et al. explain a class logit.", icon=":material/info:")

@@ -248,15 +248,6 @@ def with_session_head(key: str, model):
     return prompts.prompts_model_key(key, names, DEFAULT_TEMPLATE), prompted
 
 
-def head_caption(ctx: Context) -> None:
-    """Say which head gives the logits (built-in, taught, CLIP prompts), where logits are used."""
-    from model.heads import head_description
-
-    text = head_description(ctx.model, quote=safe_text.md_text)
-    if text:
-        st.caption(f":material/label: Classes and logits from {text}.")
-
-
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)
 def out_of_distribution(model_key: str, digest: str, _ctx) -> str | None:
     """The warning when the image is far from what the model was trained on (a photo on a

@@ -246,26 +246,17 @@ elif step == "mlp":
 
 # ------------------------------------------------------------------------------------ 5 logits
 elif step == "logits":
-    clip_head = ctx.model.cfg.head_type == "clip"
     with words:
         st.markdown(
             "After the last block, the (normalised) **CLS token** summarises the image. A linear **head** maps "
             "it to one score — a **logit** — per class, and a softmax turns the logits into probabilities.")
     with maths:
-        if clip_head:  # CLIP: the classes are text prompts, the head their normalised text embeddings
-            st.latex(r"\begin{gathered}y_k=e^{s}\cos\!\big(P\,\mathrm{LN}(z_L)_{\mathrm{cls}},\;t_k\big)\\"
-                     r"p_k=\frac{e^{y_k}}{\sum_j e^{y_j}}\end{gathered}")
-        else:
-            st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
-                     r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
+        st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
+                 r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
         if trace.has_head:
             top = views.top_classes(trace, 5)
-            shape = (f"the image embedding P·LN(z_L)_cls ({n['D']} → {ctx.model.cfg.projection_dim}) is compared "
-                     f"with the text embedding t_k of each prompt, scaled by e^s" if clip_head
-                     else f"the head is a {n['D']} × {trace.K} matrix")
-            numbers(f"K = {trace.K} classes; {shape}. Top class: "
+            numbers(f"K = {trace.K} classes; the head is a {n['D']} × {trace.K} matrix. Top class: "
                     f"**{safe_text.md_text(top[0]['class'])}** with p = {top[0]['probability']:.3f}.")
-            shared.head_caption(ctx)
     if not trace.has_head:
         not_available("logits")
     else:
@@ -305,8 +296,6 @@ else:
                 st.caption(f"{ctx.facts['name']} was trained with label smoothing: its target for the true class "
                            f"was p = {target:.2f}, not 1, so even its surest answers sit near p ≈ {target:.2f} "
                            f"and a loss of about −log {target:.2f} = {-math.log(target):.3f}.")
-        if trace.has_head:
-            shared.head_caption(ctx)
     if not trace.has_head:
         not_available("loss")
     else:
