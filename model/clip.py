@@ -135,9 +135,18 @@ class TextEncoder:
             return out.text_embeds.double().numpy()
 
 
-@functools.lru_cache(maxsize=4)
+_ENCODER_LOCK = threading.Lock()
+
+
 def text_encoder(directory: str) -> TextEncoder:
-    """The TextEncoder of a CLIP directory, loaded once per process (bounded)."""
+    """The TextEncoder of a CLIP directory, loaded once per process (at most 4 kept); the lock
+    keeps two sessions asking at once from loading it twice."""
+    with _ENCODER_LOCK:
+        return _load_text_encoder(directory)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_text_encoder(directory: str) -> TextEncoder:
     return TextEncoder(directory)
 
 
