@@ -105,13 +105,19 @@ class TextEncoder:
         from .checkpoint import read_weights_dir
 
         self.directory = directory
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-        except Exception as err:
+        where = Path(directory)
+        files = (where / "tokenizer.json").is_file() or all((where / f).is_file() for f in ("vocab.json", "merges.txt"))
+        problem = None if files else "no tokenizer files"
+        if files:  # without them transformers would build a near-empty tokenizer and say nothing
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+            except Exception as err:
+                problem = type(err).__name__
+        if problem:
             raise ValueError(
-                f"{directory}: its CLIP tokenizer could not be loaded ({type(err).__name__}); the directory "
-                "needs the tokenizer files saved with the model (tokenizer.json, or vocab.json and merges.txt)"
-            ) from None
+                f"{directory}: its CLIP tokenizer could not be loaded ({problem}); the directory needs the "
+                "tokenizer files saved with the model (tokenizer.json, or vocab.json and merges.txt)"
+            )
         config = CLIPConfig.from_pretrained(directory)
         text_config = config.text_config
         text_config.projection_dim = config.projection_dim  # the text config keeps its own default

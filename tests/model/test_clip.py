@@ -156,6 +156,17 @@ def test_old_checkpoint_files_load(clip_model, tmp_path):
                                    atol=TOL, rtol=0)
 
 
+def test_a_directory_without_tokenizer_files_says_so(clip_model, tmp_path):
+    """transformers would build a three-token tokenizer without them and give every prompt the same row."""
+    import shutil
+
+    directory, _ = clip_model
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(directory / name, tmp_path / name)
+    with pytest.raises(ValueError, match="tokenizer files"):
+        prompt_head(str(tmp_path), PROMPTS)
+
+
 @pytest.mark.parametrize("kind", ["vision", "vision-proj"])
 def test_image_tower_only_checkpoints_load_and_say_why_prompts_need_the_text_tower(tmp_path, kind, clip_builder):
     ref = clip_builder(tmp_path, kind=kind, seed=5)
