@@ -76,6 +76,10 @@ def model_card_text(model, quote=str) -> str:
         else "- no classification head: the walkthrough's logits and loss steps and the class-specific maps "
              "are unavailable",
     ]
+    if getattr(model, "clip", None) is not None:  # model.clip.ClipParts
+        lines.append("- CLIP image tower (a LayerNorm before the blocks): its classes are text prompts, "
+                     "logit k = e^s · cos(image embedding, text embedding of prompt k)"
+                     + ("" if model.clip.has_text else "; this checkpoint has no text tower, so no prompts"))
     return "\n".join(lines)
 
 

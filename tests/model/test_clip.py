@@ -28,6 +28,9 @@ def test_image_tower_matches_transformers_layer_by_layer(clip_model):
     directory, ref = clip_model
     model = load_model(str(directory), device="cpu")
     assert is_clip(model) and model.cfg.pre_norm and model.cfg.act == "quick_gelu" and not model.cfg.has_head
+    from model.cards import model_card_text, unavailable_reason
+
+    assert "classes are text prompts" in model_card_text(model) and "Classes box" in unavailable_reason(model, "logits")
     pixels = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     trace = model.trace(pixels)
     with torch.no_grad():
