@@ -232,17 +232,18 @@ def context() -> Context:
 def with_session_head(key: str, model):
     """(cache key, model) with the classes this session gave the model: a CLIP model gets the
     prompts of the sidebar's Classes box as its head; other models are returned as they are.
-    Prompts that cannot be used leave the model without classes, with a warning saying why."""
+    Prompts that cannot be used leave the model without classes, with a warning saying why. A
+    head already attached (one taught on the Teach classes page) is kept: it is the session's choice."""
     from model.clip import DEFAULT_TEMPLATE, is_clip
 
-    if not is_clip(model):
+    if not is_clip(model) or getattr(model, "attached_head", None) is not None:
         return key, model
     try:
         names = prompts.session_prompts(st.session_state.get("prompts", prompts.DEFAULT_PROMPTS), session.public())
         with st.spinner("Reading the class prompts with CLIP's text tower…"):
             prompted = prompted_model(key, tuple(names), DEFAULT_TEMPLATE, model)
     except ValueError as err:
-        st.warning(f"**Class prompts:** {safe_text.message(err)}. Until then the model has no classes.",
+        st.warning(f"**Class prompts:** {safe_text.message(err)} Until then the model has no classes.",
                    icon=":material/edit:")
         return key, model
     return prompts.prompts_model_key(key, names, DEFAULT_TEMPLATE), prompted
