@@ -236,3 +236,20 @@ def test_clip_image_classifier_is_refused_with_what_to_load(tmp_path):
     transformers.CLIPForImageClassification(cfg).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="CLIPForImageClassification .* is not supported"):
         load_model(str(tmp_path), device="cpu")
+
+
+def test_a_gelu_clip_matches_transformers(tmp_path, clip_builder):
+    """LAION's CLIP models use exact GELU, OpenAI's quick_gelu: the config's hidden_act decides."""
+    vision = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, image_size=24,
+                  patch_size=6, hidden_act="gelu")
+    ref = clip_builder(tmp_path, kind="vision-proj", vision=vision, seed=9)
+    model = load_model(str(tmp_path), device="cpu")
+    assert model.cfg.act == "gelu"
+    pixels = torch.randn(2, 3, 24, 24, generator=torch.Generator().manual_seed(10))
+    with torch.no_grad():
+        out = ref(pixel_values=pixels, output_attentions=True)
+    trace = model.trace(pixels)
+    for l, a in enumerate(out.attentions):
+        torch.testing.assert_close(trace.attentions[:, l], a, atol=TOL, rtol=0)
+    P = torch.as_tensor(model.clip.projection)
+    torch.testing.assert_close(trace.last_hidden_state[:, 0] @ P.T, out.image_embeds, atol=TOL, rtol=0)
