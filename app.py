@@ -6,8 +6,9 @@ hosted-demo mode on (no local model paths).
 import streamlit as st
 
 from app_pages import session, shared
-from app_core import sources, safe_text, uploads
+from app_core import prompts, sources, safe_text, uploads
 from model import cards
+from model.clip import PUBLIC_MAX_PROMPT_CHARS, PUBLIC_MAX_PROMPTS
 from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=session.page_icon(),
@@ -26,7 +27,8 @@ MODEL_LABELS = {
 }
 MODEL_HELP = ("**fashion-vit**: a small classifier of 28×28 Fashion-MNIST clothing images, all six steps. "
               "**dinov2-small**: DINOv2 ViT-S/14 for real photos, no class head. **Hugging Face hub id**: "
-              "hf:<owner>/<name>. **Local path**: a model directory or weight file on this machine.")
+              "hf:<owner>/<name> (a CLIP model takes its classes as text prompts). **Local path**: a model "
+              "directory or weight file on this machine.")
 
 
 def _retry() -> None:
@@ -88,6 +90,15 @@ with st.sidebar:
         facts = cards.model_facts(_model)
         st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
                    f"{facts['depth']} layers × {facts['num_heads']} heads")
+        if getattr(_model, "clip", None) is not None:
+            limits = (f" This demo takes up to {PUBLIC_MAX_PROMPTS} prompts of up to {PUBLIC_MAX_PROMPT_CHARS} "
+                      "characters." if session.public() else "")
+            st.text_area("Classes (CLIP text prompts)", **session.kept("prompts"), height=90,
+                         max_chars=prompts.MAX_PROMPTS_TEXT,
+                         help="CLIP scores the image against each prompt, read as \"a photo of a …\" by its text "
+                              "tower; type any labels, separated by commas." + limits)
+            st.caption(":material/label: The logits, the loss and the class maps of every page come from CLIP's "
+                       "text prompts: these classes, each read as \"a photo of a ….\"")
         with st.expander("Model card"):
             st.markdown(cards.model_card_text(_model, quote=safe_text.md_text))
     for note in st.session_state.pop("_notes", []):

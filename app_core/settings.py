@@ -9,6 +9,7 @@ from model.explain import EXTRA_METHODS
 from model.env import parse_flag
 from model.steps import STEPS
 
+from .prompts import DEFAULT_PROMPTS, MAX_PROMPTS_TEXT
 from .sources import BUILTIN_CHOICES, HF_CHOICE, PATH_CHOICE, model_choices, resolve_source
 
 # ----------------------------------------------------------------------------- settings
@@ -48,6 +49,7 @@ DEFAULTS: dict = {
     "target_class": -1,  # -1: the predicted (top) class
     "extra_method": "none",  # a method shown beside rollout and the gradient maps (model.explain.EXTRA_METHODS)
     "loss_label": -1,  # -1: the sample's true label if known, else the top class
+    "prompts": DEFAULT_PROMPTS,  # a CLIP model's classes, as text (app_core.prompts)
 }
 SETTING_KEYS = tuple(DEFAULTS)
 _CHOICES = {
@@ -95,7 +97,10 @@ def _coerce(key: str, value):
         if not lo <= number <= hi:
             raise ValueError(f"setting {key}={number} is outside [{lo}, {hi}]")
         return number
-    return str(value)
+    text = str(value)
+    if key == "prompts" and len(text) > MAX_PROMPTS_TEXT:
+        raise ValueError(f"setting prompts has {len(text)} characters, more than {MAX_PROMPTS_TEXT}")
+    return text
 
 
 def parse_settings(data: dict, public: bool = False) -> tuple[dict, list[str]]:
@@ -195,7 +200,8 @@ def settings_query(s: dict, public: bool = False) -> dict[str, str]:
     if source and (source in BUILTIN_CHOICES or source.startswith("hf:") or not public):
         q["model"] = source
     for key in ("sample", "step", "layer", "head", "query", "view", "colormap", "opacity", "upsample", "fusion",
-                "discard_ratio", "residual_alpha", "start_layer", "target_class", "extra_method", "classroom"):
+                "discard_ratio", "residual_alpha", "start_layer", "target_class", "extra_method", "classroom",
+                "prompts"):
         if key in s and s[key] != DEFAULTS[key]:
             q[key] = str(s[key]).lower() if isinstance(s[key], bool) else str(s[key])
     if s.get("image_source") != "gallery":

@@ -27,7 +27,7 @@ HF_CHOICE, PATH_CHOICE = "hf", "path"
 
 
 HUB_ALLOW_ENV = "PATCHLIGHT_HF_ALLOW"
-# Small, well-known ViTs every loader family covers (ViT, DeiT, DeiT-distilled, DINOv2, DINOv2 + registers).
+# Small, well-known ViTs every loader family covers (ViT, DeiT, DeiT-distilled, DINOv2, DINOv2 + registers, CLIP).
 DEFAULT_HUB_ALLOW = (
     "google/vit-base-patch16-224",
     "facebook/deit-tiny-patch16-224",
@@ -36,6 +36,10 @@ DEFAULT_HUB_ALLOW = (
     "facebook/dinov2-small",
     "facebook/dinov2-small-imagenet1k-1-layer",
     "facebook/dinov2-with-registers-small",
+    # CLIP (image tower + text tower; the classes are prompts the visitor types)
+    "openai/clip-vit-base-patch32",
+    "openai/clip-vit-base-patch16",
+    "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
 )
 
 

@@ -153,7 +153,10 @@ def mlp_hidden(model, trace: Trace, layer: int, token: int) -> np.ndarray:
 
 
 def position_sum(trace: Trace, token: int) -> dict:
-    """z0 = x_p E + E_pos for one token: the norms of both parts and of the sum."""
+    """z0 = x_p E + E_pos for one token: the norms of both parts and of the sum.
+
+    For a model with a LayerNorm before the blocks (CLIP, cfg.pre_norm) z0 is after that norm,
+    so sum_norm is ‖LN_pre(x_p E + E_pos)‖ and max_diff is not a check there."""
     p = trace.num_prefix_tokens
     z0 = trace.hidden_states[0][0, token].astype(np.float64)
     pos = trace.pos_embed[token].astype(np.float64)

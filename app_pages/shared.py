@@ -20,7 +20,7 @@ import streamlit as st
 
 import viz
 from app_pages import session
-from app_core import figures, settings, sources, safe_text, traces, uploads, views
+from app_core import figures, prompts, settings, sources, safe_text, traces, uploads, views
 from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
@@ -40,6 +40,16 @@ def get_model(model_key: str, source: str):
     every model a public demo offers, so visitors choosing different models do not evict
     each other's (each reload would cost seconds and a download)."""
     return sources.load(source)
+
+
+@st.cache_resource(max_entries=8, ttl=3600, show_spinner=False)
+def prompted_model(model_key: str, names: tuple[str, ...], template: str, _model):
+    """A CLIP model with these text prompts as its classes, once per (model, prompt set) for all
+    sessions: the text tower reads the prompts once (it is loaded once per model, in
+    model.clip.text_encoder); the image backbone is shared, not copied (model.heads.attach_head)."""
+    from model.clip import with_prompts
+
+    return with_prompts(_model, list(names), template)
 
 
 TRACE_CACHE_ENTRIES = 12  # a class's gallery photos and the uploads in use: ~55 MB each for dinov2-small
@@ -154,8 +164,9 @@ def load_selected_model():
     return source, key, model
 
 
-def selected_image() -> tuple[str, bytes, str, int | None]:
-    """(name, bytes, sha256, true label index or None) of the chosen image."""
+def selected_image(model_source: str | None = None) -> tuple[str, bytes, str, int | None]:
+    """(name, bytes, sha256, true label index or None) of the chosen image; the label only for
+    the model a gallery sample was labelled for (any model when `model_source` is None)."""
     ss = st.session_state
     if ss.get("image_source") == "upload":
         current = session.current_upload()
@@ -170,7 +181,10 @@ def selected_image() -> tuple[str, bytes, str, int | None]:
         return name, data, uploads.image_digest(data), None
     sample = get_sample(ss.get("sample") or settings.DEFAULTS["sample"])
     data = sample_bytes(sample.key)
-    return sample.path.name, data, _sample_digest(sample.key), sample.label_index
+    # A gallery label is a class of the model the sample was made for (fashion-vit's), not of another
+    # model's head (a CLIP model's prompts, an ImageNet classifier's classes).
+    label = sample.label_index if model_source in (None, sample.suggested_model) else None
+    return sample.path.name, data, _sample_digest(sample.key), label
 
 
 @st.cache_data(show_spinner=False)
@@ -199,10 +213,11 @@ def context() -> Context:
         st.error(f"**The model could not be loaded.** {safe_text.message(err)}", icon=":material/error:")
         st.stop()
     try:
-        name, data, digest, label = selected_image()
+        name, data, digest, label = selected_image(source)
     except LookupError as err:
         st.info(safe_text.message(err), icon=":material/image:")
         st.stop()
+    key, model = with_session_head(key, model)
     ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, label)
     try:
         with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
@@ -223,6 +238,26 @@ def context() -> Context:
     session.apply_settings(settings.clamp_settings(session.current_settings(), ctx.trace.L, ctx.trace.H, ctx.trace.T,
                                                    ctx.trace.K))
     return ctx
+
+
+def with_session_head(key: str, model):
+    """(cache key, model) with the classes this session gave the model: a CLIP model gets the
+    prompts of the sidebar's Classes box as its head; other models are returned as they are.
+    Prompts that cannot be used leave the model without classes, with a warning saying why. A
+    head already attached (one taught on the Teach classes page) is kept: it is the session's choice."""
+    from model.clip import DEFAULT_TEMPLATE, is_clip
+
+    if not is_clip(model) or getattr(model, "attached_head", None) is not None:
+        return key, model
+    try:
+        names = prompts.session_prompts(st.session_state.get("prompts", prompts.DEFAULT_PROMPTS), session.public())
+        with st.spinner("Reading the class prompts with CLIP's text tower…"):
+            prompted = prompted_model(key, tuple(names), DEFAULT_TEMPLATE, model)
+    except ValueError as err:
+        st.warning(f"**Class prompts:** {safe_text.message(err)} Until then the model has no classes.",
+                   icon=":material/edit:")
+        return key, model
+    return prompts.prompts_model_key(key, names, DEFAULT_TEMPLATE), prompted
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)

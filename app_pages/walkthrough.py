@@ -10,7 +10,7 @@ import math
 import streamlit as st
 
 from app_pages import session, shared
-from app_core import traces, views
+from app_core import safe_text, traces, views
 from model import cards, steps
 
 ctx = shared.context()
@@ -128,6 +128,9 @@ elif step == "positions":
             f"T = {n['p']} prefix token{'s' if n['p'] != 1 else ''} ({', '.join(PREFIX) or 'none'}) + "
             f"{n['N']} patches = **{n['T']} tokens** of width {n['D']}.{resized} For {trace.token_name(token)}: "
             f"‖x_p·E‖ = {ps['content_norm']:.2f}, ‖E_pos‖ = {ps['pos_norm']:.2f}, ‖z₀‖ = {ps['sum_norm']:.2f}.")
+        if ctx.model.cfg.pre_norm:
+            st.caption("CLIP normalises the sum once more before layer 1, z₀ = LN_pre([x_cls; x_pE] + E_pos): "
+                       "z₀ here (its norm and the figure) is after that LayerNorm, as transformers reports it.")
     what = figure_choice({"similarity": ("Position similarity", "position_similarity"),
                           "z0": ("The sum z₀", "z0")}, "wt_pos_fig")
     shared.show(ctx, what, "wt_positions")
@@ -253,7 +256,7 @@ elif step == "logits":
         if trace.has_head:
             top = views.top_classes(trace, 5)
             numbers(f"K = {trace.K} classes; the head is a {n['D']} × {trace.K} matrix. Top class: "
-                    f"**{top[0]['class']}** with p = {top[0]['probability']:.3f}.")
+                    f"**{safe_text.md_text(top[0]['class'])}** with p = {top[0]['probability']:.3f}.")
     if not trace.has_head:
         not_available("logits")
     else:
@@ -286,7 +289,7 @@ else:
                          if i == -1 else names[i])
             label = st.session_state["loss_label"]
             loss = views.loss_for(trace, auto if label == -1 else label)
-            numbers(f"p({names[loss['label']]}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
+            numbers(f"p({safe_text.md_text(names[loss['label']])}) = {loss['p']:.4f}, so the loss is −log {loss['p']:.4f} = "
                     f"**{loss['loss']:.3f} nats**. The best possible loss is 0 (p = 1); a uniform guess over "
                     f"{trace.K} classes costs ln {trace.K} = {loss['uniform']:.2f}.")
             if target := cards.label_smoothing_target(ctx.model):

@@ -76,6 +76,10 @@ def model_card_text(model, quote=str) -> str:
         else "- no classification head: the walkthrough's logits and loss steps and the class-specific maps "
              "are unavailable",
     ]
+    if getattr(model, "clip", None) is not None:  # model.clip.ClipParts
+        lines.append("- CLIP image tower (a LayerNorm before the blocks): its classes are text prompts, "
+                     "logit k = e^s · cos(image embedding, text embedding of prompt k)"
+                     + ("" if model.clip.has_text else "; this checkpoint has no text tower, so no prompts"))
     return "\n".join(lines)
 
 
@@ -85,6 +89,10 @@ def unavailable_reason(model, step: str) -> str | None:
     if model.cfg.has_head:
         return None
     from .builtins import BUILTIN_NAMES, builtin_summary
+
+    if getattr(model, "clip", None) is not None:
+        return ("this is CLIP's image tower, whose classes are text prompts: type at least two, separated by "
+                "commas, in the sidebar's Classes box (command line: --prompts)")
 
     if model.source in BUILTIN_NAMES:
         info = builtin_summary(model.source)

@@ -43,10 +43,51 @@ def load_images(paths: list[Path]):
     return [decode_image(p.read_bytes(), name=str(p)) for p in paths]
 
 
-def cmd_trace(args) -> None:
+def load_for(args):
+    """The model named by --model; a CLIP model with the classes of --prompts attached."""
+    from .clip import is_clip, with_prompts
     from .loading import load_model
 
     model = load_model(args.model, device=args.device)
+    prompts = getattr(args, "prompts", None)
+    if prompts:
+        if not is_clip(model):
+            raise CliError(f"--prompts gives a CLIP model its classes; {args.model} is not a CLIP model")
+        prompts = with_label(prompts, getattr(args, "label", None))
+        model = with_prompts(model, prompts, args.template)
+        names = model.cfg.class_names
+        print(f"classes: {len(names)} CLIP text prompts ({args.template!r}): {', '.join(names)}", file=sys.stderr)
+    return model
+
+
+def with_label(prompts: str, label: str | None) -> list[str]:
+    """The prompts, plus --label when it is a new text: a CLIP model explains any typed label
+    (a prompt's logit, and so its map, does not depend on the other prompts)."""
+    from .clip import parse_prompts
+
+    names = parse_prompts(prompts) if "," in prompts or "\n" in prompts else [prompts.strip()]
+    text = " ".join((label or "").split())
+    if text and not text.lstrip("-").isdigit() and text.lower() not in [n.lower() for n in names]:
+        names.append(text)
+    return parse_prompts(names)
+
+
+def needs_head(model, args) -> None:
+    """CliError unless the model has a head (a CLIP model gets one from --prompts)."""
+    from .clip import is_clip
+
+    if model.cfg.has_head:
+        return
+    if is_clip(model):
+        raise CliError(f"{args.model} is a CLIP model: give its classes as text, e.g. --prompts \"cat, dog, car\"")
+    raise CliError(
+        f"{args.model} has no classification head (it is a feature backbone), so it cannot predict labels; "
+        "use a classifier such as fashion-vit, or `python -m model trace` to look at its attention"
+    )
+
+
+def cmd_trace(args) -> None:
+    model = load_for(args)
     trace = model.trace(load_images(expand_images(args.images)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -63,15 +104,10 @@ def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
 
 
 def cmd_predict(args) -> None:
-    from .loading import load_model
     from .ood import check_ood
 
-    model = load_model(args.model, device=args.device)
-    if not model.cfg.has_head:
-        raise CliError(
-            f"{args.model} has no classification head (it is a feature backbone), so it cannot predict labels; "
-            "use a classifier such as fashion-vit, or `python -m model trace` to look at its attention"
-        )
+    model = load_for(args)
+    needs_head(model, args)
     paths = expand_images(args.images)
     results = []
     for path in paths:  # one at a time: images may come out in different sizes
@@ -95,10 +131,12 @@ def cmd_predict(args) -> None:
 
 
 def cmd_explain(args) -> None:
-    from .explain import explain
-    from .loading import load_model
+    from .clip import is_clip
+    from .explain import CLASS_METHODS, explain
 
-    model = load_model(args.model, device=args.device)
+    model = load_for(args)
+    if args.method in CLASS_METHODS and is_clip(model):
+        needs_head(model, args)  # a CLIP model without --prompts: say how to give it classes
     (image,) = load_images([Path(args.image)] if Path(args.image).is_file() else expand_images([args.image]))
     result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
     from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
@@ -145,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default="fashion-vit", help="built-in name, local path or hf:<repo id> (default: fashion-vit)")
     common.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 …")
+    common.add_argument("--prompts", default=None, metavar="'cat, dog, car'",
+                        help="a CLIP model's classes as text prompts, comma-separated")
+    common.add_argument("--template", default="a photo of a {}.",
+                        help="the sentence each prompt is put in for CLIP's text tower (default: 'a photo of a {}.')")
 
     p = sub.add_parser("trace", parents=[common], help="write every intermediate of the model for images to an .npz")
     p.add_argument("images", nargs="+", metavar="IMAGE")

@@ -30,6 +30,9 @@ class ViTConfig:
     act: str = "gelu"
     norm_eps: float = 1e-6
     layer_scale: bool = False  # DINOv2: z + γ·f(LN(z)) with a learned per-channel γ
+    # CLIP: one more LayerNorm on the embedded tokens before the first block (timm's norm_pre,
+    # transformers' pre_layrnorm): z0 = LN_pre([prefix; x_p E] + E_pos)
+    pre_norm: bool = False
     class_token: bool = True
     distill_token: bool = False  # DeiT: a second prefix token trained against a teacher
     num_register_tokens: int = 0  # Darcet et al. 2023, "Vision Transformers Need Registers"

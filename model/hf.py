@@ -2,7 +2,10 @@
 
 Families: ViTModel / ViTForImageClassification, DeiT (incl. ...WithTeacher: distillation
 token, logits = mean of the two heads), Dinov2Model / Dinov2ForImageClassification and
-Dinov2WithRegistersModel (LayerScale, registers, bicubic position resizing). Checkpoints
+Dinov2WithRegistersModel (LayerScale, registers, bicubic position resizing), and CLIP's
+image tower (CLIPModel, CLIPVisionModel, CLIPVisionModelWithProjection: a LayerNorm before
+the blocks, quick_gelu, a patch convolution without bias; the visual projection and the
+logit scale travel beside the backbone as `model.clip`, see model/clip.py). Checkpoints
 on the hub use the long names (`encoder.layer.0.attention.attention.query`); transformers
 5 renames some in memory (`layers.0.attention.q_proj`), so both spellings are accepted.
 """
@@ -20,23 +23,43 @@ from .native import load_strict
 from .preprocess import Preprocessor
 from .vit import ViT, conv_patch_weight
 
-SUPPORTED_TYPES = ("vit", "deit", "dinov2", "dinov2_with_registers")
-BASE_PREFIXES = ("vit.", "deit.", "dinov2.", "dinov2_with_registers.", "model.")
+CLIP_TYPES = ("clip", "clip_vision_model")
+SUPPORTED_TYPES = ("vit", "deit", "dinov2", "dinov2_with_registers") + CLIP_TYPES
+BASE_PREFIXES = ("vit.", "deit.", "dinov2.", "dinov2_with_registers.", "model.", "vision_model.")
+# transformers' CLIPVisionConfig defaults, for config files that spell out only what differs
+CLIP_VISION_DEFAULTS = {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
+    "image_size": 224, "patch_size": 32, "num_channels": 3, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+}
 
 # For each of our per-block names, the HF spellings (legacy first, then transformers-5 names).
 BLOCK_KEYS = {
-    "norm1": ("layernorm_before", "norm1"),
-    "norm2": ("layernorm_after", "norm2"),
-    "q": ("attention.attention.query", "attention.q_proj"),
-    "k": ("attention.attention.key", "attention.k_proj"),
-    "v": ("attention.attention.value", "attention.v_proj"),
-    "proj": ("attention.output.dense", "attention.o_proj"),
+    "norm1": ("layernorm_before", "norm1", "layer_norm1"),  # the last: CLIP's spelling
+    "norm2": ("layernorm_after", "norm2", "layer_norm2"),
+    "q": ("attention.attention.query", "attention.q_proj", "self_attn.q_proj"),
+    "k": ("attention.attention.key", "attention.k_proj", "self_attn.k_proj"),
+    "v": ("attention.attention.value", "attention.v_proj", "self_attn.v_proj"),
+    "proj": ("attention.output.dense", "attention.o_proj", "self_attn.out_proj"),
     "fc1": ("intermediate.dense", "mlp.fc1"),
     "fc2": ("output.dense", "mlp.fc2"),
     "ls1": ("layer_scale1.lambda1",),
     "ls2": ("layer_scale2.lambda1",),
 }
-IGNORED = re.compile(r"^(embeddings\.mask_token|pooler\..*)$")  # unused by a forward pass on whole images
+# Unused by a forward pass on whole images; for CLIP also the text tower, the projections and
+# the logit scale (read by model/clip.py, not part of the image backbone).
+IGNORED = re.compile(r"^(embeddings\.mask_token|pooler\..*|embeddings\.position_ids)$")
+CLIP_IGNORED = re.compile(r"^(text_model\..*|text_projection\.weight|visual_projection\.weight|logit_scale)$")
+
+# CLIP's own image normalisation (its processors' image_mean/std), for a directory without one
+CLIP_NORMALISATION = {"image_mean": (0.48145466, 0.4578275, 0.40821073), "image_std": (0.26862954, 0.26130258, 0.27577711)}
+
+
+def clip_vision_config(raw: dict) -> dict:
+    """A CLIP config (CLIPModel's nested vision_config, or a CLIPVisionConfig) as one flat
+    vision config with transformers' defaults filled in."""
+    vision = (raw.get("vision_config") or raw.get("vision_config_dict")) if raw.get("model_type") == "clip" else raw
+    return {**CLIP_VISION_DEFAULTS, **(vision or {}), "model_type": raw["model_type"],
+            "architectures": raw.get("architectures"), "_name_or_path": raw.get("_name_or_path")}
 
 
 def hf_config(raw: dict, state: dict[str, torch.Tensor]) -> ViTConfig:
@@ -45,6 +68,12 @@ def hf_config(raw: dict, state: dict[str, torch.Tensor]) -> ViTConfig:
         raise ValueError(
             f"model_type {model_type!r} is not a supported ViT family; supported: {', '.join(SUPPORTED_TYPES)}"
         )
+    clip = model_type in CLIP_TYPES
+    if clip:
+        raw = clip_vision_config(raw)
+        if "classifier.weight" in state:
+            raise ValueError("CLIPForImageClassification (a linear head on the mean patch token) is not supported; "
+                             "load a CLIPModel and give it text prompts as classes")
     arch = (raw.get("architectures") or [""])[0]
     D = int(raw["hidden_size"])
     dinov2 = model_type.startswith("dinov2")
@@ -76,12 +105,12 @@ def hf_config(raw: dict, state: dict[str, torch.Tensor]) -> ViTConfig:
         image_size=image, patch_size=int(patch), in_chans=int(raw.get("num_channels", 3)),
         embed_dim=D, depth=int(raw["num_hidden_layers"]), num_heads=int(raw["num_attention_heads"]),
         mlp_dim=mlp_dim, qkv_bias=bool(raw.get("qkv_bias", True)), act=act,
-        norm_eps=float(raw.get("layer_norm_eps", 1e-12)), layer_scale=dinov2,
+        norm_eps=float(raw.get("layer_norm_eps", 1e-12)), layer_scale=dinov2, pre_norm=clip,
         class_token=True, distill_token=distilled, num_register_tokens=regs,
         pos_embed_prefix=2 if distilled else 1,
         pos_interp_antialias=model_type == "dinov2_with_registers",
         num_classes=num_classes, head_type=head_type, class_names=classes,
-        name=raw.get("_name_or_path") or arch or model_type, family=f"hf-{model_type}",
+        name=raw.get("_name_or_path") or arch or model_type, family="hf-clip" if clip else f"hf-{model_type}",
     )
 
 
@@ -100,21 +129,25 @@ def map_hf_state(state: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, to
     """HF names → our names. Keys left over afterwards are reported, never silently dropped."""
     src = dict(strip_base_prefix(state))
     # transformers 5 spells blocks `layers.i.`; the hub's files spell them `encoder.layer.i.`
-    src = {re.sub(r"^layers\.(\d+)\.", r"encoder.layer.\1.", k): v for k, v in src.items()}
+    # (CLIP spells them `encoder.layers.i.`)
+    src = {re.sub(r"^(encoder\.)?layers\.(\d+)\.", r"encoder.layer.\2.", k): v for k, v in src.items()}
     out: dict[str, torch.Tensor] = {}
 
     def take(key: str) -> torch.Tensor:
         return src.pop(key)
 
     emb = "embeddings."
-    out["cls_token"] = take(emb + "cls_token")
-    if cfg.distill_token:
-        out["dist_token"] = take(emb + "distillation_token")
-    if cfg.num_register_tokens:
-        out["reg_token"] = take(emb + "register_tokens")
-    out["pos_embed"] = take(emb + "position_embeddings")
-    out["patch_embed.proj.weight"] = conv_patch_weight(take(emb + "patch_embeddings.projection.weight"))
-    out["patch_embed.proj.bias"] = take(emb + "patch_embeddings.projection.bias")
+    if cfg.family == "hf-clip":
+        out.update(map_clip_embeddings(take))
+    else:
+        out["cls_token"] = take(emb + "cls_token")
+        if cfg.distill_token:
+            out["dist_token"] = take(emb + "distillation_token")
+        if cfg.num_register_tokens:
+            out["reg_token"] = take(emb + "register_tokens")
+        out["pos_embed"] = take(emb + "position_embeddings")
+        out["patch_embed.proj.weight"] = conv_patch_weight(take(emb + "patch_embeddings.projection.weight"))
+        out["patch_embed.proj.bias"] = take(emb + "patch_embeddings.projection.bias")
     for i in range(cfg.depth):
         def block(name: str, param: str | None) -> torch.Tensor:
             base = f"encoder.layer.{i}."
@@ -136,8 +169,11 @@ def map_hf_state(state: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, to
         if cfg.layer_scale:
             out[b + "ls1.gamma"] = block("ls1", None)
             out[b + "ls2.gamma"] = block("ls2", None)
-    out["norm.weight"] = take("layernorm.weight")
-    out["norm.bias"] = take("layernorm.bias")
+    # CLIP's post_layernorm normalises only the pooled CLS; here it is the final norm of every
+    # token, LN(zL), which gives the same CLS (the clip head reads only LN(zL)[cls]).
+    final = "post_layernorm" if cfg.family == "hf-clip" else "layernorm"
+    out["norm.weight"] = take(f"{final}.weight")
+    out["norm.bias"] = take(f"{final}.bias")
     if cfg.head_type == "cls_dist_mean":
         for p in ("weight", "bias"):
             out[f"head.{p}"] = take(f"cls_classifier.{p}")
@@ -145,13 +181,30 @@ def map_hf_state(state: dict[str, torch.Tensor], cfg: ViTConfig) -> dict[str, to
     elif cfg.has_head:
         for p in ("weight", "bias"):
             out[f"head.{p}"] = take(f"classifier.{p}")
-    leftover = sorted(k for k in src if not IGNORED.match(k))
+    clip = cfg.family == "hf-clip"
+    leftover = sorted(k for k in src if not IGNORED.match(k) and not (clip and CLIP_IGNORED.match(k)))
     if leftover:
         raise ValueError(
             f"unexpected keys in the checkpoint that this ViT does not use: {leftover[:8]}"
             f"{' …' if len(leftover) > 8 else ''}; is it a supported ViT family?"
         )
     return out
+
+
+def map_clip_embeddings(take) -> dict[str, torch.Tensor]:
+    """CLIP's embeddings → ours: class_embedding (D,) is the CLS token, the position table is an
+    nn.Embedding (T, D), the patch convolution has no bias (ours gets a zero one), and
+    pre_layrnorm is the LayerNorm before the blocks (`norm_pre`)."""
+    emb = "embeddings."
+    weight = conv_patch_weight(take(emb + "patch_embedding.weight"))  # (D, C·P·P)
+    return {
+        "cls_token": take(emb + "class_embedding").reshape(1, 1, -1),
+        "pos_embed": take(emb + "position_embedding.weight")[None],
+        "patch_embed.proj.weight": weight,
+        "patch_embed.proj.bias": weight.new_zeros(weight.shape[0]),
+        "norm_pre.weight": take("pre_layrnorm.weight"),
+        "norm_pre.bias": take("pre_layrnorm.bias"),
+    }
 
 
 def load_hf_dir(directory: str | Path) -> ViT:
@@ -175,7 +228,11 @@ def load_hf_dir(directory: str | Path) -> ViT:
     pre = directory / "preprocessor_config.json"
     model.preprocessor = (
         Preprocessor.from_file(pre, cfg.image_size) if pre.is_file()
-        else Preprocessor(resize_to=cfg.image_size, resample=3)
+        else Preprocessor(resize_to=cfg.image_size, resample=3, **(CLIP_NORMALISATION if cfg.family == "hf-clip" else {}))
     )
     model.source = str(directory)
+    if cfg.family == "hf-clip":
+        from .clip import clip_parts
+
+        model.clip = clip_parts(state, directory)
     return model.eval()

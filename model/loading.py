@@ -77,11 +77,12 @@ def load_hub(repo_id: str) -> ViT:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise ValueError("loading hf: models needs huggingface_hub; run `pip install huggingface_hub`") from None
-    patterns = ["*.json", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
+    # *.json and merges.txt: config, preprocessing and (for CLIP) the tokenizer of the text tower
+    patterns = ["*.json", "merges.txt", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors"]
     try:
         local = Path(snapshot_download(repo_id, allow_patterns=patterns))
         if not any(local.glob("*.safetensors")):
-            local = Path(snapshot_download(repo_id, allow_patterns=["*.json", "pytorch_model.bin"]))
+            local = Path(snapshot_download(repo_id, allow_patterns=["*.json", "merges.txt", "pytorch_model.bin"]))
     except Exception as err:  # offline, unknown repo, gated repo, network errors: all one message
         raise ValueError(
             f"could not download hf:{repo_id} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "

@@ -305,8 +305,9 @@ class Preprocessor:
         resize_to = shortest = None
         if d.get("do_resize", True):
             size = d.get("size", {"height": default_size[0], "width": default_size[1]})
-            if isinstance(size, int):
-                size = {"height": size, "width": size}
+            if isinstance(size, int):  # the old format: CLIP's processors read it as the shortest edge
+                kind = str(d.get("image_processor_type") or d.get("feature_extractor_type") or "")
+                size = {"shortest_edge": size} if kind.startswith("CLIP") else {"height": size, "width": size}
             if "shortest_edge" in size:
                 shortest = int(size["shortest_edge"])
             else:

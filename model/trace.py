@@ -53,7 +53,8 @@ class Trace:
     attentions        [B, L, H, T, T]  softmax(q kᵀ/√d) of every layer and head; rows sum to 1
     queries/keys/values [B, L, H, T, d] per-head q, k, v of every layer
     hidden_states     [B, L+1, T, D]   residual stream after the embeddings and after each block,
-                                       before the final norm (as transformers reports it)
+                                       before the final norm (as transformers reports it; for
+                                       CLIP, hidden_states[:, 0] is after its pre-LayerNorm)
     attn_residuals    [B, L, T, D]     what each block's attention added to the stream (γ1·MSA(LN z))
     mlp_residuals     [B, L, T, D]     what each block's MLP added to the stream (γ2·MLP(LN z'))
     last_hidden_state [B, T, D]        final LayerNorm of the stream (what the head reads)

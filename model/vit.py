@@ -1,6 +1,6 @@
 """One transparent Vision Transformer whose forward pass reads like the equations.
 
-    z0  = [x_cls; x_dist?; x_reg…; x_p¹E; …; x_pᴺE] + E_pos
+    z0  = [x_cls; x_dist?; x_reg…; x_p¹E; …; x_pᴺE] + E_pos      (CLIP: then LN_pre)
     z'l = z(l-1) + γ1 · MSA(LN(z(l-1)))
     zl  = z'l + γ2 · MLP(LN(z'l))
     y   = head(LN(zL)[cls])
@@ -197,7 +197,7 @@ class Block(nn.Module):
 class Embedded(NamedTuple):
     """The embedding step's output and its parts."""
 
-    z: torch.Tensor  # (B, T, D) z0 = [prefix tokens; x_p E] + E_pos
+    z: torch.Tensor  # (B, T, D) z0 = [prefix tokens; x_p E] + E_pos, then LN_pre when cfg.pre_norm
     patch_embeddings: torch.Tensor  # (B, N, D) x_p E, before positions
     patches: torch.Tensor  # (B, N, C·P·P) the flattened pixel patches
     pos_embed: torch.Tensor  # (T, D) E_pos as added (resized to this grid)
@@ -250,6 +250,7 @@ class ViT(nn.Module):
         self.dist_token = nn.Parameter(torch.zeros(1, 1, D)) if cfg.distill_token else None
         self.reg_token = nn.Parameter(torch.zeros(1, cfg.num_register_tokens, D)) if cfg.num_register_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.pos_embed_prefix + gh * gw, D))
+        self.norm_pre = nn.LayerNorm(D, eps=cfg.norm_eps) if cfg.pre_norm else None  # CLIP's pre_layrnorm
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(D, eps=cfg.norm_eps)
         head_in = {"cls_patch_mean": 2 * D, "clip": cfg.projection_dim}.get(cfg.head_type, D)
@@ -317,13 +318,20 @@ class ViT(nn.Module):
         return [t.expand(batch, -1, -1) for t in tokens]
 
     def embed(self, pixels: torch.Tensor) -> Embedded:
-        """z0 = [prefix tokens; x_p E] + E_pos, with its parts (see `Embedded`)."""
+        """z0 = [prefix tokens; x_p E] + E_pos, with its parts (see `Embedded`).
+
+        With cfg.pre_norm (CLIP) z0 = LN_pre([prefix tokens; x_p E] + E_pos): the stream the first
+        block reads, which is what transformers reports as hidden_states[0] for CLIP, so the
+        trace's hidden_states keep transformers' convention.
+        """
         B, _, Hpx, Wpx = pixels.shape
         grid = self.grid_for(Hpx, Wpx)
         patch_emb, patches = self.patch_embed(pixels)  # (B, N, D), (B, N, C·P·P)
         pos = self.position_embeddings(grid)  # (T, D)
-        z = torch.cat(self.prefix_tokens(B) + [patch_emb], dim=1)  # (B, T, D)
-        return Embedded(z + pos, patch_emb, patches, pos, grid)  # z0 (B, T, D)
+        z = torch.cat(self.prefix_tokens(B) + [patch_emb], dim=1) + pos  # (B, T, D)
+        if self.norm_pre is not None:
+            z = self.norm_pre(z)  # (B, T, D)
+        return Embedded(z, patch_emb, patches, pos, grid)  # z0 (B, T, D)
 
     # ---- head ---------------------------------------------------------------------------
     def forward_head(self, z_normed: torch.Tensor) -> torch.Tensor | None:

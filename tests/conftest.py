@@ -70,6 +70,63 @@ def hf_models(tmp_path_factory):
     return out
 
 
+def tiny_clip_tokenizer():
+    """A CLIP tokenizer built offline: byte-level BPE over the 256 byte symbols (each also as a
+    word end, `</w>`), no merges, CLIP's start and end tokens. Every text tokenizes."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import CLIPTokenizer
+
+    symbols = sorted(ByteLevel.alphabet())
+    vocab = {s: i for i, s in enumerate(symbols + [s + "</w>" for s in symbols])}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def build_clip(directory, kind: str = "clip", seed: int = 0, vision: dict | None = None, perturb: float = 0.15):
+    """Save a small random CLIP (`clip`: CLIPModel with its tokenizer; `vision`: CLIPVisionModel;
+    `vision-proj`: CLIPVisionModelWithProjection); return the eager reference model."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    ids = tokenizer.get_vocab()
+    vision = vision or dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                            image_size=32, patch_size=8)
+    text = dict(vocab_size=len(ids), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=40, bos_token_id=ids["<|startoftext|>"],
+                eos_token_id=ids["<|endoftext|>"], pad_token_id=ids["<|endoftext|>"])
+    if kind == "clip":
+        model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision,
+                                                               projection_dim=24))
+    elif kind == "vision":
+        model = transformers.CLIPVisionModel(transformers.CLIPVisionConfig(**vision))
+    elif kind == "vision-proj":
+        model = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(**vision, projection_dim=24))
+    else:
+        raise ValueError(kind)
+    _perturb(model, scale=perturb, seed=seed)
+    model.save_pretrained(directory)
+    if kind == "clip":
+        tokenizer.save_pretrained(directory)
+    model.set_attn_implementation("eager")
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def clip_model(tmp_path_factory):
+    """(directory, eager reference CLIPModel) of a small random CLIP with its tokenizer."""
+    directory = tmp_path_factory.mktemp("clip")
+    return directory, build_clip(directory)
+
+
+@pytest.fixture(scope="session")
+def clip_builder():
+    """`build_clip`, for tests that build their own CLIP variant."""
+    return build_clip
+
+
 @pytest.fixture()
 def tiny_vit():
     """A tiny classifier of our own ViT with non-trivial weights."""
