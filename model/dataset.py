@@ -253,7 +253,8 @@ def run_dataset(source, model_source: str, out, options: DatasetOptions = Datase
 # ---- reading -----------------------------------------------------------------------------------
 def read_dataset(path: str | os.PathLike):
     """(pandas.DataFrame with one row per image, in input order; the run's meta dict) of an OUT folder
-    (or one shard file). Importable without torch."""
+    (or one shard file). Importable without torch. Integer columns are pandas' nullable Int32 (null:
+    pd.NA); list columns hold numpy arrays (a [L][H] column: an array of L arrays of H floats)."""
     path = Path(path)
     files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path] if path.is_file() else []
     if not files:
@@ -264,4 +265,8 @@ def read_dataset(path: str | os.PathLike):
     if META_KEY not in raw:
         raise ValueError(f"{files[0]} was not written by Patchlight's dataset mode (no `patchlight` metadata)")
     meta = json.loads(raw[META_KEY])
-    return pa.concat_tables(tables, promote_options="default").to_pandas(), meta
+    import pandas as pd
+
+    table = pa.concat_tables(tables, promote_options="default")
+    # int32 columns with nulls (label, prediction, height, width) stay integers: pandas' nullable Int32
+    return table.to_pandas(types_mapper={pa.int32(): pd.Int32Dtype()}.get), meta

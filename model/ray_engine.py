@@ -81,11 +81,13 @@ def ray_tables(shards: Iterable[tuple[int, list[dict]]], expected: list[int], mo
     threads = compute.get("num_cpus")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
+    ctx.enable_progress_bars = False  # the dataset command shows its own
     ds = ray.data.from_items(items).map_batches(
-        RowsWorker, batch_size=options.batch_size or 64, batch_format="pyarrow", concurrency=workers,
+        RowsWorker, batch_size=options.batch_size or 64, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs={"model_source": model_source, "device": device, "options": options.to_dict(),
                                "threads": threads},
-        runtime_env={"env_vars": {"PYTHONPATH": ROOT}}, **compute,
+        **compute,
     )
     pending: dict[int, list[pa.Table]] = {}
     counts: dict[int, int] = {}
