@@ -52,10 +52,10 @@ def cmd_trace(args) -> None:
     bad = next((p for p in prepared if p.error is not None), None)
     if bad is not None:
         raise CliError(bad.error)
-    groups: dict[tuple, list] = {}  # preprocessed size -> [(batch, trace)]
+    groups: dict[tuple, list] = {}  # preprocessed size -> [(batch, its contract arrays)]
     with Progress(len(paths), args.batch_size or 1) as progress:
         for batch, trace in trace_batches(model, prepared, args.batch_size, progress=progress):
-            groups.setdefault(tuple(batch[0].pixels.shape[1:]), []).append((batch, trace))
+            groups.setdefault(tuple(batch[0].pixels.shape[1:]), []).append((batch, trace.arrays()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for (height, width), parts in groups.items():  # one file per size; one file when all are alike
@@ -71,7 +71,7 @@ def cmd_trace(args) -> None:
 def concat_trace_arrays(parts: list) -> dict[str, np.ndarray]:
     """One size's batches as the trace contract's arrays, images in input order, plus `images` (the paths)."""
     order = np.argsort([p.index for batch, _ in parts for p in batch], kind="stable")
-    per_batch = [trace.arrays() for _, trace in parts]
+    per_batch = [arrays for _, arrays in parts]
     arrays = dict(per_batch[0])
     for name, first in per_batch[0].items():
         if name not in ("pos_embed", "grid", "patch_size", "num_prefix_tokens") and np.ndim(first) and len(parts) > 1:
