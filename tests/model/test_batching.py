@@ -153,3 +153,14 @@ def test_cli_errors_for_many_images(model_dir, mixed_images, tmp_path, capsys, a
     assert main([*argv[:1], "--model", str(model_dir), *argv[1:]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_progress_bar_shows_on_long_runs_only(capsys, model, mixed_images):
+    from model.batching import Progress
+
+    with Progress(len(mixed_images), 2, enabled=True) as bar:
+        predict_many(model, mixed_images, batch_size=2, progress=bar)
+    assert "/7 [" in capsys.readouterr().err  # tqdm redraws at most every 0.5 s, so the last count may not show
+    with Progress(len(mixed_images), 2) as bar:  # not a terminal: no bar
+        predict_many(model, mixed_images, batch_size=2, progress=bar)
+    assert capsys.readouterr().err == ""
