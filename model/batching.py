@@ -128,12 +128,13 @@ class Progress:
 # ---- predict -------------------------------------------------------------------------------
 @dataclass
 class Prediction:
-    """One image's logits (K,) and, when the model has a fitted check, its out-of-distribution verdict."""
+    """One image's logits (K,) and, when the model has a fitted check and finds the image far from its
+    training images, that verdict (model.ood.OodResult); None otherwise."""
 
     index: int
     name: str
     logits: np.ndarray | None = None
-    out_of_distribution: object = None  # model.ood.OodResult or None
+    out_of_distribution: object = None  # model.ood.OodResult of a far image, or None
     error: str | None = None
 
 
@@ -149,7 +150,7 @@ def logits_and_cls(model: ViT, pixels: torch.Tensor) -> tuple[torch.Tensor, torc
 def predict_many(model: ViT, sources: Iterable, batch_size: int = PREDICT_BATCH_SIZE,
                  names: Iterable[str] | None = None, progress: Progress | None = None) -> list[Prediction]:
     """Logits for every source (bytes, paths or PIL images), in input order; unreadable ones carry `error`."""
-    from .ood import judge, ood_stats
+    from .ood import judge_many, ood_stats
 
     if model.head is None:
         raise ValueError(f"model {model.source!r} has no classification head, so it cannot predict labels")
@@ -172,14 +173,14 @@ def predict_many(model: ViT, sources: Iterable, batch_size: int = PREDICT_BATCH_
             pixels = stack(model, batch)
             logits, cls = logits_and_cls(model, pixels)
             logits = logits.float().cpu().numpy()
-            if stats is not None:
+            far = [None] * len(batch)
+            if stats is not None:  # the check of model.ood on the same pass: zL[cls] and the input in 0…1
                 tokens = cls.double().cpu().numpy()  # (B, D)
                 images01 = pixels[:, 0].double().cpu().numpy() * pre.image_std[0] + pre.image_mean[0]
+                far = judge_many(stats, tokens, images01)
             for b, p in enumerate(batch):
-                r = results[p.index]
-                r.logits = logits[b]
-                if stats is not None:
-                    r.out_of_distribution = judge(stats, tokens[b : b + 1], images01[b : b + 1])
+                results[p.index].logits = logits[b]
+                results[p.index].out_of_distribution = far[b]
             if progress is not None:
                 progress.update(len(batch))
     return results

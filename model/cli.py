@@ -103,8 +103,8 @@ def cmd_predict(args) -> None:
     if bad is not None:
         raise CliError(bad.error)
     results = [{"image": str(p.name), "top": top_k(p.logits, model.cfg.class_names, args.top),
-                "out_of_distribution": p.out_of_distribution.to_json() if p.out_of_distribution is not None
-                and p.out_of_distribution.far else None} for p in predictions]
+                "out_of_distribution": p.out_of_distribution.to_json() if p.out_of_distribution else None}
+               for p in predictions]
     if args.json:
         print(json.dumps(results, indent=2))
         return

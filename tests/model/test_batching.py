@@ -164,3 +164,21 @@ def test_progress_bar_shows_on_long_runs_only(capsys, model, mixed_images):
     with Progress(len(mixed_images), 2) as bar:  # not a terminal: no bar
         predict_many(model, mixed_images, batch_size=2, progress=bar)
     assert capsys.readouterr().err == ""
+
+
+def test_batched_out_of_distribution_verdicts_equal_one_at_a_time():
+    """fashion-vit's check (model.ood) on the batched pass: far photos get check_ood's verdict, tiles none."""
+    from pathlib import Path
+
+    from model import load_model
+    from model.ood import check_ood
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    paths = sorted(samples.glob("*.jpg"))[:3] + sorted(samples.glob("fashion-*.png"))[:4]
+    fashion = load_model("fashion-vit", device="cpu")
+    for path, r in zip(paths, predict_many(fashion, paths, batch_size=4)):
+        one = check_ood(fashion, fashion.to_pixels([Image.open(path)]))
+        assert (r.out_of_distribution is not None) == one.far, path.name
+        if one.far:
+            assert r.out_of_distribution.message == one.message
+            assert r.out_of_distribution.score == pytest.approx(one.score, rel=1e-4)
