@@ -14,6 +14,7 @@ so a folder input must be on a file system every node sees; Parquet inputs trave
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def connect(address: str | None):
     except ImportError:
         raise ValueError("--engine ray needs Ray: pip install 'ray[data]' (or leave --engine at local)") from None
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
     return ray
 
