@@ -1,4 +1,4 @@
-"""`python -m model …`: trace, predict, explain and model cards from the command line.
+"""`python -m model …`: trace, predict, explain (one image or many, in batches), dataset mode and model cards.
 
 Errors print one line that says what is wrong and how to fix it, and exit with status 2.
 """
