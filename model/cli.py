@@ -1,4 +1,4 @@
-"""`python -m model …`: trace, predict, explain and model cards from the command line.
+"""`python -m model …`: trace, predict, explain (one image or many, in batches), dataset mode and model cards.
 
 Errors print one line that says what is wrong and how to fix it, and exit with status 2.
 """
@@ -87,14 +87,40 @@ def needs_head(model, args) -> None:
 
 
 def cmd_trace(args) -> None:
+    from .batching import Progress, prepare, trace_batches
+
     model = load_for(args)
-    trace = model.trace(load_images(expand_images(args.images)))
+    paths = expand_images(args.images)
+    prepared = [prepare(model, p, i) for i, p in enumerate(paths)]
+    bad = next((p for p in prepared if p.error is not None), None)
+    if bad is not None:
+        raise CliError(bad.error)
+    groups: dict[tuple, list] = {}  # preprocessed size -> [(batch, its contract arrays)]
+    with Progress(len(paths), args.batch_size or 1) as progress:
+        for batch, trace in trace_batches(model, prepared, args.batch_size, progress=progress):
+            groups.setdefault(tuple(batch[0].pixels.shape[1:]), []).append((batch, trace.arrays()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **trace.arrays())
-    B, L, H, T, _ = trace.attentions.shape
-    print(f"wrote {out}: {B} image(s), {L} layers × {H} heads, {T} tokens ({trace.num_prefix_tokens} prefix + "
-          f"{trace.grid[0]}×{trace.grid[1]} patches)")
+    for (height, width), parts in groups.items():  # one file per size; one file when all are alike
+        target = out if len(groups) == 1 else out.with_name(f"{out.stem}-{height}x{width}{out.suffix}")
+        arrays = concat_trace_arrays(parts)
+        np.savez_compressed(target, **arrays)
+        B, L, H, T, _ = arrays["attentions"].shape
+        grid = arrays["grid"]
+        print(f"wrote {target}: {B} image(s), {L} layers × {H} heads, {T} tokens "
+              f"({int(arrays['num_prefix_tokens'])} prefix + {grid[0]}×{grid[1]} patches)")
+
+
+def concat_trace_arrays(parts: list) -> dict[str, np.ndarray]:
+    """One size's batches as the trace contract's arrays, images in input order, plus `images` (the paths)."""
+    order = np.argsort([p.index for batch, _ in parts for p in batch], kind="stable")
+    per_batch = [arrays for _, arrays in parts]
+    arrays = dict(per_batch[0])
+    for name, first in per_batch[0].items():
+        if name not in ("pos_embed", "grid", "patch_size", "num_prefix_tokens") and np.ndim(first) and len(parts) > 1:
+            arrays[name] = np.concatenate([a[name] for a in per_batch])[order]
+    arrays["images"] = np.asarray([p.name for batch, _ in parts for p in batch])[order]
+    return arrays
 
 
 def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
@@ -104,21 +130,19 @@ def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
 
 
 def cmd_predict(args) -> None:
-    from .ood import check_ood
+    from .batching import Progress, predict_many
 
     model = load_for(args)
     needs_head(model, args)
     paths = expand_images(args.images)
-    results = []
-    for path in paths:  # one at a time: images may come out in different sizes
-        import torch
-
-        pixels = model.to_pixels(load_images([path]))
-        with torch.inference_mode():
-            logits, _ = model(pixels)
-        ood = check_ood(model, pixels)  # None: the model has no fitted check
-        results.append({"image": str(path), "top": top_k(logits[0].float().cpu().numpy(), model.cfg.class_names, args.top),
-                        "out_of_distribution": ood.to_json() if ood is not None and ood.far else None})
+    with Progress(len(paths), args.batch_size) as progress:
+        predictions = predict_many(model, paths, args.batch_size, progress=progress)
+    bad = next((p for p in predictions if p.error is not None), None)
+    if bad is not None:
+        raise CliError(bad.error)
+    results = [{"image": str(p.name), "top": top_k(p.logits, model.cfg.class_names, args.top),
+                "out_of_distribution": p.out_of_distribution.to_json() if p.out_of_distribution else None}
+               for p in predictions]
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -131,23 +155,42 @@ def cmd_predict(args) -> None:
 
 
 def cmd_explain(args) -> None:
+    from .batching import Progress, explain_many
     from .clip import is_clip
-    from .explain import CLASS_METHODS, explain
+    from .explain import CLASS_METHODS
+    from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
 
     model = load_for(args)
     if args.method in CLASS_METHODS and is_clip(model):
         needs_head(model, args)  # a CLIP model without --prompts: say how to give it classes
-    (image,) = load_images([Path(args.image)] if Path(args.image).is_file() else expand_images([args.image]))
-    result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
-    from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
+    paths = expand_images(args.images)
+    many = len(paths) > 1 or Path(args.out).is_dir()
+    if many and Path(args.out).suffix.lower() == ".png":
+        raise CliError(f"{len(paths)} images need a folder for --out, got the file name {args.out}; "
+                       "give a directory (one PNG per image is written there)")
+    with Progress(len(paths), args.batch_size or 1) as progress:
+        results = explain_many(model, paths, args.method, label=args.label, layer=args.layer, head=args.head,
+                               batch_size=args.batch_size, progress=progress)
+    pngs = output_names(paths, Path(args.out), ".png") if many else [Path(args.out)]
+    npzs = (output_names(paths, Path(args.npz), ".npz") if many else [Path(args.npz)]) if args.npz else None
+    for i, result in enumerate(results):
+        pngs[i].parent.mkdir(parents=True, exist_ok=True)
+        pngs[i].write_bytes(overlay_png(result.image, result.map, cmap=args.cmap, alpha=args.alpha))
+        if npzs:
+            npzs[i].parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(npzs[i], map=result.map.astype(np.float32), image=result.image,
+                                label_index=np.asarray(-1 if result.label_index is None else result.label_index))
+        print(f"wrote {pngs[i]}: {result.description}")
 
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(overlay_png(result.image, result.map, cmap=args.cmap, alpha=args.alpha))
-    if args.npz:
-        np.savez_compressed(args.npz, map=result.map.astype(np.float32), image=result.image,
-                            label_index=np.asarray(-1 if result.label_index is None else result.label_index))
-    print(f"wrote {out}: {result.description}")
+
+def output_names(paths: list[Path], folder: Path, suffix: str) -> list[Path]:
+    """One file per input in `folder`, named after the input's stem (made unique with -1, -2 … if two clash)."""
+    seen: dict[str, int] = {}
+    names = []
+    for p in paths:
+        n = seen[p.stem] = seen.get(p.stem, -1) + 1
+        names.append(folder / (f"{p.stem}{suffix}" if n == 0 else f"{p.stem}-{n}{suffix}"))
+    return names
 
 
 def cmd_card(args) -> None:
@@ -176,6 +219,49 @@ def cmd_card(args) -> None:
     print(json.dumps(model_facts(model), indent=2) if args.json else model_card_text(model))
 
 
+def cmd_dataset(args) -> None:
+    from .dataset import SHARD_SIZE, DatasetOptions, run_dataset
+
+    qk = None
+    if args.qk:
+        try:
+            qk = tuple(int(v) for v in args.qk.split(","))
+        except ValueError:
+            qk = ()
+        if len(qk) != 2:
+            raise CliError(f"--qk {args.qk!r}: expected LAYER,HEAD, two integers such as 11,0")
+    options = DatasetOptions(method=args.method, explain_label=args.explain_label, qk=qk, batch_size=args.batch_size)
+    summary = run_dataset(args.source, args.model, args.out, options, engine=args.engine, device=args.device,
+                          shard_size=args.shard_size or SHARD_SIZE, ray_address=args.ray_address, workers=args.workers)
+    resumed = f" ({summary.shards_done_before} already done)" if summary.shards_done_before else ""
+    print(f"wrote {summary.out}: {summary.rows} image(s) in {summary.shards} shard(s){resumed}, "
+          f"{summary.errors} error row(s) this run")
+
+
+def add_dataset_parser(sub, common) -> None:
+    p = sub.add_parser("dataset", parents=[common],
+                       help="per-image prediction, head statistics and an explanation map for a data set, as Parquet")
+    p.add_argument("source", metavar="DIR_OR_PARQUET",
+                   help="a folder of images, a folder of class folders (label = folder index), or a Parquet file "
+                        "with an `image` bytes column (optional `path`, `label`)")
+    p.add_argument("--out", required=True, metavar="OUT", help="folder of Parquet shards; an interrupted run resumes")
+    p.add_argument("--method", default="rollout", help="the explanation map stored per image (default: rollout)")
+    p.add_argument("--explain-label", choices=("top", "true"), default="top",
+                   help="class methods explain the top class, or the given label where there is one")
+    p.add_argument("--qk", default=None, metavar="LAYER,HEAD", help="also store this head's q and k of every token")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="images per forward pass (default: as many as fit in ~1 GB of trace)")
+    p.add_argument("--shard-size", type=int, default=None, metavar="N",
+                   help="images per Parquet shard (default: model.dataset.SHARD_SIZE, 1000)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default, no Ray needed) or ray (Ray Data; GPUs as Ray resources)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="with --engine ray: auto or HOST:PORT of a running cluster (default: start a local one)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --engine ray: model copies (default: one per GPU, else one)")
+    p.set_defaults(func=cmd_dataset)
+
+
 def build_parser() -> argparse.ArgumentParser:
     prog = "patchlight" if Path(sys.argv[0]).stem == "patchlight" else "python -m model"
     parser = argparse.ArgumentParser(prog=prog, description="Patchlight: look inside a Vision Transformer.")
@@ -189,18 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the sentence each prompt is put in for CLIP's text tower (default: 'a photo of a {}.')")
 
     p = sub.add_parser("trace", parents=[common], help="write every intermediate of the model for images to an .npz")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--out", required=True, metavar="FILE.npz")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--out", required=True, metavar="FILE.npz",
+                   help="images of different preprocessed sizes go to FILE-<H>x<W>.npz, one file per size")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="images per forward pass (default: as many as fit in ~1 GB of trace)")
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("predict", parents=[common], help="top-K labels and probabilities per image")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("--top", type=int, default=5, metavar="K")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--batch-size", type=int, default=256, metavar="B", help="images per forward pass (default: 256)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("explain", parents=[common], help="an explanation map over the image, as PNG (and NPZ)")
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="one image, or several (then --out and --npz are folders: one file per image)")
     p.add_argument("--method", required=True, metavar="METHOD",
                    help=f"one of {', '.join(EXPLAIN_METHODS)}; {', '.join(EXPLAIN_CLASS_METHODS)} explain a class "
                         "and need a model with a classification head; attention-flow is offered for small grids "
@@ -212,7 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--npz", default=None, metavar="FILE.npz", help="also save the map and image as arrays")
     p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
     p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity 0…1 (default: 0.6)")
+    p.add_argument("--batch-size", type=int, default=None, metavar="B",
+                   help="images per forward pass (default: as many as fit in ~1 GB of trace)")
     p.set_defaults(func=cmd_explain)
+
+    add_dataset_parser(sub, common)
 
     p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
     p.add_argument("name", nargs="?", default=None,
@@ -234,9 +329,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_app(argv[1:])
     args = build_parser().parse_args(argv)
-    if getattr(args, "top", 1) < 1:
-        print("error: --top must be at least 1", file=sys.stderr)
-        return 2
+    for option in ("top", "batch_size", "shard_size", "workers"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            print(f"error: --{option.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 2
     try:
         args.func(args)
     except (CliError, ValueError, OSError) as err:  # ImageError is a ValueError

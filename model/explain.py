@@ -184,32 +184,59 @@ def resolve_label(model: ViT, label) -> int | None:
     raise ValueError(f"label {text!r} is not a class of this model; use an index or one of: {shown}")
 
 
-def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="mean") -> Explanation:
-    """One map of the CLS token for the CLI: run the model on `image`, then `explanation_maps`."""
+def explanation_request(model: ViT, method: str, label=None) -> tuple[int | None, object]:
+    """Check `method` and `label` for `model`: (the label's index or None for the top class,
+    the `grad_class` to trace with — None when the method needs no attention gradients)."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is unknown; choose one of {', '.join(METHODS)}")
-    class_specific = method in CLASS_METHODS
-    if class_specific and not model.cfg.has_head:
+    if method in CLASS_METHODS and not model.cfg.has_head:
         raise ValueError(
             f"{method} explains a class logit, but {model.source} has no classification head; "
             "use --method rollout, attention-flow or attention"
         )
     index = resolve_label(model, label) if model.cfg.has_head else None
     grad_class = ("top" if index is None else index) if method in GRADIENT_METHODS else None
+    return index, grad_class
+
+
+def trace_relevance(model: ViT, trace, b: int, method: str, index: int | None = None) -> tuple[dict, int | None]:
+    """What a `MODEL_METHODS` map needs beyond the trace, for image `b` of a numpy trace:
+    ``({method: values}, class index)`` from `model.relevance.model_relevance` run on that image's
+    pixels (index None = the top class); ``({}, index)`` for every other method."""
+    if method not in MODEL_METHODS:
+        return {}, index
+    import torch
+
+    from .relevance import model_relevance
+
+    found = model_relevance(model, torch.as_tensor(np.asarray(trace.pixel_values[b : b + 1])), method, index)
+    return {method: found.values}, found.class_index
+
+
+def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="mean") -> Explanation:
+    """One map of the CLS token for the CLI: run the model on `image`, then `explanation_maps`."""
+    index, grad_class = explanation_request(model, method, label)
     trace = model.trace([image], grad_class=grad_class).numpy()
+    return explanation_of_trace(trace, 0, method, index, layer, head, model=model)
+
+
+def explanation_of_trace(trace, b: int, method: str, index: int | None = None, layer: int = -1,
+                         head="mean", model: ViT | None = None) -> Explanation:
+    """The `Explanation` of image `b` of a numpy trace (traced with the gradients `method` needs);
+    index: the class asked for, None for the top class; model: the traced model, needed by the
+    `MODEL_METHODS` (they run it again on this image)."""
     if method == "attention-flow" and not flow_available(trace.L, trace.T):
         raise ValueError(flow_limit_message(trace.L, trace.T) + " (--method rollout)")
     relevance = {}
     if method in MODEL_METHODS:
-        from .relevance import model_relevance
-
-        found = model_relevance(model, model.to_pixels([image]), method, index)
-        relevance[method], index = found.values, found.class_index
+        if model is None:
+            raise ValueError(f"{method} needs the model, not only its trace: pass model=…")
+        relevance, index = trace_relevance(model, trace, b, method, index)
     head_arg = "mean"
     if method == "attention":
         head_arg = head if str(head) in ("mean", "max", "min") else int(head)
-    grads = trace.attention_grads[0] if trace.attention_grads is not None else None
-    (m,) = explanation_maps(trace.attentions[0], grads, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid,
+    grads = trace.attention_grads[b] if trace.attention_grads is not None else None
+    (m,) = explanation_maps(trace.attentions[b], grads, num_prefix_tokens=trace.num_prefix_tokens, grid=trace.grid,
                             methods=(method,), layer=layer, head=head_arg, relevance=relevance).values()
     if method == "attention":
         what = f"CLS attention, layer {layer % trace.L}, head {head_arg}"
@@ -220,11 +247,11 @@ def explain(model: ViT, image, method: str, label=None, layer: int = -1, head="m
     else:
         what = f"{METHOD_TITLES[method]} of CLS" if method in GRADIENT_METHODS else METHOD_TITLES[method]
     if trace.grad_classes is not None:
-        index = int(trace.grad_classes[0])
+        index = int(trace.grad_classes[b])
     elif index is None and trace.logits is not None:
-        index = int(trace.logits[0].argmax())
-    name = (model.cfg.class_names or [None] * (index + 1))[index] if index is not None else None
+        index = int(trace.logits[b].argmax())
+    name = (trace.labels or [None] * (index + 1))[index] if index is not None else None
     if index is not None:
         what += f" for class {index}" + (f" ({name})" if name else "")
     grid = trace.grid
-    return Explanation(m, trace.image(0), method, index, name, what + f", grid {grid[0]}×{grid[1]}")
+    return Explanation(m, trace.image(b), method, index, name, what + f", grid {grid[0]}×{grid[1]}")

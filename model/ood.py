@@ -346,3 +346,15 @@ def message(stats: OodStats, dist: float, surprise: float, blank: bool) -> str:
             "so its labels mean little")
     suggestion = stats.info.get("suggestion")
     return text + (f"; {suggestion}." if suggestion else ".")
+
+
+def judge_many(stats: OodStats, tokens: np.ndarray, images01: np.ndarray) -> list[OodResult | None]:
+    """`judge` for a batch ([B, D] tokens, [B, H, W] inputs in 0…1) at the cost of batched statistics:
+    the verdict of each image that is far, None for the others. The batched scores only pick the
+    candidates; each verdict is `judge`'s own, so the rule lives in one place."""
+    if len(images01) and tuple(images01.shape[1:]) != tuple(stats.input_size):
+        return [judge(stats, tokens[:1], images01[:1])]  # raises judge's message about the input size
+    candidates = (stats.scores(tokens, images01) > 1.0) | (stats.pixel_range(images01) < stats.blank_range)
+    verdicts = [judge(stats, tokens[b : b + 1], images01[b : b + 1]) if candidates[b] else None
+                for b in range(len(images01))]
+    return [v if v is not None and v.far else None for v in verdicts]

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TORCH_FREE = ("model.tokens", "model.numerics", "model.trace", "model.attribution", "model.head_stats",
               "model.embedding_stats", "model.config", "model.gallery", "model.steps", "model.cli", "model.explain",
-              "model.env", "model.naming", "model.hub", "model.cards")
+              "model.env", "model.naming", "model.hub", "model.cards", "model.dataset")
 
 
 def _modules_after(code: str) -> set[str]:
