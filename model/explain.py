@@ -209,7 +209,7 @@ def trace_relevance(model: ViT, trace, b: int, method: str, index: int | None = 
 
     from .relevance import model_relevance
 
-    found = model_relevance(model, torch.as_tensor(np.asarray(trace.pixel_values[b : b + 1])), method, index)
+    found = model_relevance(model, torch.tensor(np.asarray(trace.pixel_values[b : b + 1])), method, index)
     return {method: found.values}, found.class_index
 
 
