@@ -228,3 +228,21 @@ def test_ray_output_equals_local_output(local_ray, model_dir, class_folders, tmp
             else:
                 assert (pd.isna(x) and pd.isna(y)) or x == y or (isinstance(x, float) and np.isclose(y, x, rtol=1e-5)), \
                     (column, x, y)
+
+
+@pytest.mark.parametrize("explain_label", ["top", "true"])
+def test_a_model_method_map_equals_explain(model_dir, class_folders, tmp_path, explain_label):
+    """Methods that re-run the model (model.explain.MODEL_METHODS) give explain's map for the class asked."""
+    from model import load_model
+    from model.explain import explain
+
+    out = tmp_path / "out"
+    run_dataset(class_folders, str(model_dir), out, DatasetOptions(method="legrad", explain_label=explain_label,
+                                                                   batch_size=2), device="cpu", shard_size=8)
+    df, meta = read_dataset(out)
+    model = load_model(str(model_dir), device="cpu")
+    for i in range(5):
+        row = df.iloc[i]
+        label = int(row["label"]) if explain_label == "true" else None
+        want = explain(model, Image.open(row["image"]), "legrad", label=label)
+        np.testing.assert_allclose(stacked(row["map"]), want.map, rtol=1e-4, atol=1e-5)
