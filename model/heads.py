@@ -151,11 +151,48 @@ def head_from_model(vit) -> Head | None:
     )
 
 
-def save_head(head: Head, path: str | Path) -> Path:
-    """Write `head` as one safetensors file: tensors weight, bias, projection; JSON metadata."""
-    from safetensors.numpy import save_file
+HEAD_KINDS = ("built-in", "taught", "clip")
 
-    path = Path(path)
+
+def head_kind(vit) -> str | None:
+    """Which head gives `vit` its logits: "built-in" (the checkpoint's own classifier), "taught"
+    (a linear head fitted on the frozen backbone, `model.teach`), "clip" (text prompts), or None
+    without a head."""
+    if not vit.cfg.has_head:
+        return None
+    head = getattr(vit, "attached_head", None)
+    if vit.cfg.head_type == "clip":
+        return "clip"
+    return "taught" if head is not None else "built-in"
+
+
+def head_description(vit, quote=str) -> str | None:
+    """One phrase saying which head the logits come from, for the walkthrough's logits and loss
+    steps, the Explorer's class maps and the CLI, e.g. ``taught head "fruit" (3 classes: apple,
+    pear, plum)``; None without a head. `quote` makes user-chosen names (a recipe name, class
+    names, prompts) inert where the phrase becomes markdown."""
+    kind = head_kind(vit)
+    if kind is None:
+        return None
+    names = list(vit.cfg.class_names or [])
+    K = vit.cfg.num_classes
+    shown = ", ".join(quote(n) for n in names[:6]) + (", …" if len(names) > 6 else "")
+    listing = f": {shown}" if names else ""
+    head = getattr(vit, "attached_head", None)
+    name = (head.recipe.get("name") if head is not None else None) or None
+    if kind == "clip":
+        called = f' "{quote(name)}"' if name else ""
+        return f"CLIP text prompts{called} ({K} prompts{listing})"
+    if kind == "taught":
+        called = f' "{quote(name)}"' if name else ""
+        return f"taught head{called} ({K} classes{listing})"
+    return f"the model's built-in head ({K} classes{listing})"
+
+
+def head_bytes(head: Head) -> bytes:
+    """`head` as the bytes of one safetensors file: tensors weight, bias, projection; JSON metadata."""
+    from safetensors.numpy import save
+
     tensors = {"weight": head.weight}
     if head.bias is not None:
         tensors["bias"] = head.bias
@@ -165,8 +202,21 @@ def save_head(head: Head, path: str | Path) -> Path:
         "format": HEAD_FORMAT, "head_type": head.head_type, "class_names": head.class_names,
         "backbone": head.backbone, "embed_dim": head.embed_dim, "recipe": head.recipe,
     }
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path),
-              metadata={"patchlight_head": json.dumps(meta)})
+    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+                metadata={"patchlight_head": json.dumps(meta)})
+
+
+def head_digest(head: Head) -> str:
+    """The sha256 of the head's file bytes: the cache key of everything a model with this head computes."""
+    import hashlib
+
+    return hashlib.sha256(head_bytes(head)).hexdigest()
+
+
+def save_head(head: Head, path: str | Path) -> Path:
+    """Write `head` as one safetensors file (`head_bytes`)."""
+    path = Path(path)
+    path.write_bytes(head_bytes(head))
     return path
 
 

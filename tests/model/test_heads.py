@@ -91,3 +91,21 @@ def test_bad_heads_and_files_get_one_clear_message(tmp_path, backbone):
     save_file({"weight": np.zeros((2, 32), np.float32)}, str(tmp_path / "bare.safetensors"))
     with pytest.raises(ValueError, match="no Patchlight head metadata"):
         load_head(tmp_path / "bare.safetensors")
+
+
+def test_head_description_says_which_head_gives_the_logits(backbone):
+    from model.heads import head_description, head_digest, head_kind
+
+    assert head_kind(backbone) is None and head_description(backbone) is None
+    taught = random_head("cls_patch_mean")
+    taught.recipe["name"] = "fruit"
+    model = attach_head(backbone, taught)
+    assert head_kind(model) == "taught"
+    assert head_description(model) == 'taught head "fruit" (3 classes: c0, c1, c2)'
+    assert head_kind(attach_head(backbone, random_head("clip"))) == "clip"
+    assert head_description(attach_head(backbone, random_head("clip"))).startswith("CLIP text prompts")
+    cfg = ViTConfig(image_size=(32, 32), patch_size=8, embed_dim=32, depth=1, num_heads=4, mlp_dim=64,
+                    num_classes=2, class_names=["a", "b"])
+    assert head_description(ViT(cfg)) == "the model's built-in head (2 classes: a, b)"
+    assert head_description(model, quote=lambda t: t.upper()) == 'taught head "FRUIT" (3 classes: C0, C1, C2)'
+    assert head_digest(taught) == head_digest(taught) and head_digest(taught) != head_digest(random_head(seed=2))
