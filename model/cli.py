@@ -42,10 +42,28 @@ def load_images(paths: list[Path]):
     return [decode_image(p.read_bytes(), name=str(p)) for p in paths]
 
 
-def cmd_trace(args) -> None:
+def load_for(args):
+    """The model named by --model, with the head of --head attached when one is given."""
     from .loading import load_model
 
     model = load_model(args.model, device=args.device)
+    if getattr(args, "head", None):
+        from .heads import attach_head, head_description, load_head
+
+        if args.head in ("mean", "max", "min") or args.head.isdigit():
+            raise CliError(f"--head names a head file (HEAD.safetensors from fit-head), not {args.head!r}; "
+                           "for an attention head use --attention-head")
+        head = load_head(args.head)
+        if head.backbone != str(model.source):
+            print(f"warning: {args.head} was taught on {head.backbone!r}, not {model.source!r}; its classes "
+                  "mean what they meant there only if the two backbones are the same", file=sys.stderr)
+        model = attach_head(model, head)
+        print(f"head: {head_description(model)}", file=sys.stderr)
+    return model
+
+
+def cmd_trace(args) -> None:
+    model = load_for(args)
     trace = model.trace(load_images(expand_images(args.images)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +80,14 @@ def top_k(logits: np.ndarray, labels: list[str] | None, k: int) -> list[dict]:
 
 
 def cmd_predict(args) -> None:
-    from .loading import load_model
     from .ood import check_ood
 
-    model = load_model(args.model, device=args.device)
+    model = load_for(args)
     if not model.cfg.has_head:
         raise CliError(
             f"{args.model} has no classification head (it is a feature backbone), so it cannot predict labels; "
-            "use a classifier such as fashion-vit, or `python -m model trace` to look at its attention"
+            "teach it classes (`python -m model fit-head`) and pass --head, use a classifier such as fashion-vit, "
+            "or `python -m model trace` to look at its attention"
         )
     paths = expand_images(args.images)
     results = []
@@ -95,11 +113,10 @@ def cmd_predict(args) -> None:
 
 def cmd_explain(args) -> None:
     from .explain import explain
-    from .loading import load_model
 
-    model = load_model(args.model, device=args.device)
+    model = load_for(args)
     (image,) = load_images([Path(args.image)] if Path(args.image).is_file() else expand_images([args.image]))
-    result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.head)
+    result = explain(model, image, args.method, label=args.label, layer=args.layer, head=args.attention_head)
     from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
 
     out = Path(args.out)
@@ -108,7 +125,50 @@ def cmd_explain(args) -> None:
     if args.npz:
         np.savez_compressed(args.npz, map=result.map.astype(np.float32), image=result.image,
                             label_index=np.asarray(-1 if result.label_index is None else result.label_index))
-    print(f"wrote {out}: {result.description}")
+    from .explain import CLASS_METHODS
+    from .heads import head_description
+
+    logits_from = f"; logits from {head_description(model)}" if args.method in CLASS_METHODS else ""
+    print(f"wrote {out}: {result.description}{logits_from}")
+
+
+def cmd_fit_head(args) -> None:
+    """Teach --model the classes of --data (one sub-folder per class) and save the head."""
+    import time
+
+    from .heads import save_head
+    from .loading import load_model
+    from .teach import Recipe, read_example_folder, teach
+
+    recipe = Recipe(name=args.name or Path(args.data).name, head_type=args.head_type, views=args.views,
+                    steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, holdout=args.holdout)
+    recipe.check()
+    examples = read_example_folder(args.data)  # ExamplesError: main prints one line per problem
+    model = load_model(args.model, device=args.device)
+    counts = ", ".join(f"{name} {len(images)}" for name, images in examples.items())
+    print(f"{len(examples)} classes ({counts}); {recipe.views} view(s) per image; backbone {model.source}")
+    started = time.perf_counter()
+    every = max(1, recipe.steps // 10)
+
+    def on_step(step, loss, heldout_loss):
+        if step % every == 0 or step == recipe.steps:
+            held = f", held-out loss {heldout_loss:.4f}" if heldout_loss is not None else ""
+            print(f"  step {step:4d}/{recipe.steps}  training loss {loss:.4f}{held}", flush=True)
+
+    def on_features(done, total):
+        print(f"features of {total} images × {recipe.views} view(s): {time.perf_counter() - started:.1f} s",
+              flush=True)
+
+    result = teach(model, examples, recipe, on_step=on_step, on_features=on_features)
+    out = save_head(result.head, args.out)
+    if result.heldout_accuracy is not None:
+        print(f"held-out accuracy: {round(result.heldout_accuracy * result.heldout_count)}/{result.heldout_count} "
+              f"= {100 * result.heldout_accuracy:.1f}% (images never trained on; chance "
+              f"{100 / len(examples):.0f}%)")
+    else:
+        print("held-out accuracy: none held back (--holdout 0)")
+    print(f"wrote {out}: {result.head.num_classes} classes, {result.train_count} training images, "
+          f"{time.perf_counter() - started:.1f} s in all")
 
 
 def cmd_card(args) -> None:
@@ -144,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default="fashion-vit", help="built-in name, local path or hf:<repo id> (default: fashion-vit)")
     common.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 …")
+    common.add_argument("--head", default=None, metavar="HEAD.safetensors",
+                        help="a head taught with fit-head (or saved by the app): its classes replace the model's")
 
     p = sub.add_parser("trace", parents=[common], help="write every intermediate of the model for images to an .npz")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -161,12 +223,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True, help="rollout, gradient-rollout, chefer or attention")
     p.add_argument("--label", default=None, help="class name or index for class-specific methods (default: top class)")
     p.add_argument("--layer", type=int, default=-1, help="layer for --method attention (default: last)")
-    p.add_argument("--head", default="mean", help="head index, or mean/max/min, for --method attention")
+    p.add_argument("--attention-head", default="mean", metavar="HEAD",
+                   help="attention head index, or mean/max/min, for --method attention")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--npz", default=None, metavar="FILE.npz", help="also save the map and image as arrays")
     p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
     p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity 0…1 (default: 0.6)")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("fit-head", help="teach a backbone your classes: a linear head on its frozen features")
+    p.add_argument("--model", default="dinov2-small", help="the backbone (default: dinov2-small)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda …")
+    p.add_argument("--data", required=True, metavar="DIR", help="a folder with one sub-folder of images per class")
+    p.add_argument("--out", required=True, metavar="HEAD.safetensors")
+    p.add_argument("--name", default=None, help="the head's name (default: the folder's name)")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="share of each class's images held back and scored (default 0.2; 0: train on all)")
+    p.add_argument("--views", type=int, default=2, help="views per image: itself, its mirror, then random crops")
+    p.add_argument("--steps", type=int, default=150, help="Adam steps of the fit (default 150)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="seeds the crops and the held-out draw")
+    p.add_argument("--head-type", default="cls_patch_mean", choices=("cls_patch_mean", "cls"),
+                   help="features the head reads: CLS and mean patch token (default), or CLS alone")
+    p.set_defaults(func=cmd_fit_head)
 
     p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
     p.add_argument("name", nargs="?", default=None,
@@ -194,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, ValueError, OSError) as err:  # ImageError is a ValueError
+        from .teach import ExamplesError
+
+        if isinstance(err, ExamplesError):  # a folder of examples: one line per problem
+            for problem in err.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 2
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2
