@@ -7,7 +7,7 @@ import streamlit as st
 
 from app_pages import session, shared
 from app_core import sources, safe_text, uploads
-from model import cards
+from model import cards, heads
 from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=session.page_icon(),
@@ -37,6 +37,7 @@ pages = st.navigation([
     st.Page("app_pages/walkthrough.py", title="Walkthrough", icon=":material/school:", default=True),
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/travel_explore:"),
     st.Page("app_pages/heads.py", title="Heads", icon=":material/psychology:"),
+    st.Page("app_pages/teach.py", title="Teach classes", icon=":material/model_training:"),
     st.Page("app_pages/downloads.py", title="Downloads", icon=":material/download:"),
 ], position="top")
 
@@ -87,6 +88,9 @@ with st.sidebar:
         facts = cards.model_facts(_model)
         st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
                    f"{facts['depth']} layers × {facts['num_heads']} heads")
+        if shared.taught_head(_source):
+            st.caption(f":material/model_training: Logits from: "
+                       f"{heads.head_description(_model, quote=safe_text.md_text)} (Teach classes page).")
         with st.expander("Model card"):
             st.markdown(cards.model_card_text(_model, quote=safe_text.md_text))
     for note in st.session_state.pop("_notes", []):

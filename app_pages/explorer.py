@@ -3,8 +3,8 @@ head, the T×T matrix, and rollout / gradient rollout / Chefer maps side by side
 import streamlit as st
 
 from app_pages import session, shared
-from model import FUSIONS
-from app_core import clicks, figures, settings, views
+from model import FUSIONS, heads
+from app_core import clicks, figures, safe_text, settings, views
 
 ctx = shared.context()
 trace = ctx.trace
@@ -121,9 +121,12 @@ def explanation_controls() -> None:
         top = views.top_classes(trace, 1)[0]["class"]
         st.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
+        st.caption(f":material/model_training: The class maps explain a logit from: "
+                   f"{heads.head_description(ctx.model, quote=safe_text.md_text)}.")
     else:
         st.info(f"{ctx.model_label} has no classification head, so only attention rollout is shown: gradient "
-                "rollout and Chefer et al. explain a class logit.", icon=":material/info:")
+                "rollout and Chefer et al. explain a class logit. Teach it a few classes on the **Teach classes** "
+                "page to see them.", icon=":material/info:")
     if not session.classroom():
         e1, e2, e3, e4 = st.columns(4)
         e1.selectbox("Head fusion", FUSIONS, **session.kept("fusion"),
