@@ -213,6 +213,7 @@ def fit(source: str, key: str, backbone, recipe: Recipe, examples: dict) -> None
     st.session_state[shared.TAUGHT] = {"data": data, "digest": head_digest(result.head), "backbone": source,
                                        "name": recipe.name, "active": True}
     st.session_state[RESULT] = {"seconds_features": result.seconds_features, "seconds_fit": result.seconds_fit}
+    st.rerun()  # the sidebar and the page below now show the head
 
 
 def load_head_file(source: str, embed_dim: int) -> None:
