@@ -262,7 +262,7 @@ with words:
                    "head replaces it on every page while it is switched on.")
 with maths:
     st.latex(r"\begin{gathered}x=\big[\mathrm{LN}(z_L)_{\mathrm{cls}};\ \tfrac1N\textstyle\sum_p "
-             r"\mathrm{LN}(z_L)_p\big]\\ y=W x+b,\qquad \mathcal{L}=-\log\operatorname{softmax}(y)_{\mathrm{label}}"
+             r"\mathrm{LN}(z_L)_p\big]\\ y=W x+b\\ \mathcal{L}=-\log\operatorname{softmax}(y)_{\mathrm{label}}"
              r"\end{gathered}")
 
 current = classes()
