@@ -69,7 +69,6 @@ def main() -> None:
             test_idx = np.concatenate([rng.choice(np.flatnonzero(yte == c), args.test_per_class, replace=False)
                                        for c in classes])
             t = time.perf_counter()
-            test_x = {ht: None for ht in ("cls_patch_mean",)}
             imgs = [Image.fromarray(xte[i]).convert("RGB") for i in test_idx]
             test_x = image_features(vit, imgs, "cls_patch_mean")
             test_y = np.searchsorted(np.asarray(classes), yte[test_idx])
