@@ -130,7 +130,7 @@ def thumbnails(cls: dict) -> None:
 def class_box(cls: dict, can_remove: bool) -> None:
     cid = cls["id"]
     with st.container(border=True):
-        top = st.columns([3, 1, 1], vertical_alignment="bottom")
+        top = st.columns([3, 1.2, 1.6], vertical_alignment="bottom")
         st.session_state.setdefault(f"teach_name_{cid}", cls["name"])
         top[0].text_input("Class name", key=f"teach_name_{cid}", on_change=rename, args=(cid,), max_chars=40)
         top[1].markdown(f"**{len(cls['examples'])}** image{'s' if len(cls['examples']) != 1 else ''}")
@@ -267,8 +267,10 @@ current = classes()
 st.subheader("Your classes")
 st.button("Start from gallery photos (cat, coffee cup, rocket, astronaut)", key="teach_quick", on_click=quick_start,
           icon=":material/photo_library:")
-for cls in current:
-    class_box(cls, can_remove=len(current) > 2)
+columns = [st.container()] if session.classroom() else st.columns(2, gap="medium")  # two classes a row on a screen
+for i, cls in enumerate(current):
+    with columns[i % len(columns)]:
+        class_box(cls, can_remove=len(current) > 2)
 st.button("Add a class", key="teach_add_class", on_click=add_class, disabled=len(current) >= teaching.MAX_CLASSES,
           icon=":material/add:")
 

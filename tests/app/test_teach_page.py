@@ -50,8 +50,9 @@ def test_teach_from_the_gallery_then_every_page_uses_the_head(backbone_dir):
     assert "has no example images" in texts(at)
     at.button(key="teach_quick").click().run()
     assert_clean(at)
-    names = [w.value for w in at.text_input if w.key.startswith("teach_name_")]
-    assert names == ["cat", "coffee cup", "rocket", "astronaut"]
+    names = sorted(w.value for w in at.text_input if w.key.startswith("teach_name_"))
+    assert names == ["astronaut", "cat", "coffee cup", "rocket"]
+    assert [len(c["examples"]) for c in at.session_state["_teach_classes"]] == [6, 6, 6, 6]
     at.selectbox(key="teach_holdout").set_value(0.3)
     at.slider(key="teach_steps").set_value(60)
     at.text_input(key="teach_head_name").set_value("four photos").run()
