@@ -21,7 +21,7 @@ from .uploads import decode_upload, image_digest
 
 MAX_CLASSES = 10
 MAX_PER_CLASS = 20
-EXAMPLE_SIDE = 448  # px: examples are kept at most this large (the models see 224 px)
+EXAMPLE_SIDE = 336  # px: examples are kept at most this large (the models see 224 px; crops need a margin)
 MAX_STEPS = 400
 MAX_VIEWS = 8
 PUBLIC_MAX_VIEWS = 4

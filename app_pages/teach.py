@@ -21,7 +21,7 @@ RESULT = "_teach_result"  # numbers of the last fit: seconds, counts, held-out a
 QUICK_START = (("cat", "chelsea"), ("coffee cup", "coffee"), ("rocket", "rocket"), ("astronaut", "astronaut"))
 
 
-@st.cache_data(max_entries=4096, ttl=3600, show_spinner=False)
+@st.cache_data(max_entries=2048, ttl=3600, show_spinner=False)  # ≤ 24 KB each
 def cached_features(model_key: str, digest: str, head_type: str, views: int, seed: int, _model,
                     _example) -> np.ndarray:
     """(views, F) features of one example, shared by every session (keyed by the image's sha256

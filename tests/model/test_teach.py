@@ -174,6 +174,11 @@ def test_cli_fit_head_then_predict_explain_and_trace_with_it(backbone_dir, tmp_p
                  "--label", "red", "--out", str(png), "--device", "cpu"]) == 0
     assert 'for class 2 (red)' in capsys.readouterr().out and png.read_bytes()[:4] == b"\x89PNG"
 
+    from model import load_model
+
+    loaded = load_model(str(backbone_dir), device="cpu", head=head_path)  # the Python way: backbone + head
+    assert loaded.cfg.has_head and loaded.cfg.class_names == ["blue", "green", "red"]
+
     npz = tmp_path / "t.npz"
     assert main(["trace", str(probe), "--model", str(backbone_dir), "--head", str(head_path), "--out", str(npz),
                  "--device", "cpu"]) == 0
