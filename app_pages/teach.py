@@ -8,7 +8,7 @@ import streamlit as st
 
 import viz
 from app_pages import session, shared
-from app_core import safe_text, sources, teaching
+from app_core import safe_text, sources, teaching, uploads
 from model import cards
 from model.gallery import get_sample
 from model.heads import head_bytes, head_digest, head_description
@@ -141,7 +141,10 @@ def class_box(cls: dict, can_remove: bool) -> None:
             gen = st.session_state.get(f"teach_gen_{cid}", 0)
             key = f"teach_up_{cid}_{gen}"
             st.file_uploader("Upload examples", key=key, accept_multiple_files=True, on_change=add_uploads,
-                             args=(cid, key), help=f"Up to {teaching.MAX_PER_CLASS} images per class.")
+                             args=(cid, key),
+                             help=f"Up to {teaching.MAX_PER_CLASS} images per class and {uploads.MAX_SESSION_MB} MB "
+                                  "at once; each is shrunk to "
+                                  f"{teaching.EXAMPLE_SIDE} px and kept in this session only.")
             g1, g2, g3 = st.columns([3, 1, 1], vertical_alignment="bottom")
             g1.multiselect("Gallery photos", shared.samples_for_select(), key=f"teach_gallery_{cid}",
                            format_func=shared.sample_label)
