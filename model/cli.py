@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, default=2, help="views per image: itself, its mirror, then random crops")
     p.add_argument("--steps", type=int, default=150, help="Adam steps of the fit (default 150)")
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="on ‖W‖² of the standardised features (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="seeds the crops and the held-out draw")
     p.add_argument("--head-type", default="cls_patch_mean", choices=("cls_patch_mean", "cls"),
                    help="features the head reads: CLS and mean patch token (default), or CLS alone")

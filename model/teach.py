@@ -55,7 +55,7 @@ class Recipe:
     views: int = 4  # per image: the original, its mirror, then views − 2 random crops
     steps: int = 150  # full-batch Adam steps
     lr: float = 0.05
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-2  # the best of 0, 1e-3, 1e-2, 1e-1 on Fashion-MNIST features (README, Measured)
     seed: int = 0
     holdout: float = 0.0  # share of each class's images held back and scored, never trained on
     crop_scale: tuple[float, float] = (0.35, 1.0)  # area of a random crop, as a share of the image
