@@ -206,8 +206,13 @@ def fit(source: str, key: str, backbone, recipe: Recipe, examples: dict) -> None
     def features_of(example):
         return cached_features(key, example.digest, recipe.head_type, recipe.views, recipe.seed, backbone, example)
 
-    result = teach(backbone, examples, recipe, backbone=source, on_step=on_step, on_features=on_features,
-                   features_of=features_of)
+    try:
+        result = teach(backbone, examples, recipe, backbone=source, on_step=on_step, on_features=on_features,
+                       features_of=features_of)
+    except (ValueError, RuntimeError) as err:  # e.g. an image size the backbone cannot take
+        progress.empty()
+        st.error(f"**The head could not be taught.** {safe_text.message(err)}", icon=":material/error:")
+        return
     progress.empty()
     chart.empty()
     data = head_bytes(result.head)
