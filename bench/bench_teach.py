@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,7 +64,8 @@ def main() -> None:
         teach(vit, {k: v[:1] for k, v in list(train.items())[:2]}, Recipe(views=1, steps=2))  # warm-up
         for views in view_counts:
             r = teach(vit, train, Recipe(views=views))
-            print(f"views {views}: {50 * views} feature vectors, features {r.seconds_features:.1f} s "
+            print(f"views {views} (load average {os.getloadavg()[0]:.1f}, {torch.get_num_threads()} threads): "
+                  f"{50 * views} feature vectors, features {r.seconds_features:.1f} s "
                   f"({1000 * r.seconds_features / (50 * views):.0f} ms per view), fit ({r.head.recipe['steps']} "
                   f"Adam steps) {r.seconds_fit:.2f} s, final training loss {r.losses[-1]:.4f}", flush=True)
 
