@@ -297,7 +297,7 @@ taught = st.session_state.get(shared.TAUGHT)
 if taught and taught["backbone"] == source:
     model = shared.model_with_head(base_key, taught["digest"], backbone, taught["data"])
     recipe_done = model.attached_head.recipe
-    st.success(f"**{safe_text.md_text(head_description(model, quote=safe_text.md_text))}** — "
+    st.success(f"**{head_description(model, quote=safe_text.md_text)}** — "
                + ("in use on every page." if taught["active"] else "switched off."), icon=":material/check_circle:")
     m1, m2, m3 = st.columns(3)
     if recipe_done.get("final_loss") is not None:

@@ -58,8 +58,9 @@ def test_teach_from_the_gallery_then_every_page_uses_the_head(backbone_dir):
     at.text_input(key="teach_head_name").set_value("four photos").run()
     at.button(key="teach_fit").click().run()
     assert_clean(at)
-    assert any('taught head "four photos" (4 classes: cat, coffee cup, rocket, astronaut)' in plain(s.value)
+    assert any('**taught head "four photos" (4 classes: cat, coffee cup, rocket, astronaut)** — in use' in plain(s.value)
                for s in at.success)
+    assert not any("\\\\" in s.value for s in at.success)  # escaped once, not twice
     assert "How the loss fell" in titles(at)
     assert [m.label for m in at.metric][:2] == ["Final training loss", "Held-out accuracy"]
     head = load_head(at.session_state["_taught_head"]["data"])
