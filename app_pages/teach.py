@@ -134,8 +134,8 @@ def class_box(cls: dict, can_remove: bool) -> None:
         st.session_state.setdefault(f"teach_name_{cid}", cls["name"])
         top[0].text_input("Class name", key=f"teach_name_{cid}", on_change=rename, args=(cid,), max_chars=40)
         top[1].markdown(f"**{len(cls['examples'])}** image{'s' if len(cls['examples']) != 1 else ''}")
-        top[2].button("Remove class", key=f"teach_drop_{cid}", on_click=remove_class, args=(cid,),
-                      disabled=not can_remove, icon=":material/delete:")
+        top[2].button("Remove", key=f"teach_drop_{cid}", on_click=remove_class, args=(cid,),
+                      disabled=not can_remove, icon=":material/delete:", help="Remove this class")
         thumbnails(cls)
         with st.expander(f"Add images to {cls['name'] or 'this class'}"):
             gen = st.session_state.get(f"teach_gen_{cid}", 0)
@@ -299,16 +299,16 @@ if taught and taught["backbone"] == source:
     recipe_done = model.attached_head.recipe
     st.success(f"**{head_description(model, quote=safe_text.md_text)}** — "
                + ("in use on every page." if taught["active"] else "switched off."), icon=":material/check_circle:")
-    m1, m2, m3 = st.columns(3)
+    row = st.container(horizontal=True, gap="large")
     if recipe_done.get("final_loss") is not None:
-        m1.metric("Final training loss", f"{recipe_done['final_loss']:.3f} nats")
+        row.metric("Final training loss", f"{recipe_done['final_loss']:.3f} nats")
     if recipe_done.get("heldout_accuracy") is not None:
-        m2.metric("Held-out accuracy", f"{100 * recipe_done['heldout_accuracy']:.0f}%",
-                  help=f"{recipe_done['heldout_images']} images kept out of the fit.")
+        row.metric("Held-out accuracy", f"{100 * recipe_done['heldout_accuracy']:.0f}%",
+                   help=f"{recipe_done['heldout_images']} images kept out of the fit.")
     if result := st.session_state.get(RESULT):
-        m3.metric("Time", f"{result['seconds_features'] + result['seconds_fit']:.1f} s",
-                  help=f"features {result['seconds_features']:.1f} s (cached ones are free), "
-                       f"fit {result['seconds_fit']:.2f} s")
+        row.metric("Time", f"{result['seconds_features'] + result['seconds_fit']:.1f} s",
+                   help=f"features {result['seconds_features']:.1f} s (cached ones are free), "
+                        f"fit {result['seconds_fit']:.2f} s")
     if curve := cards.taught_curve(recipe_done):
         shared.show_figure(viz.training_curve_figure(curve, title="How the loss fell", theme=session.theme()),
                            "teach_curve", "patchlight_taught_head_loss")
