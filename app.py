@@ -7,7 +7,7 @@ import streamlit as st
 
 from app_pages import session, shared
 from app_core import prompts, sources, safe_text, uploads
-from model import cards
+from model import cards, heads
 from model.clip import PUBLIC_MAX_PROMPT_CHARS, PUBLIC_MAX_PROMPTS
 from model.gallery import get_sample
 
@@ -40,6 +40,7 @@ pages = st.navigation([
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/travel_explore:"),
     st.Page("app_pages/heads.py", title="Heads", icon=":material/psychology:"),
     st.Page("app_pages/dataset.py", title="Data set", icon=":material/dataset:"),
+    st.Page("app_pages/teach.py", title="Teach classes", icon=":material/model_training:"),
     st.Page("app_pages/downloads.py", title="Downloads", icon=":material/download:"),
 ], position="top")
 
@@ -90,7 +91,10 @@ with st.sidebar:
         facts = cards.model_facts(_model)
         st.caption(f"Device: **{facts['device']}** · {facts['params'] / 1e6:.1f} M parameters · "
                    f"{facts['depth']} layers × {facts['num_heads']} heads")
-        if getattr(_model, "clip", None) is not None:
+        if shared.taught_head(_source):
+            st.caption(f":material/model_training: Logits from: "
+                       f"{heads.head_description(_model, quote=safe_text.md_text)} (Teach classes page).")
+        elif getattr(_model, "clip", None) is not None:
             limits = (f" This demo takes up to {PUBLIC_MAX_PROMPTS} prompts of up to {PUBLIC_MAX_PROMPT_CHARS} "
                       "characters." if session.public() else "")
             st.text_area("Classes (CLIP text prompts)", **session.kept("prompts"), height=90,

@@ -286,8 +286,9 @@ def _loss(inputs, v):
 
 
 def _training(inputs, v):
-    return viz.training_curve_figure(inputs.training_curve, title=f"{inputs.model_name}: loss during training",
-                                     theme=v.theme)
+    taught = "x_title" in inputs.training_curve  # a taught head's fit (model.cards.taught_curve)
+    what = "loss while its head was taught" if taught else "loss during training"
+    return viz.training_curve_figure(inputs.training_curve, title=f"{inputs.model_name}: {what}", theme=v.theme)
 
 
 def _spec(name, label, depends, build, available=None) -> FigureSpec:

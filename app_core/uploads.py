@@ -48,7 +48,10 @@ def decode_upload(data: bytes, name: str):
 
 # Streamlit keeps every file a session PUTs, under file ids the client chooses, until the
 # session ends. Without a bound one visitor stored 30 × 19 MB in two seconds (issue 13).
-MAX_SESSION_FILES = 3  # the image, a settings file, and one more while the image is replaced
+# The image, a settings file, one more while the image is replaced, and a batch of teaching
+# examples (the Teach page takes up to 20 images per class at once, copies them shrunk to
+# 448 px into the session and lets the uploader forget them); the bytes stay bounded below.
+MAX_SESSION_FILES = 24
 MAX_SESSION_MB = 2 * MAX_UPLOAD_MB
 TOTAL_UPLOAD_ENV = "PATCHLIGHT_UPLOAD_TOTAL_MB"
 DEFAULT_TOTAL_UPLOAD_MB = 1024

@@ -3,9 +3,9 @@ head, the T×T matrix, and rollout / gradient rollout / Chefer maps side by side
 import streamlit as st
 
 from app_pages import session, shared
-from model import FUSIONS
+from model import FUSIONS, heads
 from model.explain import EXTRA_METHODS, METHOD_DESCRIPTIONS, METHOD_TITLES
-from app_core import clicks, figures, settings, views
+from app_core import clicks, figures, safe_text, settings, views
 
 ctx = shared.context()
 trace = ctx.trace
@@ -124,10 +124,13 @@ def explanation_controls() -> None:
         top = views.top_classes(trace, 1)[0]["class"]
         class_col.selectbox("Class to explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
                             format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
+        class_col.caption(f":material/model_training: The class maps explain a logit from: "
+                          f"{heads.head_description(ctx.model, quote=safe_text.md_text)}.")
     else:
         class_col.info(f"{ctx.model_label} has no classification head, so no class is explained: gradient rollout, "
                        "Chefer et al., LeGrad, AttnLRP and Grad-CAM need a class logit. Rollout and attention flow "
-                       "need none.", icon=":material/info:")
+                       "need none. Teach it a few classes on the **Teach classes** page to see the others.",
+                       icon=":material/info:")
     method_col.selectbox("Add a method", ("none",) + EXTRA_METHODS, **session.kept("extra_method"),
                          format_func=lambda m: "none" if m == "none" else METHOD_TITLES[m],
                          help="One more map beside rollout and the gradient maps; what each computes is below "

@@ -20,7 +20,7 @@ import streamlit as st
 
 import viz
 from app_pages import session
-from app_core import figures, prompts, settings, sources, safe_text, traces, uploads, views
+from app_core import figures, prompts, settings, sources, safe_text, teaching, traces, uploads, views
 from app_core.figure_png import figure_png, png_export_available
 from model import cards
 from model.gallery import get_sample, list_samples
@@ -50,6 +50,13 @@ def prompted_model(model_key: str, names: tuple[str, ...], template: str, _model
     from model.clip import with_prompts
 
     return with_prompts(_model, list(names), template)
+
+
+@st.cache_resource(max_entries=32, ttl=1800, show_spinner=False)
+def model_with_head(model_key: str, head_digest: str, _model, _head_bytes: bytes):
+    """A backbone with a session's taught head: keyed by the head's sha256, so sessions never see
+    each other's heads; it shares every backbone parameter with the cached backbone."""
+    return teaching.with_head(_model, _head_bytes)
 
 
 TRACE_CACHE_ENTRIES = 12  # a class's gallery photos and the uploads in use: ~55 MB each for dinov2-small
@@ -149,6 +156,30 @@ def selected_model() -> tuple[str, str]:
 
 
 def load_selected_model():
+    """The chosen model as every page uses it: the backbone with the session's taught head when
+    one is in use for it (its cache key then carries the head's digest)."""
+    source, key, model = load_backbone()
+    taught = taught_head(source)
+    if taught is not None:
+        model = model_with_head(key, taught["digest"], model, taught["data"])
+        key = teaching.model_key_with_head(key, taught["digest"])
+    return source, key, model
+
+
+TAUGHT = "_taught_head"  # this session's head: {"data": bytes, "digest", "backbone", "name", "active"}
+
+
+def taught_head(source: str | None = None) -> dict | None:
+    """The session's taught head when it is switched on (and, given `source`, made for it)."""
+    taught = st.session_state.get(TAUGHT)
+    if not taught or not taught.get("active"):
+        return None
+    if source is not None and taught["backbone"] != source:
+        return None
+    return taught
+
+
+def load_backbone():
     """The chosen model from the cache, with a spinner; a failure is remembered per source so a
     broken checkpoint is not read again on every rerun (Retry clears it)."""
     source, key = selected_model()
@@ -218,7 +249,7 @@ def context() -> Context:
         st.info(safe_text.message(err), icon=":material/image:")
         st.stop()
     key, model = with_session_head(key, model)
-    ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, label)
+    ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, _true_label(model, label))
     try:
         with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
             ctx.trace = live_trace(key, digest, name, model, data)
@@ -258,6 +289,16 @@ def with_session_head(key: str, model):
                    icon=":material/edit:")
         return key, model
     return prompts.prompts_model_key(key, names, DEFAULT_TEMPLATE), prompted
+
+
+def _true_label(model, index: int | None) -> int | None:
+    """A gallery sample's true label, when the model's head has that class at that index (a
+    Fashion-MNIST tile on fashion-vit; not on a taught head with classes of its own)."""
+    if index is None or not model.cfg.has_head:
+        return None
+    names = model.cfg.class_names or []
+    sample = get_sample(st.session_state.get("sample") or settings.DEFAULTS["sample"])
+    return index if index < len(names) and names[index] == sample.label else None
 
 
 @st.cache_data(max_entries=256, ttl=3600, show_spinner=False)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app_pages import session, shared
 from app_core import safe_text, traces, views
-from model import cards, steps
+from model import cards, heads, steps
 
 ctx = shared.context()
 trace = ctx.trace
@@ -38,7 +38,24 @@ def numbers(text: str) -> None:
 def not_available(step: str) -> None:
     """Say why a step needs a classification head this model lacks, and what to choose instead."""
     st.info(f"**Not available for {ctx.model_label}:** {cards.unavailable_reason(ctx.model, step)}. "
-            "Choose **fashion-vit** in the sidebar to see this step.", icon=":material/info:")
+            "Teach it a few classes of your own on the **Teach classes** page, or choose **fashion-vit** in the "
+            "sidebar, to see this step.", icon=":material/info:")
+
+
+def head_in_use() -> None:
+    """Which head gives the logits (built-in, taught, CLIP prompts): one phrase for steps 5 and 6."""
+    st.markdown(f":material/model_training: **Logits from:** "
+                f"{heads.head_description(ctx.model, quote=safe_text.md_text)}.")
+
+
+HEAD_EQUATIONS = {  # y for each head type a model can carry (model.vit.ViT.forward_head)
+    "cls": r"y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b",
+    "cls_dist_mean": r"y=	frac12ig(\mathrm{LN}(z_L)_{\mathrm{cls}}W_{\mathrm{head}}+\mathrm{LN}(z_L)_{\mathrm{dist}}"
+                     r"W_{\mathrm{dist}}ig)+b",
+    "cls_patch_mean": r"y=ig[\mathrm{LN}(z_L)_{\mathrm{cls}};\ 	frac1N	extstyle\sum_p\mathrm{LN}(z_L)_pig]\,"
+                      r"W_{\mathrm{head}}+b",
+    "clip": r"y_k=s\cdot\cosig(P\,\mathrm{LN}(z_L)_{\mathrm{cls}},\ t_kig)",
+}
 
 
 def pair(ratio=(3, 2)):
@@ -246,16 +263,26 @@ elif step == "mlp":
 
 # ------------------------------------------------------------------------------------ 5 logits
 elif step == "logits":
+    head_type = ctx.model.cfg.head_type if trace.has_head else "cls"
     with words:
+        reads = {"cls_patch_mean": "the (normalised) **CLS token** and the **mean of the patch tokens**, side by side,",
+                 "cls_dist_mean": "the (normalised) **CLS and distillation tokens**"}.get(
+            head_type, "the (normalised) **CLS token**")
         st.markdown(
-            "After the last block, the (normalised) **CLS token** summarises the image. A linear **head** maps "
-            "it to one score — a **logit** — per class, and a softmax turns the logits into probabilities.")
+            f"After the last block, {reads} summarise{'s' if head_type in ('cls', 'clip') else ''} the image. "
+            + ("The image embedding is compared with the **text embedding of each prompt**: the scaled cosine "
+               "similarity is the **logit**" if head_type == "clip" else
+               "A linear **head** maps it to one score — a **logit** — per class")
+            + ", and a softmax turns the logits into probabilities.")
+        if trace.has_head:
+            head_in_use()
     with maths:
-        st.latex(r"\begin{gathered}y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b\\"
+        st.latex(r"\begin{gathered}" + HEAD_EQUATIONS.get(head_type, HEAD_EQUATIONS["cls"]) + r"\\"
                  r"p_c=\frac{e^{y_c}}{\sum_k e^{y_k}}\end{gathered}")
         if trace.has_head:
             top = views.top_classes(trace, 5)
-            numbers(f"K = {trace.K} classes; the head is a {n['D']} × {trace.K} matrix. Top class: "
+            F = ctx.model.head.weight.shape[1]
+            numbers(f"K = {trace.K} classes; the head is a {F} × {trace.K} matrix. Top class: "
                     f"**{safe_text.md_text(top[0]['class'])}** with p = {top[0]['probability']:.3f}.")
     if not trace.has_head:
         not_available("logits")
@@ -278,6 +305,8 @@ else:
             "Training compares the prediction with the true label through the **cross-entropy loss**: minus the "
             "log of the probability the model gave the correct class. Pick any label to see the loss the model "
             "would get if that label were the truth.")
+        if trace.has_head:
+            head_in_use()
     with maths:
         st.latex(r"\mathcal{L}=-\log p_{y}=-y_{c}+\log\sum_k e^{y_k}")
         if trace.has_head:
@@ -300,7 +329,19 @@ else:
         not_available("loss")
     else:
         shared.show(ctx, "loss", "wt_loss")
-        if curve := cards.training_curve_of(ctx.model):
+        curve = cards.training_curve_of(ctx.model)
+        if curve and heads.head_kind(ctx.model) == "taught":
+            recipe = ctx.model.attached_head.recipe
+            st.markdown(f"**Where the weights came from.** The head was taught on the **Teach classes** page: "
+                        f"{len(curve['epoch']) - 1} steps of gradient descent (Adam) lowered this loss, averaged "
+                        f"over its {recipe.get('train_views', '?')} training views ({recipe.get('train_images', '?')} "
+                        "images, each also mirrored and cropped); the backbone stayed frozen:")
+            shared.show(ctx, "training_curve", "wt_training")
+            if curve.get("test_loss"):
+                st.caption(f"The held-out loss is measured on {recipe.get('heldout_images')} images kept out of the "
+                           "fit; where it stops falling while the training loss still falls, the head is learning "
+                           "its examples rather than the classes.")
+        elif curve:
             st.markdown(f"**Where the weights came from.** Training lowered this loss, averaged over the "
                         f"{len(curve['epoch'])} passes over the training images (epochs), by gradient descent:")
             shared.show(ctx, "training_curve", "wt_training")

@@ -29,10 +29,27 @@ def model_facts(model) -> dict:
 
 
 def training_curve_of(model) -> dict | None:
-    """The per-epoch training curve of a built-in model that ships one, else None."""
+    """How the model's head was trained: the per-epoch curve of a built-in model that ships one,
+    the per-step fit of a taught head (`taught_curve`), else None."""
     from .builtins import BUILTIN_NAMES, training_curve
 
+    head = getattr(model, "attached_head", None)
+    if head is not None:
+        return taught_curve(head.recipe)
     return training_curve(model.source) if model.source in BUILTIN_NAMES else None
+
+
+def taught_curve(recipe: dict) -> dict | None:
+    """A taught head's fit as a training curve (`viz.training_curve_figure`): the training loss at
+    every Adam step and, when images were held back, their loss; None without a recorded curve."""
+    losses = recipe.get("loss_curve")
+    if not losses:
+        return None
+    held = recipe.get("heldout_loss_curve")
+    acc = recipe.get("heldout_accuracy")
+    return {"epoch": list(range(len(losses))), "train_loss": list(losses), "test_loss": list(held) if held else None,
+            "test_acc": [acc] if held and acc is not None else None, "x_title": "Adam step",
+            "names": ("training", "held-out")}
 
 
 def label_smoothing_target(model) -> float | None:

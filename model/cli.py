@@ -44,13 +44,28 @@ def load_images(paths: list[Path]):
 
 
 def load_for(args):
-    """The model named by --model; a CLIP model with the classes of --prompts attached."""
+    """The model named by --model: with the head of --head attached, or, for a CLIP model, with
+    the classes of --prompts."""
     from .clip import is_clip, with_prompts
     from .loading import load_model
 
     model = load_model(args.model, device=args.device)
     prompts = getattr(args, "prompts", None)
-    if prompts:
+    if getattr(args, "head", None):
+        from .heads import attach_head, head_description, load_head
+
+        if prompts:
+            raise CliError("give a model its classes by --head or by --prompts, not both")
+        if args.head in ("mean", "max", "min") or args.head.isdigit():
+            raise CliError(f"--head names a head file (HEAD.safetensors from fit-head), not {args.head!r}; "
+                           "for an attention head use --attention-head")
+        head = load_head(args.head)
+        if head.backbone != str(model.source):
+            print(f"warning: {args.head} was taught on {head.backbone!r}, not {model.source!r}; its classes "
+                  "mean what they meant there only if the two backbones are the same", file=sys.stderr)
+        model = attach_head(model, head)
+        print(f"head: {head_description(model)}", file=sys.stderr)
+    elif prompts:
         if not is_clip(model):
             raise CliError(f"--prompts gives a CLIP model its classes; {args.model} is not a CLIP model")
         prompts = with_label(prompts, getattr(args, "label", None))
@@ -82,7 +97,8 @@ def needs_head(model, args) -> None:
         raise CliError(f"{args.model} is a CLIP model: give its classes as text, e.g. --prompts \"cat, dog, car\"")
     raise CliError(
         f"{args.model} has no classification head (it is a feature backbone), so it cannot predict labels; "
-        "use a classifier such as fashion-vit, or `python -m model trace` to look at its attention"
+        "teach it classes (`python -m model fit-head`) and pass --head, use a classifier such as fashion-vit, "
+        "or `python -m model trace` to look at its attention"
     )
 
 
@@ -158,6 +174,7 @@ def cmd_explain(args) -> None:
     from .batching import Progress, explain_many
     from .clip import is_clip
     from .explain import CLASS_METHODS
+    from .heads import head_description
     from .overlay import overlay_png  # numpy and Pillow: the command line never imports plotly
 
     model = load_for(args)
@@ -169,8 +186,9 @@ def cmd_explain(args) -> None:
         raise CliError(f"{len(paths)} images need a folder for --out, got the file name {args.out}; "
                        "give a directory (one PNG per image is written there)")
     with Progress(len(paths), args.batch_size or 1) as progress:
-        results = explain_many(model, paths, args.method, label=args.label, layer=args.layer, head=args.head,
+        results = explain_many(model, paths, args.method, label=args.label, layer=args.layer, head=args.attention_head,
                                batch_size=args.batch_size, progress=progress)
+    logits_from = f"; logits from {head_description(model)}" if args.method in CLASS_METHODS else ""
     pngs = output_names(paths, Path(args.out), ".png") if many else [Path(args.out)]
     npzs = (output_names(paths, Path(args.npz), ".npz") if many else [Path(args.npz)]) if args.npz else None
     for i, result in enumerate(results):
@@ -180,7 +198,7 @@ def cmd_explain(args) -> None:
             npzs[i].parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(npzs[i], map=result.map.astype(np.float32), image=result.image,
                                 label_index=np.asarray(-1 if result.label_index is None else result.label_index))
-        print(f"wrote {pngs[i]}: {result.description}")
+        print(f"wrote {pngs[i]}: {result.description}{logits_from}")
 
 
 def output_names(paths: list[Path], folder: Path, suffix: str) -> list[Path]:
@@ -191,6 +209,45 @@ def output_names(paths: list[Path], folder: Path, suffix: str) -> list[Path]:
         n = seen[p.stem] = seen.get(p.stem, -1) + 1
         names.append(folder / (f"{p.stem}{suffix}" if n == 0 else f"{p.stem}-{n}{suffix}"))
     return names
+
+
+def cmd_fit_head(args) -> None:
+    """Teach --model the classes of --data (one sub-folder per class) and save the head."""
+    import time
+
+    from .heads import save_head
+    from .loading import load_model
+    from .teach import Recipe, read_example_folder, teach
+
+    recipe = Recipe(name=args.name or Path(args.data).name, head_type=args.head_type, views=args.views,
+                    steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, holdout=args.holdout)
+    recipe.check()
+    examples = read_example_folder(args.data)  # ExamplesError: main prints one line per problem
+    model = load_model(args.model, device=args.device)
+    counts = ", ".join(f"{name} {len(images)}" for name, images in examples.items())
+    print(f"{len(examples)} classes ({counts}); {recipe.views} view(s) per image; backbone {model.source}")
+    started = time.perf_counter()
+    every = max(1, recipe.steps // 10)
+
+    def on_step(step, loss, heldout_loss):
+        if step % every == 0 or step == recipe.steps:
+            held = f", held-out loss {heldout_loss:.4f}" if heldout_loss is not None else ""
+            print(f"  step {step:4d}/{recipe.steps}  training loss {loss:.4f}{held}", flush=True)
+
+    def on_features(done, total):
+        print(f"features of {total} images × {recipe.views} view(s): {time.perf_counter() - started:.1f} s",
+              flush=True)
+
+    result = teach(model, examples, recipe, on_step=on_step, on_features=on_features)
+    out = save_head(result.head, args.out)
+    if result.heldout_accuracy is not None:
+        print(f"held-out accuracy: {round(result.heldout_accuracy * result.heldout_count)}/{result.heldout_count} "
+              f"= {100 * result.heldout_accuracy:.1f}% (images never trained on; chance "
+              f"{100 / len(examples):.0f}%)")
+    else:
+        print("held-out accuracy: none held back (--holdout 0)")
+    print(f"wrote {out}: {result.head.num_classes} classes, {result.train_count} training images, "
+          f"{time.perf_counter() - started:.1f} s in all")
 
 
 def cmd_card(args) -> None:
@@ -273,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a CLIP model's classes as text prompts, comma-separated")
     common.add_argument("--template", default="a photo of a {}.",
                         help="the sentence each prompt is put in for CLIP's text tower (default: 'a photo of a {}.')")
+    common.add_argument("--head", default=None, metavar="HEAD.safetensors",
+                        help="a head taught with fit-head (or saved by the app): its classes replace the model's")
 
     p = sub.add_parser("trace", parents=[common], help="write every intermediate of the model for images to an .npz")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
@@ -298,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(L·T² ≤ 10,000)")
     p.add_argument("--label", default=None, help="class name or index for class-specific methods (default: top class)")
     p.add_argument("--layer", type=int, default=-1, help="layer for --method attention (default: last)")
-    p.add_argument("--head", default="mean", help="head index, or mean/max/min, for --method attention")
+    p.add_argument("--attention-head", default="mean", metavar="HEAD",
+                   help="attention head index, or mean/max/min, for --method attention")
     p.add_argument("--out", required=True, metavar="FILE.png")
     p.add_argument("--npz", default=None, metavar="FILE.npz", help="also save the map and image as arrays")
     p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
@@ -308,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
 
     add_dataset_parser(sub, common)
+
+    p = sub.add_parser("fit-head", help="teach a backbone your classes: a linear head on its frozen features")
+    p.add_argument("--model", default="dinov2-small", help="the backbone (default: dinov2-small)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda …")
+    p.add_argument("--data", required=True, metavar="DIR", help="a folder with one sub-folder of images per class")
+    p.add_argument("--out", required=True, metavar="HEAD.safetensors")
+    p.add_argument("--name", default=None, help="the head's name (default: the folder's name)")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="share of each class's images held back and scored (default 0.2; 0: train on all)")
+    p.add_argument("--views", type=int, default=2, help="views per image: itself, its mirror, then random crops")
+    p.add_argument("--steps", type=int, default=150, help="Adam steps of the fit (default 150)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="on ‖W‖² of the standardised features (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the crops and the held-out draw")
+    p.add_argument("--head-type", default="cls_patch_mean", choices=("cls_patch_mean", "cls"),
+                   help="features the head reads: CLS and mean patch token (default), or CLS alone")
+    p.set_defaults(func=cmd_fit_head)
 
     p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
     p.add_argument("name", nargs="?", default=None,
@@ -337,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (CliError, ValueError, OSError) as err:  # ImageError is a ValueError
+        from .teach import ExamplesError
+
+        if isinstance(err, ExamplesError):  # a folder of examples: one line per problem
+            for problem in err.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 2
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -35,8 +35,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def load_model(source: str | Path, device: str | torch.device = "auto") -> ViT:
-    """Load a ViT from a built-in name, a local path or `hf:<repo id>`, on `device`."""
+def load_model(source: str | Path, device: str | torch.device = "auto", head=None) -> ViT:
+    """Load a ViT from a built-in name, a local path or `hf:<repo id>`, on `device`.
+
+    head: a head file (path or bytes, `model.heads.save_head`; e.g. taught by `model.teach`) to
+    attach: the result then has ``cfg.has_head`` true and that head's classes."""
     from .builtins import BUILTIN_NAMES, load_builtin  # late: built-ins import this module's siblings
 
     text = str(source).strip()
@@ -46,7 +49,12 @@ def load_model(source: str | Path, device: str | torch.device = "auto") -> ViT:
         model = load_hub(text[3:])
     else:
         model = load_path(Path(text).expanduser(), BUILTIN_NAMES)
-    return model.to(resolve_device(device)).eval()
+    model = model.to(resolve_device(device)).eval()
+    if head is not None:
+        from .heads import attach_head, load_head
+
+        model = attach_head(model, load_head(head))
+    return model
 
 
 def load_path(path: Path, builtin_names=()) -> ViT:

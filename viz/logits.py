@@ -143,33 +143,46 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) 
     ``test_acc`` (as written by ``model.train_fashion``). Traces: 0 train loss, 1 test loss
     (lines with markers, ``x = epoch``), named in a legend above the plot with their last
     value; the test entry also gives the last test accuracy when known.
+
+    A taught head's fit (``model.teach``) uses the same figure: ``test_loss`` may then be
+    absent (nothing held back), ``x_title`` names the x axis ("Adam step") and ``names`` the two
+    lines (e.g. ("training", "held-out")); long curves are drawn as lines without markers.
     """
     th = resolve_theme(theme)
     try:
         epochs = float_array(curve["epoch"], 1, "curve['epoch']", "one entry per epoch")
         train = float_array(curve["train_loss"], 1, "curve['train_loss']", "one loss per epoch")
-        test = float_array(curve["test_loss"], 1, "curve['test_loss']", "one loss per epoch")
+        test = (float_array(curve["test_loss"], 1, "curve['test_loss']", "one loss per epoch")
+                if curve.get("test_loss") is not None or "x_title" not in curve else None)
     except KeyError as err:
         raise ValueError(f"training curve lacks {err.args[0]!r}; expected epoch, train_loss and test_loss lists.")
-    if not len(epochs) == len(train) == len(test) or len(epochs) == 0:
+    n_test = len(epochs) if test is None else len(test)
+    if not len(epochs) == len(train) == n_test or len(epochs) == 0:
         raise ValueError(f"training curve lists differ in length ({len(epochs)} epochs, {len(train)} train "
-                         f"losses, {len(test)} test losses); expected one value per epoch.")
+                         f"losses, {n_test} test losses); expected one value per epoch.")
     acc = curve.get("test_acc")
+    x_title = curve.get("x_title", "epoch")
     width, height, margin = _figure.figure_size(th, 0.55, 640, colorbar=False)
-    top = float(max(train.max(), test.max()))
-    xa = th.axis("epoch", chart=True, range=[float(epochs[0]) - 0.5, float(epochs[-1]) + 0.5])
+    top = float(max(train.max(), test.max() if test is not None else 0.0))
+    pad = 0.5 if len(epochs) <= 40 else 0.0
+    xa = th.axis(x_title, chart=True, range=[float(epochs[0]) - pad, float(epochs[-1]) + pad])
     ya = th.axis("cross-entropy (nats)", chart=True, range=[0, top * 1.08])
     colors = (th.bar_color, th.accent_color)
+    mode = "lines+markers" if len(epochs) <= 40 else "lines"
     traces = []
-    for i, (name, values) in enumerate((("train", train), ("test", test))):
+    series = (("train", train), ("test", test))
+    names = curve.get("names") or ("train", "test")
+    for i, ((kind, values), name) in enumerate(zip(series, names)):
+        if values is None:
+            continue
         label = f"{name} loss (last {values[-1]:.3f}"
-        if name == "test" and acc:
+        if kind == "test" and acc:
             label += f", {100 * float(acc[-1]):.1f}% correct"
         traces.append(go.Scatter(
-            x=epochs, y=values, mode="lines+markers", name=label + ")",
+            x=epochs, y=values, mode=mode, name=label + ")",
             line={"color": colors[i], "width": 2.5 * th.scale},
             marker={"size": th.marker_size * 0.6, "color": colors[i]},
-            hovertemplate=f"epoch %{{x}}<br>{name} loss %{{y:.4f}}<extra></extra>",
+            hovertemplate=f"{x_title} %{{x}}<br>{name} loss %{{y:.4f}}<extra></extra>",
         ))
     height, margin = _figure.legend_room(th, [t.name for t in traces], width, height, margin)
     return go.Figure(traces, layout=th.layout(title or "Loss during training", width, height, margin=margin,

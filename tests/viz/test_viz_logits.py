@@ -110,3 +110,19 @@ def test_training_curve_without_accuracy():
 def test_training_curve_refuses_bad_input(curve, words):
     with pytest.raises(ValueError, match=words):
         viz.training_curve_figure(curve)
+
+
+def test_training_curve_of_a_taught_head_steps_and_optional_held_out_line():
+    from viz import training_curve_figure
+
+    curve = {"epoch": list(range(61)), "train_loss": list(np.linspace(1.4, 0.1, 61)), "test_loss": None,
+             "x_title": "Adam step", "names": ("training", "held-out")}
+    fig = training_curve_figure(curve)
+    assert len(fig.data) == 1 and fig.data[0].mode == "lines" and fig.data[0].name.startswith("training loss")
+    assert fig.layout.xaxis.title.text == "Adam step"
+    curve.update(test_loss=list(np.linspace(1.4, 0.4, 61)), test_acc=[0.75])
+    fig = training_curve_figure(curve)
+    assert [t.name for t in fig.data] == ["training loss (last 0.100)", "held-out loss (last 0.400, 75.0% correct)"]
+    np.testing.assert_allclose(fig.data[1].y, curve["test_loss"])
+    with pytest.raises(ValueError, match="lacks 'test_loss'"):
+        training_curve_figure({"epoch": [0], "train_loss": [1.0]})  # a built-in's curve still needs both

@@ -1,0 +1,121 @@
+"""The Teach page's logic without Streamlit: example images kept small, the public demo's
+bounds, teaching a head from them (`model.teach`) and the session's taught head as bytes.
+
+A session's taught head is small per-session state: the head's safetensors bytes (K × 2D
+floats, ~30 KB for 5 classes on dinov2-small) and their sha256. Everything computed with it
+(the model with the head attached, traces, gradients, figures) is cached under a model key
+that carries that digest (`model_key_with_head`), so sessions with different heads never
+see each other's results, and sessions with the same head bytes share them.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from model.heads import Head, attach_head, load_head
+from model.teach import Recipe, check_examples
+
+from .uploads import decode_upload, image_digest
+
+MAX_CLASSES = 10
+MAX_PER_CLASS = 20
+EXAMPLE_SIDE = 336  # px: examples are kept at most this large (the models see 224 px; crops need a margin)
+MAX_STEPS = 400
+MAX_VIEWS = 8
+PUBLIC_MAX_VIEWS = 4
+PUBLIC_MAX_FEATURE_VIEWS = 240  # images × views per fit in the hosted demo: about 30–60 s of one core
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example image of a class: its (re-encoded, at most EXAMPLE_SIDE px) bytes."""
+
+    label: str  # where it came from, e.g. "chelsea.jpg" or "chelsea.jpg, crop 2"
+    data: bytes
+    digest: str
+
+
+def example_from_bytes(data: bytes, label: str) -> Example:
+    """An upload or gallery file as an Example: checked and decoded like any upload (ImageError
+    with the reason otherwise), shrunk to EXAMPLE_SIDE px and stored as JPEG (PNG when small)."""
+    return example_from_image(decode_upload(data, label), label)
+
+
+def example_from_image(image: Image.Image, label: str) -> Example:
+    image = image.convert("RGB")
+    image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    if image.width * image.height <= 128 * 128:
+        image.save(buf, format="PNG")  # a 28×28 tile stays exact
+    else:
+        image.save(buf, format="JPEG", quality=90)
+    data = buf.getvalue()
+    return Example(label, data, image_digest(data))
+
+
+def crops_of(data: bytes, label: str, count: int, seed: int = 0) -> list[Example]:
+    """`count` random crops of an image (the views `model.teach` makes, beyond the mirror) as
+    examples of their own: a class taught from one gallery photo still has several images."""
+    from model.teach import augmented_views
+
+    image = decode_upload(data, label)
+    views = augmented_views(image, count + 2, seed=seed, crop_scale=(0.3, 0.8))[2:]
+    return [example_from_image(v, f"{label}, crop {i + 1}") for i, v in enumerate(views)]
+
+
+def example_image(example: Example) -> Image.Image:
+    return Image.open(io.BytesIO(example.data)).convert("RGB")
+
+
+def recipe_problems(recipe: Recipe, counts: list[int], public: bool) -> list[str]:
+    """What keeps these settings from being taught here, one line each (the public demo bounds
+    the work of one fit)."""
+    problems = []
+    if recipe.steps > MAX_STEPS:
+        problems.append(f"{recipe.steps} steps; the app fits at most {MAX_STEPS}")
+    max_views = PUBLIC_MAX_VIEWS if public else MAX_VIEWS
+    if recipe.views > max_views:
+        problems.append(f"{recipe.views} views per image; {'this demo' if public else 'the app'} makes at most "
+                        f"{max_views}")
+    if public and sum(counts) * recipe.views > PUBLIC_MAX_FEATURE_VIEWS:
+        problems.append(f"{sum(counts)} images × {recipe.views} views = {sum(counts) * recipe.views} passes of the "
+                        f"backbone; this demo runs at most {PUBLIC_MAX_FEATURE_VIEWS} per fit: use fewer views or "
+                        "fewer images")
+    return problems
+
+
+def class_problems(classes: dict[str, list[Example]]) -> list[str]:
+    return check_examples(classes, max_classes=MAX_CLASSES, max_per_class=MAX_PER_CLASS)
+
+
+def model_key_with_head(model_key: str, digest: str | None) -> str:
+    """The cache key of a model with a taught head: the backbone's key and the head's digest."""
+    return model_key if not digest else f"{model_key}|head:{digest}"
+
+
+def head_applies(head: Head, source: str, embed_dim: int) -> str | None:
+    """Why `head` cannot be used on the backbone `source`, or None when it can."""
+    if head.backbone != source:
+        return f"this head was taught on {head.backbone}; choose {head.backbone} in the sidebar to use it"
+    if head.embed_dim != embed_dim:
+        return f"this head reads width {head.embed_dim}, the backbone has {embed_dim}"
+    return None
+
+
+def read_head_file(data: bytes, source: str, embed_dim: int) -> Head:
+    """A head file uploaded in the app, checked against the current backbone (ValueError otherwise)."""
+    head = load_head(data)
+    if head.head_type == "clip":
+        raise ValueError("this is a CLIP prompt head; load it with its CLIP model, not on the Teach page")
+    problem = head_applies(head, source, embed_dim)
+    if problem:
+        raise ValueError(problem)
+    return head
+
+
+def with_head(model, data: bytes):
+    """The backbone `model` with the head in `data` (its bytes) attached (shares the backbone)."""
+    return attach_head(model, load_head(data))
+
