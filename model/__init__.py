@@ -29,6 +29,8 @@ _EXPORTS = {
     "patch_embedding_pca": "embedding_stats",
     "pos_embed_similarity": "embedding_stats",
     "explanation_maps": "explain",
+    "deletion_insertion": "faithfulness",
+    "randomisation_check": "sanity",
 }
 
 __all__ = list(_EXPORTS)
