@@ -1,4 +1,4 @@
-"""`python -m model …`: trace, predict, explain and model cards from the command line.
+"""`python -m model …`: trace, predict, explain, evaluate and model cards from the command line.
 
 Errors print one line that says what is wrong and how to fix it, and exit with status 2.
 """
@@ -111,6 +111,43 @@ def cmd_explain(args) -> None:
     print(f"wrote {out}: {result.description}")
 
 
+def cmd_evaluate(args) -> None:
+    """Deletion/insertion AUCs (model.faithfulness) of one method's map, image by image."""
+    from .explain import METHODS, explain, resolve_label
+    from .faithfulness import BASELINES, deletion_insertion
+    from .loading import load_model
+
+    if args.method not in METHODS:
+        raise CliError(f"method {args.method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if args.baseline not in BASELINES:
+        raise CliError(f"--baseline {args.baseline!r} is unknown; choose one of {', '.join(BASELINES)}")
+    if args.random < 0:
+        raise CliError("--random must be 0 (no random reference) or more")
+    model = load_model(args.model, device=args.device)
+    if not model.cfg.has_head:
+        raise CliError(
+            f"{args.model} has no classification head, so there is no class probability to delete or insert patches "
+            "against; evaluate needs a classifier such as fashion-vit"
+        )
+    label = resolve_label(model, args.label)  # checked once, before the first image
+    results = []
+    for path in expand_images(args.images):
+        (image,) = load_images([path])
+        explanation = explain(model, image, args.method, label=label)
+        result = deletion_insertion(model, model.to_pixels([image]), explanation.map, label=label,
+                                    baseline=args.baseline, random_orders=args.random)
+        row = {"image": str(path), **result.to_json()}
+        row.pop("class_index")
+        results.append(row)
+        if not args.json:
+            extra = (f"  (random: {row['random_deletion_auc']:.4f} / {row['random_insertion_auc']:.4f})"
+                     if args.random else "")
+            print(f"{path}  {row['label']}: deletion AUC {row['deletion_auc']:.4f}, insertion AUC "
+                  f"{row['insertion_auc']:.4f}{extra}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
 def cmd_card(args) -> None:
     from .builtins import BUILTIN_NAMES, builtin_summary, model_card
 
@@ -167,6 +204,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cmap", default="inferno", help="colormap of the overlay (default: inferno)")
     p.add_argument("--alpha", type=float, default=0.6, help="overlay opacity 0…1 (default: 0.6)")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="faithfulness of a method's maps: deletion and insertion AUCs per image")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--method", required=True, help="an explain method: rollout, gradient-rollout, chefer, attention …")
+    p.add_argument("--label", default=None, help="class name or index to delete/insert against (default: each "
+                                                 "image's top class on the clean input)")
+    p.add_argument("--baseline", default="mean", help="mean (0 in normalised input space, the default) or blur")
+    p.add_argument("--random", type=int, default=10, metavar="N",
+                   help="random orders averaged as the reference (seeds 0…N−1; default 10, 0: none)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
     p.add_argument("name", nargs="?", default=None,
