@@ -37,6 +37,7 @@ pages = st.navigation([
     st.Page("app_pages/walkthrough.py", title="Walkthrough", icon=":material/school:", default=True),
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/travel_explore:"),
     st.Page("app_pages/heads.py", title="Heads", icon=":material/psychology:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/downloads.py", title="Downloads", icon=":material/download:"),
 ], position="top")
 

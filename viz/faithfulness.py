@@ -35,10 +35,11 @@ class CurvePanel:
     random_insertion_auc: float | None = None
 
     def summary(self) -> str:
-        """``deletion 0.21 (random 0.40) · insertion 0.55 (0.40)``: the AUCs in one line."""
+        """``deletion AUC 0.21 (random 0.40)<br>insertion AUC 0.55 (random 0.40)``: two lines."""
         rand = self.random_deletion_auc is not None
-        return (f"deletion {self.deletion_auc:.2f}" + (f" (random {self.random_deletion_auc:.2f})" if rand else "")
-                + f" · insertion {self.insertion_auc:.2f}" + (f" ({self.random_insertion_auc:.2f})" if rand else ""))
+        return (f"deletion AUC {self.deletion_auc:.2f}" + (f" (random {self.random_deletion_auc:.2f})" if rand else "")
+                + f"<br>insertion AUC {self.insertion_auc:.2f}"
+                + (f" (random {self.random_insertion_auc:.2f})" if rand else ""))
 
 
 def faithfulness_figure(panels: list[CurvePanel], *, class_name: str | None = None, title: str | None = None,
@@ -54,12 +55,12 @@ def faithfulness_figure(panels: list[CurvePanel], *, class_name: str | None = No
     if not panels:
         raise ValueError("panels is empty; pass one CurvePanel per map")
     n = len(panels)
-    gap_px = 28 * th.scale
+    gap_px = 56 * th.scale
     tile_w = th.px(min(300, 960 / n))
     tile_h = th.px(170)
     plot_w = n * tile_w + (n - 1) * gap_px
     margin = dict(th.margin)
-    margin.update(l=round(70 * th.scale), b=round(60 * th.scale), t=round(th.title_size * 2.6 + th.font_size * 3.6))
+    margin.update(l=round(70 * th.scale), b=round(60 * th.scale), t=round(th.title_size * 2.6 + th.font_size * 5.0))
     titles = [f"<b>{p.name}</b><br>{p.summary()}" for p in panels]
     axes, notes = _figure.subplot_grid(th, 1, n, titles, gap_px / plot_w if n > 1 else 0.0, 0.0)
     colors = {"deletion": th.accent_color, "insertion": th.bar_color}

@@ -26,7 +26,7 @@ def test_faithfulness_panels_carry_the_curves_and_aucs():
     assert fig.data[2].line.dash == "dot" and fig.data[0].line.dash == "solid"
     assert fig.data[6].xaxis == "x2"
     texts = [a.text for a in fig.layout.annotations]
-    assert "deletion 0.21 (random 0.40) · insertion 0.63 (0.41)" in texts[0]
+    assert "deletion AUC 0.21 (random 0.40)<br>insertion AUC 0.63 (random 0.41)" in texts[0]
     assert fig.layout.meta["aucs"] == [[0.21, 0.63], [0.21, 0.63]]
     assert "Sneaker" in fig.layout.title.text and fig.layout.font.size >= 14
     assert len(viz.faithfulness_figure([panel("a", 0, random=False)]).data) == 2
