@@ -15,6 +15,7 @@ from ._checks import float_array, image_array
 from .attention import map_traces
 from .maps import normalise_map
 from .specs import MapStyle, TokenLayout, as_style
+from .text import text_px
 from .theme import resolve_theme
 
 
@@ -142,7 +143,8 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
     st = as_style(style, upsample="nearest")
     n = len(panels)
     gap_px = 18 * th.scale
-    tile_w = th.px(min(300, 1100 / n))
+    words = [line for p in panels for line in (p.title + "<br>" + p.note).split("<br>")]
+    tile_w = max(th.px(min(300, 1100 / n)), max(text_px(line, th.font_size) for line in words) + 8)  # text fits
     aspects = []
     for p in panels:
         img = image_array(p.image)

@@ -1,0 +1,125 @@
+"""How far to trust a map, in the app (AppTest): deletion/insertion under the Explorer's maps, the
+randomisation check, and the Compare page."""
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from model import load_model
+from test_app import assert_clean, figures, needs_dinov2, needs_fashion, new_app, texts
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _values(value) -> np.ndarray:
+    """A trace's values as the browser gets them (plotly sends numpy arrays base64-encoded)."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value, dtype=float)
+
+
+def _titles(at):
+    return [(f.get("layout", {}).get("title") or {}).get("text", "") for f in figures(at)]
+
+
+@needs_fashion
+def test_explorer_maps_show_their_deletion_and_insertion():
+    from model import deletion_insertion
+    from model.explain import explain
+    from model.gallery import get_sample
+    from model.preprocess import decode_image
+
+    at = new_app("explorer", view="explain")
+    fig = figures(at)[2]
+    assert fig["layout"]["title"]["text"].startswith("Deletion and insertion for “Ankle boot”")
+    assert [a["text"].split("<br>")[0] for a in fig["layout"]["annotations"][:3]] == [
+        "<b>rollout</b>", "<b>gradient rollout</b>", "<b>Chefer et al.</b>"]
+    # the numbers are the library's on the same input: Chefer's map of CLS for the top class
+    vit = load_model("fashion-vit", device="cpu")
+    image = decode_image(get_sample("fashion-ankle-boot").path.read_bytes())
+    expected = deletion_insertion(vit, vit.to_pixels([image]), explain(vit, image, "chefer").map)
+    np.testing.assert_allclose(fig["layout"]["meta"]["aucs"][2], [expected.map.deletion_auc,
+                                                                   expected.map.insertion_auc], atol=1e-6)
+    assert f"(random {expected.random.deletion_auc:.2f})" in fig["layout"]["annotations"][2]["text"]
+    assert "A faithful map: deletion AUC below" in texts(at)
+    at.radio(key="baseline").set_value("blur").run()
+    assert_clean(at)
+    assert "baseline: blurred image" in _titles(at)[2].replace("<br>", " ")
+
+
+@needs_fashion
+def test_randomisation_check_view():
+    at = new_app("explorer", view="sanity")
+    assert "Randomisation check" in _titles(at)[1].replace("<br>", " ")
+    lines = figures(at)[1]["data"]
+    assert [t["name"] for t in lines] == ["attention", "rollout", "gradient rollout", "Chefer et al."]
+    assert all(_values(t["y"])[0] == pytest.approx(1.0) for t in lines)  # step 0: the trained model's own map
+    assert _values(lines[1]["y"])[1] == pytest.approx(1.0)  # rollout never reads the head
+    assert "with every block random" in texts(at)
+
+
+def _top_classes(sample: str, k: int) -> list[int]:
+    import torch
+
+    from model.gallery import get_sample
+    from model.preprocess import decode_image
+
+    vit = load_model("fashion-vit", device="cpu")
+    with torch.no_grad():
+        logits = vit(vit.to_pixels([decode_image(get_sample(sample).path.read_bytes())]))[0][0]
+    return [int(i) for i in torch.argsort(logits, descending=True)[:k]]
+
+
+@needs_fashion
+def test_compare_page_every_mode():
+    at = new_app("compare")
+    fig = figures(at)[0]
+    assert fig["layout"]["title"]["text"] == "Methods on this image"
+    assert len(fig["layout"]["meta"]["notes"]) == 3 and all("random" in n for n in fig["layout"]["meta"]["notes"])
+    assert "coloraxis" in fig["layout"]
+    at.segmented_control(key="compare_mode").set_value("classes").run()
+    assert_clean(at)
+    top3 = _top_classes("fashion-ankle-boot", 3)
+    assert at.multiselect(key="compare_classes").value == top3 and top3[0] == 9  # the model's top 3 first
+    fig = figures(at)[0]
+    assert fig["layout"]["title"]["text"] == "gradient rollout for several classes"
+    names = load_model("fashion-vit").cfg.class_names
+    assert [a["text"].split(" (p")[0] for a in fig["layout"]["annotations"][:3]] == [names[k] for k in top3]
+    at.multiselect(key="compare_classes").set_value([9, 0]).run()
+    assert len(figures(at)[0]["layout"]["meta"]["notes"]) == 2
+    at.selectbox(key="query").set_value(20).run()  # the query moves every map that follows it
+    at.segmented_control(key="compare_mode").set_value("methods").run()
+    assert_clean(at)
+    assert len(figures(at)[0]["layout"]["shapes"]) == 6  # the query patch outlined on each of the 3 maps
+
+
+@needs_fashion
+@needs_dinov2
+def test_compare_two_models_on_one_image():
+    at = new_app("compare", compare_mode="models", query=25)
+    assert at.selectbox(key="compare_model").value == "dinov2-small"
+    assert at.selectbox(key="compare_method").options == ["rollout"]  # what both models can show
+    fig = figures(at)[0]
+    notes = fig["layout"]["meta"]["notes"]
+    assert notes[0].startswith("deletion ") and notes[1] == "no class head: no deletion/insertion"
+    heat = [t for t in fig["data"] if t["type"] == "heatmap"]
+    assert heat[0]["dx"] == 4 and heat[1]["dx"] == 14  # each map over its own model's input
+    # one query place: fashion-vit's patch 24 (row 3, col 3 of 7×7) is dinov2-small's row 8, col 8 of 16×16
+    outlines = [s for s in fig["layout"]["shapes"] if s["line"]["color"] != "rgba(0,0,0,0.85)"]
+    assert (outlines[0]["x0"], outlines[1]["x0"]) == (3 * 4 - 0.5, 8 * 14 - 0.5)
+
+
+@needs_dinov2
+def test_headless_model_says_why_there_are_no_aucs():
+    at = new_app("explorer", model="dinov2-small", sample="chelsea", view="explain")
+    assert "no classification head, so there is no class probability" in texts(at)
+    assert len(figures(at)) == 2  # the overlay and the maps; no deletion/insertion
+    at.segmented_control(key="view").set_value("sanity").run()
+    assert_clean(at)
+    assert at.button(key="measure_randomisation")  # slow for 256 patches: only when asked
+    assert len(figures(at)) == 1
+    at.switch_page("app_pages/compare.py").run()
+    at.segmented_control(key="compare_mode").set_value("classes").run()
+    assert_clean(at)
+    assert "has no classification head, so there are no classes to compare" in texts(at)
