@@ -3,6 +3,7 @@ the first Fashion-MNIST test images, measured with the command line (`python -m 
 
     python bench/faithfulness_table.py                     # fashion-vit, first 1,000 test images
     python bench/faithfulness_table.py --images 100 --out /tmp/faith
+    python bench/faithfulness_table.py --out /tmp/faith --reuse   # later: only the methods not measured yet
 
 It writes the images as PNGs (named by their test-set index), runs `evaluate --json` once per
 method of `model.explain.METHODS` (so methods added there are measured too; a method the model
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default="mean", help="mean (default) or blur")
     parser.add_argument("--out", default=None, help="folder for the PNGs and each method's JSON (default: a temp dir)")
     parser.add_argument("--methods", default=None, help="comma-separated subset of METHODS (default: all)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read a method's JSON already in --out instead of measuring it again (e.g. to add "
+                             "methods merged later to a table measured before)")
     args = parser.parse_args(argv)
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="patchlight-faith-"))
@@ -70,6 +74,12 @@ def main(argv=None) -> int:
     methods = args.methods.split(",") if args.methods else list(METHODS)
     rows, skipped, random_rows = {}, {}, None
     for method in methods:
+        saved = out / f"{method}.json"
+        if args.reuse and saved.is_file():  # measured before with the same --out: read, not run again
+            rows[method] = json.loads(saved.read_text())
+            random_rows = random_rows or (rows[method] if "random_deletion_auc" in rows[method][0] else None)
+            print(f"{method}: read {saved}", file=sys.stderr)
+            continue
         data, error, seconds = run_cli(folder, args.model, method, 0 if random_rows else 10, args.baseline)
         if data is None:
             skipped[method] = error
@@ -77,7 +87,7 @@ def main(argv=None) -> int:
             continue
         (out / f"{method}.json").write_text(json.dumps(data))
         rows[method] = data
-        random_rows = random_rows or data
+        random_rows = random_rows or (data if "random_deletion_auc" in data[0] else None)
         print(f"{method}: {len(data)} images in {seconds:.0f} s", file=sys.stderr)
     if not rows:
         print("no method ran", file=sys.stderr)
