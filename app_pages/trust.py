@@ -80,8 +80,31 @@ def _maps_and_faith(ctx: shared.Context, view: figures.View, class_index: int | 
     return maps, faith
 
 
+def with_compare_defaults(ctx: shared.Context, view: figures.View, titles: list[str]) -> figures.View:
+    """The view with what the Compare page has not chosen yet (e.g. a Downloads click before any
+    visit) filled in as the page would: a class map (else the first map), the top 3 classes, the
+    first other built-in model."""
+    from model.explain import CLASS_METHODS, METHOD_TITLES
+
+    changes = {}
+    if view.compare_method not in titles:
+        class_titles = [METHOD_TITLES[m] for m in CLASS_METHODS if METHOD_TITLES.get(m) in titles]
+        changes["compare_method"] = (class_titles if view.compare_mode == "classes" and class_titles else titles)[0]
+    if not view.compare_classes and ctx.trace.has_head:
+        changes["compare_classes"] = tuple(int(k) for k in ctx.trace.logits[0].argsort()[::-1][:3])
+    if not view.compare_model:
+        others = [c for c in sources.BUILTIN_CHOICES if sources.source_key(c) != ctx.model_key]
+        changes["compare_model"] = others[0] if others else ctx.source
+    return dataclasses.replace(view, **changes) if changes else view
+
+
 def compare_panels(ctx: shared.Context, view: figures.View) -> list:
     """The viz.MapPanel list the "compare" figure draws, for the view's compare mode."""
+    view = with_compare_defaults(ctx, view, list(shared.explanation_maps(
+        ctx.model_key, ctx.digest, _class_of(ctx, view), view.fusion, view.discard_ratio, view.residual_alpha,
+        view.start_layer, view.query, ctx)))
+    if view.compare_mode == "classes" and not ctx.trace.has_head:
+        raise ValueError(f"{ctx.facts['name']} has no classification head, so there are no classes to compare")
     items = []
     if view.compare_mode == "methods":
         maps, faith = _maps_and_faith(ctx, view, _class_of(ctx, view), view.query)

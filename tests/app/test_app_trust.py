@@ -123,3 +123,30 @@ def test_headless_model_says_why_there_are_no_aucs():
     at.segmented_control(key="compare_mode").set_value("classes").run()
     assert_clean(at)
     assert "has no classification head, so there are no classes to compare" in texts(at)
+
+
+def test_query_maps_to_the_same_place_in_another_grid():
+    from types import SimpleNamespace
+
+    from app_core.faithfulness import query_in
+
+    fashion = SimpleNamespace(num_prefix_tokens=1, grid=(7, 7))
+    dino = SimpleNamespace(num_prefix_tokens=1, grid=(16, 16))
+    registers = SimpleNamespace(num_prefix_tokens=5, grid=(16, 16))
+    assert query_in(0, fashion, dino) == 0  # CLS stays CLS
+    assert query_in(1 + 3 * 7 + 3, fashion, dino) == 1 + 8 * 16 + 8  # the centre patch: (3.5/7)·16 = 8
+    assert query_in(1 + 6 * 7 + 6, fashion, dino) == 1 + 14 * 16 + 14  # its centre (6.5/7 = 0.93) is in patch 14
+    assert query_in(1, fashion, registers) == 5 + 16 + 1  # patch 0's centre (0.5/7 of the side) is in row 1, col 1
+    assert query_in(3, registers, fashion) == 0  # a register of one model: the other's last prefix token
+
+
+def test_randomisation_summary_in_words():
+    from app_core.faithfulness import randomisation_summary
+    from model.sanity import RandomisationCheck
+
+    check = RandomisationCheck(("trained", "head", "block 1", "block 0", "embeddings"), {},
+                               {"rollout": np.array([1, 1, 0.5, 0.2, 0.1]), "chefer": np.array([1, 0.3, 0.2, 0, 0])},
+                               3, "Dress")
+    assert randomisation_summary(check, {"chefer": "Chefer et al."}) == (
+        "rollout: ρ = 1.00 with a random head, 0.20 with every block random; Chefer et al.: ρ = 0.30 with a random "
+        "head, 0.00 with every block random.")
