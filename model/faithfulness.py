@@ -162,7 +162,8 @@ def probability_curves(vit: ViT, pixels: torch.Tensor, orders: np.ndarray, class
     """(deletion [M, S], insertion [M, S]) p_c along each order of `orders` [M, N] (float64).
 
     pixels (1, C, H, W) preprocessed. Every masked input of every order is built on the fly and
-    sent through the fast forward `batch_size` at a time.
+    sent through the fast forward, deleted and inserted inputs together, `batch_size` steps at a
+    time (fewer for large inputs).
     """
     import torch
 
@@ -174,10 +175,12 @@ def probability_curves(vit: ViT, pixels: torch.Tensor, orders: np.ndarray, class
     steps = step_counts(N)
     base = baseline_input(x, baseline, vit.cfg.patch_size)  # (1, C, H, W)
     cells = torch.from_numpy(patch_masks(orders, steps).reshape(-1, N)).to(x.device)  # (M·S, N)
+    # at most ~4 M input pixels per chunk (83 steps at 224 px, all 256 at 28 px): bounded memory
+    chunk = max(1, min(int(batch_size), (1 << 22) // (H * W)))
     probs = []  # deletion then insertion of each chunk
     with torch.inference_mode():
-        for start in range(0, cells.shape[0], batch_size):
-            gone = _pixel_masks(cells[start:start + batch_size], grid, vit.cfg.patch_size, (H, W))  # (b, 1, H, W)
+        for start in range(0, cells.shape[0], chunk):
+            gone = _pixel_masks(cells[start:start + chunk], grid, vit.cfg.patch_size, (H, W))  # (b, 1, H, W)
             deleted = torch.where(gone, base, x)  # the first k patches replaced by the baseline
             inserted = torch.where(gone, x, base)  # only the first k patches restored
             logits, _ = vit(torch.cat([deleted, inserted]))  # (2b, K)

@@ -7,6 +7,7 @@ import base64
 import numpy as np
 import pytest
 from model import load_model
+from model.explain import CLASS_METHODS, METHOD_TITLES, METHODS, default_methods
 from test_app import assert_clean, figures, needs_dinov2, needs_fashion, new_app, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -33,15 +34,17 @@ def test_explorer_maps_show_their_deletion_and_insertion():
     at = new_app("explorer", view="explain")
     fig = figures(at)[2]
     assert fig["layout"]["title"]["text"].startswith("Deletion and insertion for “Ankle boot”")
-    assert [a["text"].split("<br>")[0] for a in fig["layout"]["annotations"][:3]] == [
-        "<b>rollout</b>", "<b>gradient rollout</b>", "<b>Chefer et al.</b>"]
+    shown = [METHOD_TITLES[m] for m in default_methods(True)]  # whatever the maps above are, in their order
+    assert [a["text"].split("<br>")[0] for a in fig["layout"]["annotations"][:len(shown)]] == [
+        f"<b>{t}</b>" for t in shown]
+    chefer = shown.index("Chefer et al.")
     # the numbers are the library's on the same input: Chefer's map of CLS for the top class
     vit = load_model("fashion-vit", device="cpu")
     image = decode_image(get_sample("fashion-ankle-boot").path.read_bytes())
     expected = deletion_insertion(vit, vit.to_pixels([image]), explain(vit, image, "chefer").map)
-    np.testing.assert_allclose(fig["layout"]["meta"]["aucs"][2], [expected.map.deletion_auc,
-                                                                   expected.map.insertion_auc], atol=1e-6)
-    assert f"(random {expected.random.deletion_auc:.2f})" in fig["layout"]["annotations"][2]["text"]
+    np.testing.assert_allclose(fig["layout"]["meta"]["aucs"][chefer], [expected.map.deletion_auc,
+                                                                        expected.map.insertion_auc], atol=1e-6)
+    assert f"(random {expected.random.deletion_auc:.2f})" in fig["layout"]["annotations"][chefer]["text"]
     assert "A faithful map: deletion AUC below" in texts(at)
     at.radio(key="baseline").set_value("blur").run()
     assert_clean(at)
@@ -53,9 +56,10 @@ def test_randomisation_check_view():
     at = new_app("explorer", view="sanity")
     assert "Randomisation check" in _titles(at)[1].replace("<br>", " ")
     lines = figures(at)[1]["data"]
-    assert [t["name"] for t in lines] == ["attention", "rollout", "gradient rollout", "Chefer et al."]
+    names = [t["name"] for t in lines]
+    assert names == [METHOD_TITLES[m] for m in METHODS]  # every method
     assert all(_values(t["y"])[0] == pytest.approx(1.0) for t in lines)  # step 0: the trained model's own map
-    assert _values(lines[1]["y"])[1] == pytest.approx(1.0)  # rollout never reads the head
+    assert _values(lines[names.index("rollout")]["y"])[1] == pytest.approx(1.0)  # rollout never reads the head
     assert "with every block random" in texts(at)
 
 
@@ -76,14 +80,15 @@ def test_compare_page_every_mode():
     at = new_app("compare")
     fig = figures(at)[0]
     assert fig["layout"]["title"]["text"] == "Methods on this image"
-    assert len(fig["layout"]["meta"]["notes"]) == 3 and all("random" in n for n in fig["layout"]["meta"]["notes"])
+    notes = fig["layout"]["meta"]["notes"]
+    assert len(notes) == len(default_methods(True)) and all("random" in n for n in notes)
     assert "coloraxis" in fig["layout"]
     at.segmented_control(key="compare_mode").set_value("classes").run()
     assert_clean(at)
     top3 = _top_classes("fashion-ankle-boot", 3)
     assert at.multiselect(key="compare_classes").value == top3 and top3[0] == 9  # the model's top 3 first
     fig = figures(at)[0]
-    assert fig["layout"]["title"]["text"] == "gradient rollout for several classes"
+    assert fig["layout"]["title"]["text"] == f"{METHOD_TITLES[CLASS_METHODS[0]]} for several classes"
     names = load_model("fashion-vit").cfg.class_names
     assert [a["text"].split(" (p")[0] for a in fig["layout"]["annotations"][:3]] == [names[k] for k in top3]
     at.multiselect(key="compare_classes").set_value([9, 0]).run()
@@ -91,7 +96,7 @@ def test_compare_page_every_mode():
     at.selectbox(key="query").set_value(20).run()  # the query moves every map that follows it
     at.segmented_control(key="compare_mode").set_value("methods").run()
     assert_clean(at)
-    assert len(figures(at)[0]["layout"]["shapes"]) == 6  # the query patch outlined on each of the 3 maps
+    assert len(figures(at)[0]["layout"]["shapes"]) == 2 * len(default_methods(True))  # the query on every map
 
 
 @needs_fashion
