@@ -246,6 +246,16 @@ def _randomisation(inputs, v):
                                     theme=v.theme)
 
 
+def _randomisation_maps(inputs, v):
+    """Every method's map after each re-initialisation step: one row per method, one column per step."""
+    check, image = inputs.randomisation(v), inputs.trace.image(0)
+    panels = [viz.MapPanel(image, check.maps[m][j], step, f"ρ = {check.rank_correlation[m][j]:.2f}")
+              for m in check.methods for j, step in enumerate(check.steps)]
+    return viz.compare_figure(panels, style=_style(v), theme=v.theme, columns=len(check.steps),
+                              row_labels=[METHOD_TITLES.get(m, m) for m in check.methods],
+                              title="The maps as the model is re-initialised from the top down")
+
+
 def _compare(inputs, v):
     what = {"methods": "Methods on this image", "classes": f"{v.compare_method} for several classes",
             "models": f"{v.compare_method} in two models"}[v.compare_mode]
@@ -364,6 +374,8 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
           lambda i: i.trace.has_head and i.faithfulness is not None),
     _spec("randomisation_check", "Randomisation check", ("class_index",), _randomisation,
           lambda i: i.randomisation is not None),
+    _spec("randomisation_maps", "Randomisation check: the maps at each step", ("class_index",) + LOOK,
+          _randomisation_maps, lambda i: i.randomisation is not None),
     _spec("compare", "Maps compared side by side", EXPLAIN + ("baseline",) + COMPARE + LOOK, _compare,
           lambda i: i.compare is not None),
     _spec("residual_stream", "The query token's residual stream", ("query",), _stream),

@@ -180,6 +180,10 @@ def randomisation_view() -> None:
             shared.show(ctx, "randomisation_check", "explorer_view")
             check = trust.randomisation_for(ctx, shared.current_view(ctx))
         st.caption(faithfulness.randomisation_summary(check, METHOD_TITLES))
+        shared.show(ctx, "randomisation_maps", "explorer_randomisation_maps")
+        st.caption("Each map ÷ its maximum, one colour scale; under each, its rank correlation ρ with the trained "
+                   "model's map (first column). Rollout and attention follow CLS here; the class maps explain "
+                   "the class chosen under Rollout & class maps (or the predicted one).")
 
 
 explorer()

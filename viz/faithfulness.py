@@ -132,29 +132,33 @@ class MapPanel:
 
 
 def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, title: str | None = None,
-                   theme=None) -> go.Figure:
+                   columns: int | None = None, row_labels: list[str] | None = None, theme=None) -> go.Figure:
     """Maps side by side, each over its own image (two models may see the image at different
     sizes), ONE colour scale: each map divided by its largest |value| (0…1, as
-    :func:`viz.explanation_figure`). Per panel traces: ``[Image, map trace(s)]``; a note under
-    each panel; the query patch outlined. ``layout.meta``: ``{"notes": [...]}``."""
+    :func:`viz.explanation_figure`). ``columns`` panels per row (default: one row), row-major;
+    ``row_labels`` name the rows on the left. Per panel traces: ``[Image, map trace(s)]``; a
+    note under each panel; the query patch outlined. ``layout.meta``: ``{"notes": [...]}``."""
     th = resolve_theme(theme)
     if not panels:
         raise ValueError("panels is empty; pass one MapPanel per map")
     st = as_style(style, upsample="nearest")
     n = len(panels)
+    cols = max(1, min(int(columns or n), n))
+    rows = -(-n // cols)
     gap_px = 18 * th.scale
     words = [line for p in panels for line in (p.title + "<br>" + p.note).split("<br>")]
-    tile_w = max(th.px(min(300, 1100 / n)), max(text_px(line, th.font_size) for line in words) + 8)  # text fits
-    aspects = []
-    for p in panels:
-        img = image_array(p.image)
-        aspects.append(img.shape[0] / img.shape[1])
-    plot_w = n * tile_w + (n - 1) * gap_px
-    plot_h = tile_w * max(aspects)
+    tile_w = max(th.px(min(300, 1100 / cols)), max(text_px(line, th.font_size) for line in words) + 8)  # text fits
+    aspect = max(image_array(p.image).shape[0] / image_array(p.image).shape[1] for p in panels)
+    note_lines = max((p.note.count("<br>") + 1 for p in panels if p.note), default=0)
+    title_px, note_px = th.font_size * 1.8, note_lines * th.font_size * 1.35 + 8
+    plot_w = cols * tile_w + (cols - 1) * gap_px
+    plot_h = rows * tile_w * aspect + (rows - 1) * (title_px + note_px)
     margin = dict(th.margin)
-    margin.update(l=round(24 * th.scale), b=round(th.font_size * 3.2), t=round(th.title_size * 2.6 + th.font_size * 1.8),
-                  r=margin["r"] + round(_figure.COLORBAR_ROOM * th.scale))
-    axes, titles = _figure.subplot_grid(th, 1, n, [p.title for p in panels], gap_px / plot_w if n > 1 else 0.0, 0.0)
+    label_px = round(max(text_px(label, th.font_size) for label in row_labels) + 16) if row_labels else 0
+    margin.update(l=round(24 * th.scale) + label_px, b=round(note_px + 10 * th.scale),
+                  t=round(th.title_size * 2.6 + th.font_size * 1.8), r=margin["r"] + round(_figure.COLORBAR_ROOM * th.scale))
+    axes, titles = _figure.subplot_grid(th, rows, cols, [p.title for p in panels], gap_px / plot_w if cols > 1 else 0.0,
+                                        (title_px + note_px) / plot_h if rows > 1 else 0.0)
     traces, shapes, notes = [], [], []
     lo = 0.0
     for i, p in enumerate(panels):
@@ -178,8 +182,12 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
             shapes += _figure.outline(th, c * P - 0.5, r * P - 0.5, (c + 1) * P - 0.5, (r + 1) * P - 0.5, xref, yref)
         if p.note:
             x0, x1 = axes[xname]["domain"]
-            notes.append(dict(text=p.note, x=(x0 + x1) / 2, y=0, xref="paper", yref="paper", xanchor="center",
-                              yanchor="top", yshift=-6, showarrow=False, font=th.font()))
+            notes.append(dict(text=p.note, x=(x0 + x1) / 2, y=axes[yname]["domain"][0], xref="paper", yref="paper",
+                              xanchor="center", yanchor="top", yshift=-6, showarrow=False, font=th.font()))
+    for r, label in enumerate(row_labels or []):
+        y0, y1 = axes[_figure.subplot_axis_names(r * cols + 1)[1]]["domain"]
+        notes.append(dict(text=label, x=0, y=(y0 + y1) / 2, xref="paper", yref="paper", xanchor="right",
+                          yanchor="middle", xshift=-8, showarrow=False, font=th.font()))
     return go.Figure(traces, layout=th.layout(
         title or "Compared side by side", plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"],
         margin=margin, annotations=titles + notes, shapes=shapes, hovermode="closest",

@@ -135,7 +135,8 @@ def synthetic_inputs(kind: str = "dinov2", seed: int = 0) -> FigureInputs:
         steps = ("trained",) + (("head",) if td.has_head else ()) + tuple(f"block {l}" for l in
                                                                            reversed(range(td.L))) + ("embeddings",)
         rho = {m: np.linspace(1, -0.2 * i, len(steps)) for i, m in enumerate(("attention", "rollout"))}
-        return RandomisationCheck(steps, {}, rho, 9 if td.has_head else None, None)
+        maps = {m: rng.random((len(steps), *td.grid)) for m in rho}
+        return RandomisationCheck(steps, maps, rho, 9 if td.has_head else None, None)
 
     def compare(view):
         faith = faithfulness_of(view) if td.has_head else None

@@ -216,7 +216,7 @@ def test_explorer_every_control():
     for view in settings.VIEWS:
         at.segmented_control(key="view").set_value(view).run()
         assert_clean(at)
-        assert len(figures(at)) == (3 if view == "explain" else 2), view  # explain: the maps' deletion/insertion
+        assert len(figures(at)) == (3 if view in ("explain", "sanity") else 2), view  # + deletion/insertion, maps
     at.segmented_control(key="view").set_value("matrix").run()
     at.toggle(key="matrix_log").set_value(True).run()
     assert_clean(at)

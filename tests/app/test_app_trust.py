@@ -61,6 +61,10 @@ def test_randomisation_check_view():
     assert all(_values(t["y"])[0] == pytest.approx(1.0) for t in lines)  # step 0: the trained model's own map
     assert _values(lines[names.index("rollout")]["y"])[1] == pytest.approx(1.0)  # rollout never reads the head
     assert "with every block random" in texts(at)
+    grid = figures(at)[2]  # the maps themselves: one row per method, one column per step
+    steps = len(lines[0]["x"])
+    assert len(grid["layout"]["meta"]["notes"]) == len(METHODS) * steps
+    assert grid["layout"]["meta"]["notes"][0] == "ρ = 1.00"
 
 
 def _top_classes(sample: str, k: int) -> list[int]:
