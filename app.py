@@ -40,6 +40,7 @@ pages = st.navigation([
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/travel_explore:"),
     st.Page("app_pages/heads.py", title="Heads", icon=":material/psychology:"),
     st.Page("app_pages/dataset.py", title="Data set", icon=":material/dataset:"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("app_pages/teach.py", title="Teach classes", icon=":material/model_training:"),
     st.Page("app_pages/downloads.py", title="Downloads", icon=":material/download:"),
 ], position="top")

@@ -26,6 +26,18 @@ def _customdata(pt) -> object:
     return cd
 
 
+def token_from_points(points, T: int) -> int | None:
+    """The token of the first clicked point that carries a token index as (the first) customdata
+    (the click targets ``add_click_targets`` lays over a map, e.g. the Compare page's panels)."""
+    for pt in points or []:
+        cd = _customdata(pt)
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if isinstance(cd, (int, float)) and not isinstance(cd, bool) and 0 <= int(cd) < T:
+            return int(cd)
+    return None
+
+
 def scrub_from_points(points, trace: Trace) -> tuple[int, int | None, int | None] | None:
     """(token, layer, head) of a click on the in-browser scrubbing figure
     (``viz.attention_scrub_figure``): point i is patch i, and the trace's ``legendgroup``

@@ -21,8 +21,10 @@ import plotly.graph_objects as go
 
 import viz
 from model import patch_embedding_pca, pos_embed_similarity
+from model.explain import METHOD_TITLES
+from viz._figure import subplot_axis_names as viz_axes
 
-from . import clicks, views
+from . import clicks, faithfulness, views
 from model.trace import Trace
 
 
@@ -46,6 +48,11 @@ class View:
     start_layer: int = 0
     extra_method: str = "none"  # one of model.explain.EXTRA_METHODS shown beside the default maps
     loss_label: int = 0
+    baseline: str = "mean"  # deletion/insertion: what replaces a patch ("mean" or "blur")
+    compare_mode: str = "methods"  # the Compare page: "methods", "classes" or "models"
+    compare_method: str = ""  # the map compared across classes or models (its title)
+    compare_classes: tuple = ()  # the classes compared
+    compare_model: str = ""  # the second model's source
 
     @property
     def theme(self) -> str | None:
@@ -67,6 +74,9 @@ class FigureInputs:
     mlp_hidden: Callable[[int, int], np.ndarray]
     training_curve: dict | None = None
     pad_value: int | None = None  # the grey level of a letterboxing preprocessor's padding
+    faithfulness: Callable[[View], object] | None = None  # app_core.faithfulness.MapsFaithfulness of the maps
+    randomisation: Callable[[View], object] | None = None  # model.sanity.RandomisationCheck
+    compare: Callable[[View], list] | None = None  # the Compare page's viz.MapPanel list
 
 
 @dataclass(frozen=True)
@@ -224,6 +234,47 @@ def _explanations(inputs, v):
         title=f"Rollout of {trace.token_name(v.query)}" + (f" · class maps for “{label}” (CLS)" if label else ""))
 
 
+def _faithfulness(inputs, v):
+    result = inputs.faithfulness(v)
+    return viz.faithfulness_figure(
+        faithfulness.curve_panels(result), class_name=result.class_name, theme=v.theme,
+        title=f"Deletion and insertion for “{result.class_name}” (p = {result.clean_probability:.2f}), "
+              f"baseline: {faithfulness.BASELINE_LABELS[result.baseline]}")
+
+
+def _randomisation(inputs, v):
+    check = inputs.randomisation(v)
+    titles = {m: METHOD_TITLES.get(m, m) for m in check.rank_correlation}
+    return viz.randomisation_figure(check.steps, {titles[m]: rho for m, rho in check.rank_correlation.items()},
+                                    theme=v.theme)
+
+
+def _randomisation_maps(inputs, v):
+    """Every method's map after each re-initialisation step: one row per method, one column per step."""
+    check, image = inputs.randomisation(v), inputs.trace.image(0)
+    panels = [viz.MapPanel(image, check.maps[m][j], step, f"ρ = {check.rank_correlation[m][j]:.2f}")
+              for m in check.methods for j, step in enumerate(check.steps)]
+    return viz.compare_figure(panels, style=_style(v), theme=v.theme, columns=len(check.steps),
+                              row_labels=[METHOD_TITLES.get(m, m) for m in check.methods],
+                              title="The maps as the model is re-initialised from the top down")
+
+
+def _compare(inputs, v):
+    what = {"methods": "Methods on this image", "classes": f"{v.compare_method} for several classes",
+            "models": f"{v.compare_method} in two models"}[v.compare_mode]
+    panels = inputs.compare(v)
+    fig = viz.compare_figure(panels, style=_style(v), theme=v.theme, title=what)
+    trace = inputs.trace
+    xs, ys, tokens = clicks.patch_centres(trace)
+    for i, panel in enumerate(panels):  # a click on a panel of this model's grid makes that patch the query
+        if np.shape(panel.map) == tuple(trace.grid):
+            _, _, xref, yref = viz_axes(i + 1)
+            clicks.add_click_targets(fig, xs, ys, np.stack([tokens, tokens - trace.num_prefix_tokens], axis=-1),
+                                     clicks.plot_px(fig)[0] / len(panels) / trace.grid[1],
+                                     "patch %{customdata[1]}<br>click to make it the query<extra></extra>", xref, yref)
+    return fig
+
+
 # ----------------------------------------------------------------------------- 4 MLP and the stream
 
 def _stream(inputs, v):
@@ -296,6 +347,8 @@ def _spec(name, label, depends, build, available=None) -> FigureSpec:
 
 
 ATTENTION = ("layer", "head", "query")
+EXPLAIN = ("query", "class_index", "fusion", "discard_ratio", "residual_alpha", "start_layer", "extra_method")
+COMPARE = ("compare_mode", "compare_method", "compare_classes", "compare_model")
 FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     _spec("patch_grid", "Patch grid", (), lambda i, v: viz.patch_grid_figure(
         i.trace.image(0), i.trace.patch_size, tokens=_tokens(i.trace), theme=v.theme)),
@@ -320,9 +373,15 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
     _spec("layer_head_grid", "Every layer × head", ("query", "colormap"), _grid),
     _spec("attention_matrix", "Attention matrix (T×T)", ("layer", "head", "matrix_log", "colormap"), _matrix),
     _spec("mass_mask", "Attention mass mask", ATTENTION + ("mask_share",), _mask),
-    _spec("explanations", "Rollout and class maps",
-          ("query", "class_index", "fusion", "discard_ratio", "residual_alpha", "start_layer", "extra_method") + LOOK,
-          _explanations),
+    _spec("explanations", "Rollout and class maps", EXPLAIN + LOOK, _explanations),
+    _spec("faithfulness", "Deletion and insertion of the maps", EXPLAIN + ("baseline",), _faithfulness,
+          lambda i: i.trace.has_head and i.faithfulness is not None),
+    _spec("randomisation_check", "Randomisation check", ("class_index",), _randomisation,
+          lambda i: i.randomisation is not None),
+    _spec("randomisation_maps", "Randomisation check: the maps at each step", ("class_index",) + LOOK,
+          _randomisation_maps, lambda i: i.randomisation is not None),
+    _spec("compare", "Maps compared side by side", EXPLAIN + ("baseline",) + COMPARE + LOOK, _compare,
+          lambda i: i.compare is not None),
     _spec("residual_stream", "The query token's residual stream", ("query",), _stream),
     _spec("mlp_units", "MLP units of the query token", ("layer", "query"), _units),
     _spec("token_norm_lines", "All token norms (lines)", (), _norm_lines),

@@ -7,6 +7,7 @@ import json
 from model.attribution import FUSIONS
 from model.explain import EXTRA_METHODS
 from model.env import parse_flag
+from model.faithfulness import BASELINES
 from model.steps import STEPS
 
 from .prompts import DEFAULT_PROMPTS, MAX_PROMPTS_TEXT
@@ -15,7 +16,7 @@ from .sources import BUILTIN_CHOICES, HF_CHOICE, PATH_CHOICE, model_choices, res
 # ----------------------------------------------------------------------------- settings
 
 SETTINGS_VERSION = 1
-VIEWS = ("grid", "heads", "layers", "matrix", "mask", "explain")
+VIEWS = ("grid", "heads", "layers", "matrix", "mask", "explain", "sanity")
 VIEW_LABELS = {
     "grid": "Layers × heads",
     "heads": "Heads of this layer",
@@ -23,7 +24,11 @@ VIEW_LABELS = {
     "matrix": "T×T matrix",
     "mask": "Attention mass mask",
     "explain": "Rollout & class maps",
+    "sanity": "Randomisation check",
 }
+COMPARE_MODES = ("methods", "classes", "models")
+COMPARE_LABELS = {"methods": "Methods × this image", "classes": "One method × classes",
+                  "models": "One method × two models"}
 COLORMAPS = ("inferno", "viridis", "magma", "plasma", "cividis", "gray")
 UPSAMPLES = ("nearest", "smooth")
 # Every key is also the session-state key of its widget (stable keys the tests use).
@@ -50,6 +55,8 @@ DEFAULTS: dict = {
     "extra_method": "none",  # a method shown beside rollout and the gradient maps (model.explain.EXTRA_METHODS)
     "loss_label": -1,  # -1: the sample's true label if known, else the top class
     "prompts": DEFAULT_PROMPTS,  # a CLIP model's classes, as text (app_core.prompts)
+    "baseline": "mean",  # deletion/insertion: what replaces a patch
+    "compare_mode": "methods",  # the Compare page: methods × image, one method × classes, × two models
 }
 SETTING_KEYS = tuple(DEFAULTS)
 _CHOICES = {
@@ -60,6 +67,8 @@ _CHOICES = {
     "upsample": UPSAMPLES,
     "fusion": FUSIONS,
     "extra_method": ("none",) + EXTRA_METHODS,
+    "baseline": BASELINES,
+    "compare_mode": COMPARE_MODES,
 }
 _RANGES = {"opacity": (0.0, 1.0), "discard_ratio": (0.0, 0.99), "residual_alpha": (0.0, 1.0)}
 _INTS = ("layer", "head", "query", "start_layer", "target_class", "loss_label")
@@ -201,7 +210,7 @@ def settings_query(s: dict, public: bool = False) -> dict[str, str]:
         q["model"] = source
     for key in ("sample", "step", "layer", "head", "query", "view", "colormap", "opacity", "upsample", "fusion",
                 "discard_ratio", "residual_alpha", "start_layer", "target_class", "extra_method", "classroom",
-                "prompts"):
+                "prompts", "baseline", "compare_mode"):
         if key in s and s[key] != DEFAULTS[key]:
             q[key] = str(s[key]).lower() if isinstance(s[key], bool) else str(s[key])
     if s.get("image_source") != "gallery":

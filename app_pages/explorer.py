@@ -2,10 +2,10 @@
 head, the T×T matrix, and rollout / gradient rollout / Chefer maps side by side."""
 import streamlit as st
 
-from app_pages import session, shared
+from app_pages import session, shared, trust
 from model import FUSIONS, heads
 from model.explain import EXTRA_METHODS, METHOD_DESCRIPTIONS, METHOD_TITLES
-from app_core import clicks, figures, safe_text, settings, views
+from app_core import clicks, faithfulness, figures, safe_text, settings, views
 
 ctx = shared.context()
 trace = ctx.trace
@@ -102,6 +102,9 @@ def explorer() -> None:
                 help="DINO (Caron et al. 2021) keeps the smallest set of patches holding 60% of the attention.")
         elif view == "explain":
             explanation_controls()
+        if view == "sanity":
+            randomisation_view()
+            return
         shared.show(ctx, VIEW_FIGURES[view], "explorer_view")
         if view in ("grid", "heads", "layers"):
             st.caption("All tiles share one colour scale, which saturates at the 99.5th percentile so that one "
@@ -111,10 +114,12 @@ def explorer() -> None:
                        "(AttnLRP's negative relevance goes below 0). Rollout and attention flow follow the chosen "
                        "query token; the class maps explain the class logit, which the model reads from CLS.")
             method_descriptions()
+            faithfulness_view()
 
 
 VIEW_FIGURES = {"grid": "layer_head_grid", "heads": "heads_of_layer", "layers": "layers_of_head",
-                "matrix": "attention_matrix", "mask": "mass_mask", "explain": "explanations"}
+                "matrix": "attention_matrix", "mask": "mass_mask", "explain": "explanations",
+                "sanity": "randomisation_check"}
 
 
 def explanation_controls() -> None:
@@ -156,6 +161,51 @@ def method_descriptions() -> None:
     with st.expander("What each map computes"):
         for method in methods:
             st.markdown(f"**{METHOD_TITLES[method]}.** {METHOD_DESCRIPTIONS[method]}")
+
+
+PROTOCOL = ("Patches are removed (deletion) or restored onto the baseline (insertion) in the map's order, highest "
+            "first (ties by patch index), one patch per step (N/256 per step above 256 patches); the curve is the "
+            "class probability p after each step, its AUC the area under it over the fraction of patches. "
+            "A faithful map: deletion AUC below the random orders' (the mean of 10 seeded orders, dotted), "
+            "insertion AUC above.")
+
+
+def faithfulness_view() -> None:
+    """Under the maps: their deletion/insertion curves and AUCs against random orders."""
+    st.markdown("**How far to trust these maps: deletion and insertion** (Petsiuk et al. 2018)")
+    if not trace.has_head:
+        st.info(f"{ctx.model_label} has no classification head, so there is no class probability to delete or "
+                "insert patches against: deletion and insertion need a classifier (e.g. fashion-vit).",
+                icon=":material/info:")
+        return
+    st.radio("Baseline (what replaces a patch)", settings.BASELINES, **session.kept("baseline"), horizontal=True,
+             format_func=faithfulness.BASELINE_LABELS.get)
+    if trust.wanted(ctx, "faithfulness", faithfulness.is_quick(trace), "Measure deletion and insertion",
+                    f"{trace.N} patches: {trace.N + 1 if trace.N <= 256 else 257} steps × 2 curves × (each map + 10 "
+                    "random orders) forward passes; this takes a while on a CPU."):
+        with st.spinner("Deleting and inserting patches…"):
+            shared.show(ctx, "faithfulness", "explorer_faithfulness")
+        st.caption(PROTOCOL)
+
+
+def randomisation_view() -> None:
+    """The model-randomisation check (Adebayo et al. 2018) of every method, live."""
+    st.markdown("**Do the maps depend on the model?** The model is re-initialised from the top down — the class "
+                "head, then the last block, …, the first block, then the embeddings — and every method's map "
+                "(rollout and attention of CLS, the class maps of the chosen class) is computed again. The line is "
+                "its rank correlation with the trained model's map: a map that stays near 1 while the model is "
+                "destroyed is not about the model (Adebayo et al. 2018).")
+    if trust.wanted(ctx, "randomisation", faithfulness.is_quick(trace), "Run the randomisation check",
+                    f"{trace.L + 2} re-initialisation steps, each method's map after each (about 10 s for "
+                    "dinov2-small on a CPU)."):
+        with st.spinner("Re-initialising the model layer by layer…"):
+            shared.show(ctx, "randomisation_check", "explorer_view")
+            check = trust.randomisation_for(ctx, shared.current_view(ctx))
+        st.caption(faithfulness.randomisation_summary(check, METHOD_TITLES))
+        shared.show(ctx, "randomisation_maps", "explorer_randomisation_maps")
+        st.caption("Each map ÷ its maximum, one colour scale; under each, its rank correlation ρ with the trained "
+                   "model's map (first column). Rollout and attention follow CLS here; the class maps explain "
+                   "the class chosen under Rollout & class maps (or the predicted one).")
 
 
 explorer()

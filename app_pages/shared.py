@@ -347,7 +347,9 @@ def current_view(ctx: Context) -> figures.View:
         upsample=ss["upsample"], classroom=session.classroom(), matrix_log=bool(ss.get("matrix_log", False)),
         mask_share=float(ss.get("mask_threshold", 0.6)), class_index=class_index(ctx, ss["target_class"]),
         fusion=ss["fusion"], discard_ratio=ss["discard_ratio"], residual_alpha=ss["residual_alpha"],
-        start_layer=ss["start_layer"], extra_method=ss.get("extra_method", "none"), loss_label=loss_label)
+        start_layer=ss["start_layer"], extra_method=ss.get("extra_method", "none"), loss_label=loss_label,
+        baseline=ss["baseline"], compare_mode=ss["compare_mode"], compare_method=ss.get("compare_method") or "",
+        compare_classes=tuple(ss.get("compare_classes") or ()), compare_model=ss.get("compare_model") or "")
 
 
 def figure_inputs(ctx: Context) -> figures.FigureInputs:
@@ -356,8 +358,13 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
         return explanation_maps(ctx.model_key, ctx.digest, view.class_index, view.fusion, view.discard_ratio,
                                 view.residual_alpha, view.start_layer, view.query, view.extra_method, ctx)
 
+    from app_pages import trust  # late: trust imports this module
+
     return figures.FigureInputs(
         trace=ctx.trace, model_name=ctx.facts["name"],
+        faithfulness=lambda view: trust.for_view(ctx, view),
+        randomisation=lambda view: trust.randomisation_for(ctx, view),
+        compare=lambda view: trust.compare_panels(ctx, view),
         statistics=lambda: head_statistics(ctx.model_key, ctx.digest, ctx.trace),
         explanations=explanations,
         mlp_hidden=lambda layer, token: views.mlp_hidden(ctx.model, ctx.trace, layer, token),

@@ -31,6 +31,8 @@ _EXPORTS = {
     "explanation_maps": "explain",
     "attention_flow": "attention_flow",
     "model_relevance": "relevance",
+    "deletion_insertion": "faithfulness",
+    "randomisation_check": "sanity",
 }
 
 __all__ = list(_EXPORTS)

@@ -1,4 +1,5 @@
-"""`python -m model …`: trace, predict, explain (one image or many, in batches), dataset mode and model cards.
+"""`python -m model …`: trace, predict, explain (one image or many, in batches), evaluate, dataset mode,
+fit-head and model cards.
 
 Errors print one line that says what is wrong and how to fix it, and exit with status 2.
 """
@@ -250,6 +251,43 @@ def cmd_fit_head(args) -> None:
           f"{time.perf_counter() - started:.1f} s in all")
 
 
+def cmd_evaluate(args) -> None:
+    """Deletion/insertion AUCs (model.faithfulness) of one method's map, image by image."""
+    from .explain import METHODS, explain, resolve_label
+    from .faithfulness import BASELINES, deletion_insertion
+
+    if args.method not in METHODS:
+        raise CliError(f"method {args.method!r} is unknown; choose one of {', '.join(METHODS)}")
+    if args.baseline not in BASELINES:
+        raise CliError(f"--baseline {args.baseline!r} is unknown; choose one of {', '.join(BASELINES)}")
+    if args.random < 0:
+        raise CliError("--random must be 0 (no random reference) or more")
+    model = load_for(args)
+    if not model.cfg.has_head:
+        raise CliError(
+            f"{args.model} has no classification head, so there is no class probability to delete or insert patches "
+            "against; evaluate needs a classifier such as fashion-vit (or a head: --head from fit-head, "
+            "--prompts for CLIP)"
+        )
+    label = resolve_label(model, args.label)  # checked once, before the first image
+    results = []
+    for path in expand_images(args.images):
+        (image,) = load_images([path])
+        explanation = explain(model, image, args.method, label=label)
+        result = deletion_insertion(model, model.to_pixels([image]), explanation.map, label=label,
+                                    baseline=args.baseline, random_orders=args.random)
+        row = {"image": str(path), **result.to_json()}
+        row.pop("class_index")
+        results.append(row)
+        if not args.json:
+            extra = (f"  (random: {row['random_deletion_auc']:.4f} / {row['random_insertion_auc']:.4f})"
+                     if args.random else "")
+            print(f"{path}  {row['label']}: deletion AUC {row['deletion_auc']:.4f}, insertion AUC "
+                  f"{row['insertion_auc']:.4f}{extra}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
 def cmd_card(args) -> None:
     from .builtins import BUILTIN_NAMES, builtin_summary, model_card
 
@@ -367,24 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per forward pass (default: as many as fit in ~1 GB of trace)")
     p.set_defaults(func=cmd_explain)
 
-    add_dataset_parser(sub, common)
-
-    p = sub.add_parser("fit-head", help="teach a backbone your classes: a linear head on its frozen features")
-    p.add_argument("--model", default="dinov2-small", help="the backbone (default: dinov2-small)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda …")
-    p.add_argument("--data", required=True, metavar="DIR", help="a folder with one sub-folder of images per class")
-    p.add_argument("--out", required=True, metavar="HEAD.safetensors")
-    p.add_argument("--name", default=None, help="the head's name (default: the folder's name)")
-    p.add_argument("--holdout", type=float, default=0.2,
-                   help="share of each class's images held back and scored (default 0.2; 0: train on all)")
-    p.add_argument("--views", type=int, default=2, help="views per image: itself, its mirror, then random crops")
-    p.add_argument("--steps", type=int, default=150, help="Adam steps of the fit (default 150)")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--weight-decay", type=float, default=1e-2, help="on ‖W‖² of the standardised features (default 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the crops and the held-out draw")
-    p.add_argument("--head-type", default="cls_patch_mean", choices=("cls_patch_mean", "cls"),
-                   help="features the head reads: CLS and mean patch token (default), or CLS alone")
-    p.set_defaults(func=cmd_fit_head)
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="faithfulness of a method's maps: deletion and insertion AUCs per image")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--method", required=True, help="an explain method: rollout, gradient-rollout, chefer, attention …")
+    p.add_argument("--label", default=None, help="class name or index to delete/insert against (default: each "
+                                                 "image's top class on the clean input)")
+    p.add_argument("--baseline", default="mean", help="mean (0 in normalised input space, the default) or blur")
+    p.add_argument("--random", type=int, default=10, metavar="N",
+                   help="random orders averaged as the reference (seeds 0…N−1; default 10, 0: none)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("card", help="a model's card (source, licence, architecture, tokens, accuracy, steps)")
     p.add_argument("name", nargs="?", default=None,

@@ -24,6 +24,7 @@ from .dataset import (
 )
 from .embeddings import pca_image_figure, pos_similarity_figure
 from .explain import explanation_figure, mass_mask_figure
+from .faithfulness import CurvePanel, MapPanel, compare_figure, faithfulness_figure, randomisation_figure
 from .scrub import attention_scrub_figure
 from .figure_data import data_from_csv, figure_data, image_pixels, figure_to_csv, figure_to_npz
 from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
@@ -63,6 +64,8 @@ __all__ = [
     "explanation_figure", "attention_distance_figure", "attention_entropy_figure", "prefix_attention_figure",
     "token_norms_figure", "pos_similarity_figure", "pca_image_figure", "topk_figure", "loss_figure",
     "training_curve_figure",
+    # how far to trust a map: deletion/insertion, the randomisation check, maps compared
+    "CurvePanel", "MapPanel", "faithfulness_figure", "randomisation_figure", "compare_figure",
     # walkthrough: one step of the model at a time
     "patch_flatten_figure", "attention_scores_figure", "value_mixing_figure", "residual_stream_figure",
     "mlp_activation_figure", "mass_mask_figure", "token_norms_lines_figure",

@@ -14,8 +14,10 @@ import math
 
 import numpy as np
 
-from app_core import views
+from app_core import faithfulness, views
 from app_core.figures import FigureInputs
+from model.faithfulness import Curves, step_counts
+from model.sanity import RandomisationCheck
 from model.trace import Trace
 
 FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -119,5 +121,28 @@ def synthetic_inputs(kind: str = "dinov2", seed: int = 0) -> FigureInputs:
         epochs = list(range(1, 11))
         curve = {"epoch": epochs, "train_loss": [2.3 * 0.8 ** e for e in epochs],
                  "test_loss": [2.3 * 0.82 ** e + 0.05 for e in epochs], "test_acc": [0.5 + 0.04 * e for e in epochs]}
+    def faithfulness_of(view):  # curves of the right shapes (the numbers are model.faithfulness's, tested there)
+        steps = step_counts(td.N)
+        fr = steps / td.N
+
+        def curves(a):
+            return Curves(steps, fr, (1 - fr) ** a, fr ** (1 / a), 1 / (a + 1), a / (a + 1))
+
+        return faithfulness.MapsFaithfulness({t: curves(2 + i) for i, t in enumerate(explanations(view))}, curves(1),
+                                             9, td.class_names()[9], 0.9, view.baseline)
+
+    def randomisation(view):
+        steps = ("trained",) + (("head",) if td.has_head else ()) + tuple(f"block {l}" for l in
+                                                                           reversed(range(td.L))) + ("embeddings",)
+        rho = {m: np.linspace(1, -0.2 * i, len(steps)) for i, m in enumerate(("attention", "rollout"))}
+        maps = {m: rng.random((len(steps), *td.grid)) for m in rho}
+        return RandomisationCheck(steps, maps, rho, 9 if td.has_head else None, None)
+
+    def compare(view):
+        faith = faithfulness_of(view) if td.has_head else None
+        return faithfulness.compare_panels([(t, td, m, faith and faith.curves[t], faith and faith.random, view.query)
+                                            for t, m in explanations(view).items()])
+
     return FigureInputs(trace=td, model_name=f"synthetic {kind}", statistics=lambda: stats,
-                        explanations=explanations, mlp_hidden=mlp_hidden, training_curve=curve)
+                        explanations=explanations, mlp_hidden=mlp_hidden, training_curve=curve,
+                        faithfulness=faithfulness_of, randomisation=randomisation, compare=compare)

@@ -238,7 +238,13 @@ def test_head_statistics(td):
     assert isinstance(st["artifacts"], list)
 
 
-def test_clicks_become_heads():
+def test_clicks_become_tokens_and_heads():
+    assert clicks.token_from_points([{"customdata": 17, "x": 3}], T=20) == 17
+    assert clicks.token_from_points([{"customdata": [5, 0, 1]}], T=20) == 5
+    assert clicks.token_from_points([{"customdata": {"0": 7, "1": 2}}], T=20) == 7  # a row of a 2-D array
+    assert clicks.token_from_points([{"customdata": 99}], T=20) is None
+    assert clicks.token_from_points([{"x": 1, "y": 2}], T=20) is None
+    assert clicks.token_from_points([], T=20) is None
     assert clicks.head_from_points([{"customdata": [3, 1, 0.5]}], L=4, H=2) == (3, 1)
     assert clicks.head_from_points([{"x": 2, "customdata": 1}], L=4, H=2) == (2, 1)
     assert clicks.head_from_points([{"customdata": [9, 9]}], L=4, H=2) is None
