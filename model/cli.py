@@ -405,6 +405,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per forward pass (default: as many as fit in ~1 GB of trace)")
     p.set_defaults(func=cmd_explain)
 
+    add_dataset_parser(sub, common)
+
+    p = sub.add_parser("fit-head", help="teach a backbone your classes: a linear head on its frozen features")
+    p.add_argument("--model", default="dinov2-small", help="the backbone (default: dinov2-small)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda …")
+    p.add_argument("--data", required=True, metavar="DIR", help="a folder with one sub-folder of images per class")
+    p.add_argument("--out", required=True, metavar="HEAD.safetensors")
+    p.add_argument("--name", default=None, help="the head's name (default: the folder's name)")
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="share of each class's images held back and scored (default 0.2; 0: train on all)")
+    p.add_argument("--views", type=int, default=2, help="views per image: itself, its mirror, then random crops")
+    p.add_argument("--steps", type=int, default=150, help="Adam steps of the fit (default 150)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--weight-decay", type=float, default=1e-2, help="on ‖W‖² of the standardised features (default 0.01)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the crops and the held-out draw")
+    p.add_argument("--head-type", default="cls_patch_mean", choices=("cls_patch_mean", "cls"),
+                   help="features the head reads: CLS and mean patch token (default), or CLS alone")
+    p.set_defaults(func=cmd_fit_head)
+
     p = sub.add_parser("evaluate", parents=[common],
                        help="faithfulness of a method's maps: deletion and insertion AUCs per image")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
