@@ -78,7 +78,8 @@ else:
         st.error(f"**The second model could not be used.** {safe_text.message(err)}", icon=":material/error:")
         st.stop()
     top_other = int(other.trace.logits[0].argmax()) if other.trace.has_head else None
-    other_titles = shared.explanation_maps(other.model_key, other.digest, top_other, "mean", 0.0, 0.5, 0, 0, other)
+    other_titles = shared.explanation_maps(other.model_key, other.digest, top_other, "mean", 0.0, 0.5, 0, 0,
+                                           shared.current_view(ctx).extra_method, other)
     both = [t for t in titles if t in other_titles]
     _keep_choice("compare_method", both, both[0])
     method_col.selectbox("Method (the maps both models can show)", both, key="compare_method")

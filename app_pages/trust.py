@@ -16,11 +16,11 @@ from model import cards
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def maps_faithfulness(model_key: str, digest: str, class_index: int | None, fusion: str, discard_ratio: float,
-                      residual_alpha: float, start_layer: int, query: int, baseline: str, _ctx):
+                      residual_alpha: float, start_layer: int, query: int, extra_method: str, baseline: str, _ctx):
     """Deletion/insertion of the explanation view's maps, per (model, image, class, map settings,
-    baseline): one batched pass for all maps and the random reference."""
+    the added method, baseline): one batched pass for all maps and the random reference."""
     maps = shared.explanation_maps(model_key, digest, class_index, fusion, discard_ratio, residual_alpha, start_layer,
-                                   query, _ctx)
+                                   query, extra_method, _ctx)
     return faithfulness.measure(_ctx.model, _ctx.trace, maps, class_index, baseline)
 
 
@@ -31,7 +31,7 @@ def randomisation(model_key: str, digest: str, class_index: int | None, _ctx):
 
 def for_view(ctx: shared.Context, view: figures.View):
     return maps_faithfulness(ctx.model_key, ctx.digest, view.class_index, view.fusion, view.discard_ratio,
-                             view.residual_alpha, view.start_layer, view.query, view.baseline, ctx)
+                             view.residual_alpha, view.start_layer, view.query, view.extra_method, view.baseline, ctx)
 
 
 def randomisation_for(ctx: shared.Context, view: figures.View):
@@ -72,11 +72,11 @@ def _class_of(ctx: shared.Context, view: figures.View) -> int | None:
 
 def _maps_and_faith(ctx: shared.Context, view: figures.View, class_index: int | None, query: int):
     maps = shared.explanation_maps(ctx.model_key, ctx.digest, class_index, view.fusion, view.discard_ratio,
-                                   view.residual_alpha, view.start_layer, query, ctx)
+                                   view.residual_alpha, view.start_layer, query, view.extra_method, ctx)
     faith = None
     if ctx.trace.has_head:
         faith = maps_faithfulness(ctx.model_key, ctx.digest, class_index, view.fusion, view.discard_ratio,
-                                  view.residual_alpha, view.start_layer, query, view.baseline, ctx)
+                                  view.residual_alpha, view.start_layer, query, view.extra_method, view.baseline, ctx)
     return maps, faith
 
 
@@ -102,7 +102,7 @@ def compare_panels(ctx: shared.Context, view: figures.View) -> list:
     """The viz.MapPanel list the "compare" figure draws, for the view's compare mode."""
     view = with_compare_defaults(ctx, view, list(shared.explanation_maps(
         ctx.model_key, ctx.digest, _class_of(ctx, view), view.fusion, view.discard_ratio, view.residual_alpha,
-        view.start_layer, view.query, ctx)))
+        view.start_layer, view.query, view.extra_method, ctx)))
     if view.compare_mode == "classes" and not ctx.trace.has_head:
         raise ValueError(f"{ctx.facts['name']} has no classification head, so there are no classes to compare")
     items = []
