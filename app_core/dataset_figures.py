@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
 
 import viz
 
 from . import dataset_views, safe_text
 from .datasets import DataSet
-from .figures import FigureSpec
+from .figures import FigureSpec, Registry
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,8 @@ DATASET_FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
 ]}
 
 
-def spec(name: str) -> FigureSpec:
-    try:
-        return DATASET_FIGURES[name]
-    except KeyError:
-        raise KeyError(f"no data-set figure named {name!r}; there are {', '.join(DATASET_FIGURES)}") from None
-
-
-def build(name: str, inputs: DataSetInputs, view: DataSetView) -> go.Figure:
-    """Build data-set figure `name` (uncached: the page caches it by ``cache_key``)."""
-    return spec(name).build(inputs, view)
-
-
-def cache_key(name: str, view: DataSetView) -> tuple:
-    return (name,) + view.key(spec(name).depends)
+REGISTRY = Registry(DATASET_FIGURES, "data-set figure")
+spec, build, cache_key = REGISTRY.spec, REGISTRY.build, REGISTRY.cache_key
 
 
 def replace(view: DataSetView, **changes) -> DataSetView:

@@ -396,20 +396,29 @@ FIGURES: dict[str, FigureSpec] = {s.name: s for s in [
 ]}
 
 
-def spec(name: str) -> FigureSpec:
-    try:
-        return FIGURES[name]
-    except KeyError:
-        raise KeyError(f"no figure named {name!r}; the registry has {', '.join(FIGURES)}") from None
+class Registry:
+    """Look-ups in one table of FigureSpecs: the image figures below (`FIGURES`) and the data-set
+    figures (app_core.dataset_figures) share this, with their own inputs and views."""
+
+    def __init__(self, specs: dict[str, FigureSpec], what: str):
+        self.specs, self.what = specs, what
+
+    def spec(self, name: str) -> FigureSpec:
+        try:
+            return self.specs[name]
+        except KeyError:
+            raise KeyError(f"no {self.what} named {name!r}; there are {', '.join(self.specs)}") from None
+
+    def build(self, name: str, inputs, view) -> go.Figure:
+        """Build figure `name` (uncached: the app caches it by ``cache_key``)."""
+        return self.spec(name).build(inputs, view)
+
+    def cache_key(self, name: str, view) -> tuple:
+        return (name,) + view.key(self.spec(name).depends)
 
 
-def build(name: str, inputs: FigureInputs, view: View) -> go.Figure:
-    """Build figure `name` (uncached: the app caches it by ``cache_key``)."""
-    return spec(name).build(inputs, view)
-
-
-def cache_key(name: str, view: View) -> tuple:
-    return (name,) + view.key(spec(name).depends)
+REGISTRY = Registry(FIGURES, "figure")
+spec, build, cache_key = REGISTRY.spec, REGISTRY.build, REGISTRY.cache_key
 
 
 def available(inputs: FigureInputs) -> list[FigureSpec]:

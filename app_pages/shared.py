@@ -155,6 +155,19 @@ def selected_model() -> tuple[str, str]:
     return source, sources.source_key(source)
 
 
+def model_or_stop(load):
+    """`load()`'s (source, key, model), or the page stops with what to do: an info when an input
+    is missing (a path or hub id not typed yet), an error when the model could not be loaded."""
+    try:
+        return load()
+    except sources.MissingInput as err:
+        st.info(safe_text.message(err), icon=":material/edit:")
+        st.stop()
+    except ValueError as err:
+        st.error(f"**The model could not be loaded.** {safe_text.message(err)}", icon=":material/error:")
+        st.stop()
+
+
 def load_selected_model():
     """The chosen model as every page uses it: the backbone with the session's taught head when
     one is in use for it (its cache key then carries the head's digest)."""
@@ -235,14 +248,7 @@ def context() -> Context:
     Expected failures — a bad image, a model that does not load — are shown as st.error
     with what to do; the sidebar stays usable.
     """
-    try:
-        source, key, model = load_selected_model()
-    except sources.MissingInput as err:
-        st.info(safe_text.message(err), icon=":material/edit:")
-        st.stop()
-    except ValueError as err:
-        st.error(f"**The model could not be loaded.** {safe_text.message(err)}", icon=":material/error:")
-        st.stop()
+    source, key, model = model_or_stop(load_selected_model)
     try:
         name, data, digest, label = selected_image(source)
     except LookupError as err:

@@ -8,7 +8,7 @@ import streamlit as st
 
 import viz
 from app_pages import session, shared
-from app_core import safe_text, sources, teaching, uploads
+from app_core import safe_text, teaching, uploads
 from model import cards
 from model.gallery import get_sample
 from model.heads import head_bytes, head_digest, head_description
@@ -244,14 +244,7 @@ def forget_head() -> None:
 
 shared.page_title("Teach classes", "Name a few classes, give each some example images, and fit a linear head on "
                   "the frozen backbone: then every page has real logits, a loss and class maps.")
-try:
-    source, base_key, backbone = shared.load_backbone()
-except sources.MissingInput as err:
-    st.info(safe_text.message(err), icon=":material/edit:")
-    st.stop()
-except ValueError as err:
-    st.error(f"**The model could not be loaded.** {safe_text.message(err)}", icon=":material/error:")
-    st.stop()
+source, base_key, backbone = shared.model_or_stop(shared.load_backbone)
 facts = cards.model_facts(backbone)
 for message in st.session_state.pop(NOTES, []):
     st.warning(safe_text.message(message), icon=":material/warning:")

@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from model import Preprocessor, ViT, ViTConfig
+from small_models import small_classifier
+from model import ViT, ViTConfig
 from model.batching import auto_batch_size, explain_many, predict_many, prepare, size_batches, trace_batches
 from model.cli import main
 from model.explain import explain
@@ -15,15 +16,7 @@ from model.native import save_native
 
 def aspect_keeping_classifier() -> ViT:
     """A small classifier whose preprocessing keeps the aspect ratio, so images come out in different sizes."""
-    torch.manual_seed(0)
-    cfg = ViTConfig(image_size=(24, 24), patch_size=6, embed_dim=24, depth=2, num_heads=3, mlp_dim=48,
-                    num_classes=3, class_names=["cat", "dog", "fox"], num_register_tokens=1)
-    model = ViT(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    model.preprocessor = Preprocessor(resize_to=None, shortest_edge=24, image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
-    return model.eval()
+    return small_classifier()
 
 
 @pytest.fixture(scope="module")

@@ -8,26 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from model import Preprocessor, ViT, ViTConfig
 from model.cli import main
 from model.native import save_native
+from small_models import small_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()
 def classifier_dir(tmp_path):
-    torch.manual_seed(0)
-    cfg = ViTConfig(image_size=(24, 24), patch_size=6, embed_dim=24, depth=2, num_heads=3, mlp_dim=48,
-                    num_classes=3, class_names=["cat", "dog", "fox"], num_register_tokens=1)
-    model = ViT(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    model.preprocessor = Preprocessor(resize_to=(24, 24), image_mean=(0.5,) * 3, image_std=(0.5,) * 3)
+    model = small_classifier(Preprocessor(resize_to=(24, 24), image_mean=(0.5,) * 3, image_std=(0.5,) * 3))
     return save_native(model, tmp_path / "clf")
 
 
