@@ -54,13 +54,14 @@ def curve_panels(result: MapsFaithfulness) -> list[viz.CurvePanel]:
 
 
 def auc_note(curves: Curves | None, random: Curves | None = None) -> str:
-    """The line under a compared map: its AUCs (and the random ones), or why there are none."""
+    """The lines under a compared map: its AUCs (and the random ones), or why there are none."""
     if curves is None:
         return "no class head: no deletion/insertion"
-    text = f"deletion {curves.deletion_auc:.2f} · insertion {curves.insertion_auc:.2f}"
-    if random is not None:
-        text += f"<br>random {random.deletion_auc:.2f} · {random.insertion_auc:.2f}"
-    return text
+    if random is None:
+        return f"deletion {curves.deletion_auc:.2f}<br>insertion {curves.insertion_auc:.2f}"
+    # one short line per curve, so that four maps a row keep their notes apart; in brackets: random orders
+    return (f"deletion {curves.deletion_auc:.2f} ({random.deletion_auc:.2f})<br>"
+            f"insertion {curves.insertion_auc:.2f} ({random.insertion_auc:.2f})")
 
 
 def is_quick(trace: Trace) -> bool:

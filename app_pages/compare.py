@@ -96,5 +96,5 @@ except ValueError as err:  # e.g. a class map asked of a model without a head, a
     st.stop()
 st.caption("Rollout and attention follow the query token (outlined; in a second model, the patch at the same place); "
            "the class maps explain a class logit, read from CLS. Under each map: its deletion and insertion AUCs "
-           "(lower and higher is better) and the mean of 10 random orders'; baseline: "
+           "(lower and higher is better) and, in brackets, the mean of 10 random orders'; baseline: "
            f"{faithfulness.BASELINE_LABELS[ss['baseline']]} (set it under the Explorer's maps).")

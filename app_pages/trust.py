@@ -9,9 +9,10 @@ import html
 
 import streamlit as st
 
-from app_core import faithfulness, figures, sources
+from app_core import faithfulness, figures, sources, views
 from app_pages import shared
 from model import cards
+from model.explain import EXTRA_METHODS
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -106,10 +107,16 @@ def compare_panels(ctx: shared.Context, view: figures.View) -> list:
     if view.compare_mode == "classes" and not ctx.trace.has_head:
         raise ValueError(f"{ctx.facts['name']} has no classification head, so there are no classes to compare")
     items = []
-    if view.compare_mode == "methods":
-        maps, faith = _maps_and_faith(ctx, view, _class_of(ctx, view), view.query)
-        for title, m in maps.items():
-            items.append((title, ctx.trace, m, faith and faith.curves[title], faith and faith.random, view.query))
+    if view.compare_mode == "methods":  # every method this model and image allow, each map cached on its own
+        for extra in ("none", *EXTRA_METHODS):
+            if views.explanation_methods(ctx.trace, extra)[1] is not None:
+                continue  # e.g. attention flow on a large grid, a class method without a head
+            maps, faith = _maps_and_faith(ctx, dataclasses.replace(view, extra_method=extra), _class_of(ctx, view),
+                                          view.query)
+            for title, m in maps.items():
+                if all(item[0] != title for item in items):
+                    items.append((title, ctx.trace, m, faith and faith.curves[title], faith and faith.random,
+                                  view.query))
     elif view.compare_mode == "classes":
         names = ctx.trace.class_names()
         for k in view.compare_classes:

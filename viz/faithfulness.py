@@ -135,7 +135,7 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
                    columns: int | None = None, row_labels: list[str] | None = None, theme=None) -> go.Figure:
     """Maps side by side, each over its own image (two models may see the image at different
     sizes), ONE colour scale: each map divided by its largest |value| (0…1, as
-    :func:`viz.explanation_figure`). ``columns`` panels per row (default: one row), row-major;
+    :func:`viz.explanation_figure`). ``columns`` panels per row (default: up to 4, rows as even as can be), row-major;
     ``row_labels`` name the rows on the left. Per panel traces: ``[Image, map trace(s)]``; a
     note under each panel; the query patch outlined. ``layout.meta``: ``{"notes": [...]}``."""
     th = resolve_theme(theme)
@@ -143,7 +143,9 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
         raise ValueError("panels is empty; pass one MapPanel per map")
     st = as_style(style, upsample="nearest")
     n = len(panels)
-    cols = max(1, min(int(columns or n), n))
+    if columns is None:  # at most 4 a row, the rows as even as can be (7 maps: 4 + 3), so each map stays readable
+        columns = -(-n // -(-n // 4))
+    cols = max(1, min(int(columns), n))
     rows = -(-n // cols)
     gap_px = 18 * th.scale
     words = [line for p in panels for line in (p.title + "<br>" + p.note).split("<br>")]

@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 from model import load_model
-from model.explain import CLASS_METHODS, METHOD_TITLES, METHODS, default_methods
+from model.explain import EXTRA_METHODS, CLASS_METHODS, METHOD_TITLES, METHODS, default_methods
 from test_app import assert_clean, figures, needs_dinov2, needs_fashion, new_app, texts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -85,7 +85,9 @@ def test_compare_page_every_mode():
     fig = figures(at)[0]
     assert fig["layout"]["title"]["text"] == "Methods on this image"
     notes = fig["layout"]["meta"]["notes"]
-    assert len(notes) == len(default_methods(True)) and all("random" in n for n in notes)
+    # every method fashion-vit allows: rollout, the gradient maps and each added method (its graph is small
+    # enough for attention flow), each with its AUCs
+    assert len(notes) == len(default_methods(True)) + len(EXTRA_METHODS) and all("random" in n for n in notes)
     assert "coloraxis" in fig["layout"]
     at.segmented_control(key="compare_mode").set_value("classes").run()
     assert_clean(at)
@@ -100,7 +102,7 @@ def test_compare_page_every_mode():
     at.selectbox(key="query").set_value(20).run()  # the query moves every map that follows it
     at.segmented_control(key="compare_mode").set_value("methods").run()
     assert_clean(at)
-    assert len(figures(at)[0]["layout"]["shapes"]) == 2 * len(default_methods(True))  # the query on every map
+    assert len(figures(at)[0]["layout"]["shapes"]) == 2 * (len(default_methods(True)) + len(EXTRA_METHODS))
 
 
 @needs_fashion
