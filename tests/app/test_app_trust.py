@@ -3,6 +3,7 @@ randomisation check, and the Compare page."""
 from __future__ import annotations
 
 import base64
+import re
 
 import numpy as np
 import pytest
@@ -87,7 +88,8 @@ def test_compare_page_every_mode():
     notes = fig["layout"]["meta"]["notes"]
     # every method fashion-vit allows: rollout, the gradient maps and each added method (its graph is small
     # enough for attention flow), each with its AUCs
-    assert len(notes) == len(default_methods(True)) + len(EXTRA_METHODS) and all("random" in n for n in notes)
+    assert len(notes) == len(default_methods(True)) + len(EXTRA_METHODS)
+    assert all(re.fullmatch(r"deletion \d\.\d\d \(\d\.\d\d\)<br>insertion \d\.\d\d \(\d\.\d\d\)", n) for n in notes)
     assert "coloraxis" in fig["layout"]
     at.segmented_control(key="compare_mode").set_value("classes").run()
     assert_clean(at)
