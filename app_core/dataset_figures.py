@@ -19,22 +19,15 @@ import viz
 
 from . import dataset_views, safe_text
 from .datasets import DataSet
-from .figures import FigureSpec, Registry
+from .figures import FigureSpec, Registry, ViewKey
 
 
 @dataclass(frozen=True)
-class DataSetView:
+class DataSetView(ViewKey):
     """The settings a data-set figure may depend on (hashable: part of cache keys)."""
 
     colour_by: str = "kind"  # the q/k embedding: "kind", "row" or "col"
     classroom: bool = False
-
-    @property
-    def theme(self) -> str | None:
-        return "classroom" if self.classroom else None
-
-    def key(self, fields: tuple[str, ...]) -> tuple:
-        return (self.classroom,) + tuple(getattr(self, f) for f in fields)
 
 
 @dataclass

@@ -28,8 +28,21 @@ from . import clicks, faithfulness, views
 from model.trace import Trace
 
 
+class ViewKey:
+    """What every view (this module's `View`, app_core.dataset_figures' `DataSetView`) shares:
+    its `classroom` field picks the theme, and the cache key of the fields a figure depends on."""
+
+    @property
+    def theme(self) -> str | None:
+        return "classroom" if self.classroom else None
+
+    def key(self, fields: tuple[str, ...]) -> tuple:
+        """The values of `fields` (and the theme, which every figure depends on)."""
+        return (self.classroom,) + tuple(getattr(self, f) for f in fields)
+
+
 @dataclass(frozen=True)
-class View:
+class View(ViewKey):
     """Every setting besides the trace that some figure depends on (hashable: part of cache keys)."""
 
     layer: int = 0
@@ -53,14 +66,6 @@ class View:
     compare_method: str = ""  # the map compared across classes or models (its title)
     compare_classes: tuple = ()  # the classes compared
     compare_model: str = ""  # the second model's source
-
-    @property
-    def theme(self) -> str | None:
-        return "classroom" if self.classroom else None
-
-    def key(self, fields: tuple[str, ...]) -> tuple:
-        """The values of `fields` (and the theme, which every figure depends on)."""
-        return (self.classroom,) + tuple(getattr(self, f) for f in fields)
 
 
 @dataclass
