@@ -22,7 +22,7 @@ def _explanations() -> dict:
 
 
 def _png(name: str):
-    return lambda: figure_png(shared.figure(ctx, name, view))
+    return lambda: figure_png(shared.full(shared.figure(ctx, name, view)))
 
 
 def _maps() -> dict:

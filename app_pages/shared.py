@@ -199,13 +199,19 @@ def load_backbone():
     failed = st.session_state.setdefault("_load_errors", {})
     if key in failed:
         raise ValueError(failed[key])
+    if key in _LOADED:  # loaded before in this process: a cache hit needs no spinner (its timer thread
+        return source, key, get_model(key, source)  # cost ~1 ms per rerun under load, issue 15)
     try:
         with st.spinner(sources.loading_message(source)):
             model = get_model(key, source)
     except ValueError as err:
         failed[key] = str(err)
         raise
+    _LOADED.add(key)
     return source, key, model
+
+
+_LOADED: set[str] = set()  # model keys this process has loaded (the model cache keeps every offered model)
 
 
 def selected_image(model_source: str | None = None) -> tuple[str, bytes, str, int | None]:
@@ -378,20 +384,33 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
         pad_value=ctx.model.preprocessor.pad_value if ctx.model.preprocessor.pad_to else None)
 
 
-@st.cache_resource(max_entries=64, ttl=1800, show_spinner=False)
+FIGURE_CACHE_ENTRIES = 160  # ~0.1-0.6 MB each (the figure as sent); see frozen()
+
+
+@st.cache_resource(max_entries=FIGURE_CACHE_ENTRIES, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return serialized_once(streamlit_safe_colors(figures.build(_name, _inputs, _view)))
+    return frozen(streamlit_safe_colors(figures.build(_name, _inputs, _view)))
 
 
-def serialized_once(fig: go.Figure) -> go.Figure:
-    """Make ``fig.to_dict()`` (a deep copy of every array, then base64) run once for this figure.
+def frozen(fig: go.Figure) -> go.Figure:
+    """The figure as a cache keeps it: only its plain dict, serialized once (``to_dict`` is a deep
+    copy of every array), in an empty shell that ``st.plotly_chart`` accepts.
 
-    st.plotly_chart calls it on every run that shows the figure, for every session; a cached,
-    never-modified figure gives the same dict each time (issue 15: ~10 ms per run for the
-    in-browser overlay of dinov2-small, on every slider move of every visitor)."""
-    frozen = fig.to_dict()
-    fig.to_dict = lambda: frozen  # noqa: E731  (an instance attribute: plotly allows existing names)
-    return fig
+    st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session; the
+    shell hands back the same dict each time (issue 15: ~10 ms per run for the in-browser overlay
+    of dinov2-small) and holds no second copy of the arrays in plotly objects, so a cache entry
+    costs half the memory. :func:`full` gives the figure back for the PNG and CSV downloads."""
+    spec = fig.to_dict()
+    shell = go.Figure()
+    shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
+    shell._patchlight_spec = spec
+    return shell
+
+
+def full(fig: go.Figure) -> go.Figure:
+    """A figure with its traces and layout: a frozen one rebuilt from its dict (for downloads)."""
+    spec = getattr(fig, "_patchlight_spec", None)
+    return fig if spec is None else go.Figure(spec, _validate=False)
 
 
 def figure(ctx: Context, name: str, view: figures.View | None = None) -> go.Figure:
@@ -466,12 +485,26 @@ def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, dow
     return event
 
 
+_PNG_CHECK: list = [None, False]  # (when, answer): the PATH search ran on every figure of every rerun
+
+
+def png_available(ttl_s: float = 60.0) -> bool:
+    """figure_png.png_export_available(), asked at most once a minute: under load its PATH search
+    (a stat per directory, each a GIL hand-off) cost ~0.6 ms per figure shown (issue 15)."""
+    import time
+
+    now = time.monotonic()
+    if _PNG_CHECK[0] is None or now - _PNG_CHECK[0] > ttl_s:
+        _PNG_CHECK[:] = [now, png_export_available()]
+    return _PNG_CHECK[1]
+
+
 def download_row(fig: go.Figure, key: str, file_stem: str) -> None:
     row = st.container(horizontal=True, gap="small")
-    if png_export_available():  # else the camera icon above the figure is the PNG export
-        row.download_button("PNG", data=lambda: figure_png(fig), file_name=f"{file_stem}.png", mime="image/png",
+    if png_available():  # else the camera icon above the figure is the PNG export
+        row.download_button("PNG", data=lambda: figure_png(full(fig)), file_name=f"{file_stem}.png", mime="image/png",
                             key=f"png_{key}", on_click="ignore", icon=":material/download:")
-    row.download_button("CSV", data=lambda: viz.figure_to_csv(fig), file_name=f"{file_stem}.csv", mime="text/csv",
+    row.download_button("CSV", data=lambda: viz.figure_to_csv(full(fig)), file_name=f"{file_stem}.csv", mime="text/csv",
                         key=f"csv_{key}", on_click="ignore", icon=":material/download:")
 
 

@@ -37,8 +37,9 @@ PATCH_HOVER = "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]
 
 def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: TokenLayout, cell_px: float,
                opacity: float = 1.0, value_label: str = "attention", xref: str = "x", yref: str = "y",
-               **color) -> list:
-    """The traces that draw a ``[h, w]`` map over pixel coordinates of an ``[h*P, w*P]`` image.
+               **color) -> list[dict]:
+    """The traces (plain dicts, for :func:`viz._figure.unchecked_figure`) that draw a ``[h, w]``
+    map over pixel coordinates of an ``[h*P, w*P]`` image.
 
     ``nearest``: one Heatmap whose ``z`` is the map itself, one brick per patch (``x0 = (P-1)/2,
     dx = P``) — light and exact; its hover names the patch and its value. ``smooth``: a
@@ -49,14 +50,15 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     custom = _patch_custom(tokens)
     hover = PATCH_HOVER + "<br>" + value_label + " %{z:" + VALUE_FORMAT + "}<extra>" + name + "</extra>"
     if upsample == "nearest" or P == 1:
-        return [go.Heatmap(z=_figure.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name, opacity=opacity,
-                           zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref, **color)]
+        return [dict(type="heatmap", z=_figure.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name,
+                     opacity=opacity, zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref,
+                     **color)]
     h, w = m.shape
-    heat = go.Heatmap(z=_figure.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name, opacity=opacity,
-                      zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
+    heat = dict(type="heatmap", z=_figure.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name,
+                opacity=opacity, zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    points = go.Scatter(
-        x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
+    points = dict(
+        type="scatter", x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
         name=f"{name} (hover)", xaxis=xref, yaxis=yref, showlegend=False,
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"},
         customdata=np.concatenate([custom.reshape(-1, 3), m.reshape(-1, 1)], axis=1).astype(np.float32),
@@ -104,10 +106,9 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, token
     heat = map_traces(m, P, st.upsample, name="attention", tokens=tk, opacity=st.opacity, cell_px=cell_px,
                       colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
                       colorbar=_figure.colorbar(th, colorbar_title, lo, hi, m))
-    fig = go.Figure([_figure.photo_trace(img)] + heat)
-    fig.layout = th.layout(title or ("Attention " + _query_title(query, tk)).strip(), width, height, margin=margin,
-                           xaxis=xa, yaxis=ya, shapes=_outline(th, qpos, P), hovermode="closest")
-    return fig
+    return _figure.unchecked_figure([_figure.photo_spec(img)] + heat, th.layout(
+        title or ("Attention " + _query_title(query, tk)).strip(), width, height, margin=margin, xaxis=xa, yaxis=ya,
+        shapes=_outline(th, qpos, P), hovermode="closest"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
     traces, shapes = [], []
     first = 0
     if img is not None:
-        traces.append(_figure.photo_trace(img, xaxis="x", yaxis="y"))
+        traces.append(_figure.photo_spec(img, xaxis="x", yaxis="y"))
         first = 1
     for i in range(tiles):
         xname, yname, xref, yref = _figure.subplot_axis_names(i + 1)
@@ -173,8 +174,9 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
         ya.update(showline=False, **axes[yname])
         axes[xname], axes[yname] = xa, ya
         shapes += _outline(th, qpos, P, xref, yref)
-    # the layout in the constructor (see Theme.layout): update_layout would cost ~0.5 s for 24 axes
-    return go.Figure(traces, layout=th.layout(
+    # built from plain dicts, unvalidated: the app rebuilds these on every layer, head or query
+    # (validation was ~80% of their cost); tests validate every registry figure once
+    return _figure.unchecked_figure(traces, th.layout(
         title or " ".join(t for t in (what, _query_title(query, tk)) if t),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": hi,

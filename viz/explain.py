@@ -85,15 +85,15 @@ def explanation_figure(image, maps, *, normalise: str = "max", tokens: TokenLayo
     photo = _figure.image_source(img)  # encoded once, drawn under each map
     for i, (name, m) in enumerate(normed):
         xname, yname, xref, yref = _figure.subplot_axis_names(i + 1)
-        traces.append(go.Image(source=photo, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
+        traces.append(dict(type="image", source=photo, name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
         traces += map_traces(m, P, st.upsample, name=name, tokens=tk, opacity=st.opacity, cell_px=tile_w / grid[1],
                              coloraxis="coloraxis", value_label="relevance", xref=xref, yref=yref)
         xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
         ya.update(showline=False, **axes[yname])
         axes[xname], axes[yname] = xa, ya
-    # the layout in the constructor (see Theme.layout): update_layout would cost ~0.5 s for 24 axes
-    return go.Figure(traces, layout=th.layout(
+    # plain dicts, unvalidated (see viz._figure.unchecked_figure); tests validate it once
+    return _figure.unchecked_figure(traces, th.layout(
         title or ("Explanations" + (f" for class “{label}”" if label else "")),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": hi,

@@ -171,7 +171,7 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
         h, w = m.shape
         P = H // h
         xname, yname, xref, yref = _figure.subplot_axis_names(i + 1)
-        traces.append(go.Image(source=_figure.image_source(img), name="image", hoverinfo="skip", xaxis=xref, yaxis=yref))
+        traces.append(_figure.photo_spec(img, xaxis=xref, yaxis=yref))
         traces += map_traces(m, P, st.upsample, name=p.title, tokens=TokenLayout(1, ("CLS",), (h, w), P),
                              opacity=st.opacity, cell_px=tile_w / w, coloraxis="coloraxis", value_label="relevance ÷ max",
                              xref=xref, yref=yref)
@@ -190,7 +190,7 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
         y0, y1 = axes[_figure.subplot_axis_names(r * cols + 1)[1]]["domain"]
         notes.append(dict(text=label, x=0, y=(y0 + y1) / 2, xref="paper", yref="paper", xanchor="right",
                           yanchor="middle", xshift=-8, showarrow=False, font=th.font()))
-    return go.Figure(traces, layout=th.layout(
+    return _figure.unchecked_figure(traces, th.layout(  # plain dicts, unvalidated: tests validate it once
         title or "Compared side by side", plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"],
         margin=margin, annotations=titles + notes, shapes=shapes, hovermode="closest",
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": 1.0,

@@ -45,6 +45,29 @@ def built(inputs):
     return out
 
 
+def test_every_registry_figure_passes_plotly_validation(built):
+    """Some builders assemble their figure from plain dicts without plotly's validation
+    (viz._figure.unchecked_figure: they are rebuilt on every click, issue 15). Every registry
+    figure, in every theme and upsampling, must still be one plotly accepts property by property."""
+    import plotly.graph_objects as go
+
+    for key, fig, _ in built:
+        spec = fig.to_dict()
+        checked = go.Figure(spec)  # raises ValueError on an unknown property or a bad value
+        assert len(checked.data) == len(spec["data"]), key
+
+
+def test_smooth_overlays_pass_plotly_validation(inputs):
+    import plotly.graph_objects as go
+
+    inp = inputs["dinov2"]
+    view = figures.replace(_view(inp.trace, None), upsample="smooth")
+    for name in ("attention_overlay", "heads_of_layer", "layers_of_head", "explanations"):
+        fig = figures.build(name, inp, view)
+        assert any(t.type == "scatter" for t in fig.data), name  # the hover markers of a smooth map
+        go.Figure(fig.to_dict())
+
+
 def _colorbars(fig):
     """(colorbar, owner) of every colour bar the figure shows."""
     lay = fig.layout
@@ -233,6 +256,20 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     assert "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})" in fig.data[1].hovertemplate
     assert "attention %{marker.color:" in fig.data[1].hovertemplate
     assert np.asarray(fig.data[1].customdata)[td.grid[1] + 2].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("kind", ["dinov2", "registers"])
+def test_scrub_figure_passes_plotly_validation(inputs, kind):
+    """The scrubbing figure is assembled without plotly's validation (it is rebuilt on every new
+    query): every key it holds must still be one plotly accepts, value by value."""
+    import plotly.graph_objects as go
+
+    td = inputs[kind].trace
+    fig = figures.build("attention_scrub", inputs[kind], figures.View(query=td.num_prefix_tokens + 1, layer=1))
+    spec = fig.to_dict()
+    checked = go.Figure(spec)  # raises on any unknown property or bad value
+    assert checked.to_dict()["data"][1]["legendgroup"] == "layer 1 head 0"
+    assert len(checked.frames) == td.L and len(checked.data) == td.H + 1
 
 
 def test_scrub_click_reports_token_layer_and_head(inputs):

@@ -99,3 +99,22 @@ def test_patch_embedding_heatmap_diverging_symmetric():
 def test_patch_inputs_rejected_with_fix(bad, match):
     with pytest.raises(ValueError, match=match):
         viz.patch_grid_figure(bad, 8)
+
+
+def test_photo_encoding_is_cached_by_pixels_not_by_array():
+    """Every overlay of a photo reuses one encoding (issue 15), keyed by the pixels: an equal copy
+    hits it, a single changed pixel or another shape is encoded anew."""
+    from viz import _figure
+
+    img = _img(32, 48)
+    first = _figure.image_source(img)
+    assert _figure.image_source(img.copy()) is first
+    changed = img.copy()
+    changed[5, 7, 1] ^= 0xFF
+    other = _figure.image_source(changed)
+    assert other != first
+    np.testing.assert_array_equal(viz.image_pixels(_figure.photo_trace(changed)), changed)
+    assert _figure.image_source(img.reshape(48, 32, 3)) != first  # same bytes, another picture
+    for k in range(_figure.SOURCE_CACHE_ENTRIES + 5):  # bounded
+        _figure.image_source(np.full((4, 4, 3), k % 256, np.uint8) + np.uint8(k // 256))
+    assert len(_figure._SOURCE_CACHE) == _figure.SOURCE_CACHE_ENTRIES
