@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,21 @@ TRACE_CACHE_ENTRIES = 12  # a class's gallery photos and the uploads in use: ~55
 def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: bytes) -> Trace:
     """Keyed by (model id, image sha256) only — the file name does not change the numbers —
     and held as ONE read-only object that every session shares: no pickled copy per session
-    or per rerun (a second, pickling cache layer cost ~55 MB per copy and per miss)."""
-    return traces.run_trace(_model, _data, _image_name)
+    or per rerun (a second, pickling cache layer cost ~55 MB per copy and per miss).
+
+    A trace the cache has let go may still be in use: a session keeps the globals of its last
+    page run (its widgets' callbacks refer to them), and with them its trace. Such a trace is
+    handed out again rather than computed a second time: 40 visitors once held 58 traces
+    (2.6 GB) in one process whose cache held 12 (issue 15)."""
+    alive = _TRACES_IN_USE.get((model_key, digest))
+    if alive is not None:
+        return alive
+    trace = traces.run_trace(_model, _data, _image_name)
+    _TRACES_IN_USE[(model_key, digest)] = trace
+    return trace
+
+
+_TRACES_IN_USE: "weakref.WeakValueDictionary[tuple, Trace]" = weakref.WeakValueDictionary()
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)

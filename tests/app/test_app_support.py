@@ -455,3 +455,29 @@ def test_every_figure_builds_for_a_fresh_checkpoint_with_zero_registers(model):
     norms = figures.build("token_norms", inputs, view)
     z = np.asarray(norms.data[0].z, dtype=float)
     assert np.isnan(z[0, 1:3]).all() and np.isfinite(z[1:]).all()  # zero norms left blank, not a failure
+
+
+def test_a_trace_still_in_use_is_handed_out_again_not_recomputed(model, monkeypatch):
+    """live_trace's cache lets a trace go (LRU, TTL) while a session still holds it: the same
+    object comes back instead of a second copy (issue 15: 58 traces alive behind a cache of 12)."""
+    import gc
+
+    from app_pages import shared
+
+    data = png_bytes()
+    runs = []
+    real = traces.run_trace
+    monkeypatch.setattr(traces, "run_trace", lambda *a: runs.append(1) or real(*a))
+    shared.live_trace.clear()
+    held = shared.live_trace("tiny", "digest-a", "a.png", model, data)
+    shared.live_trace.clear()  # evicted, but a session still holds it
+    again = shared.live_trace("tiny", "digest-a", "a.png", model, data)
+    assert again is held and len(runs) == 1
+    other = shared.live_trace("tiny", "digest-b", "a.png", model, data)  # another key: computed
+    assert other is not held and len(runs) == 2
+    del held, again, other
+    shared.live_trace.clear()
+    gc.collect()
+    fresh = shared.live_trace("tiny", "digest-a", "a.png", model, data)  # nobody held it: computed anew
+    assert len(runs) == 3 and fresh.attentions.shape[0] == 1
+    shared.live_trace.clear()
