@@ -155,15 +155,6 @@ def merge_ticks(fixed, regular, unit_px: float, size: float, along: str = "width
     return [k[0] for k in kept], [k[1] for k in kept]
 
 
-def hover_points(xs, ys, customdata, template: str, name: str = "hover") -> go.Scatter:
-    """Invisible markers that carry hover text (e.g. one per patch over an image)."""
-    return go.Scatter(
-        x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=name,
-        marker={"size": 12, "opacity": 0, "color": "black"},
-        customdata=np.asarray(customdata), hovertemplate=template, showlegend=False,
-    )
-
-
 def subplot_axis_names(i: int) -> tuple[str, str, str, str]:
     """('xaxis', 'yaxis', 'x', 'y') for subplot 1, ('xaxis2', ...) for 2 and so on."""
     s = "" if i == 1 else str(i)
