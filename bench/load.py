@@ -18,7 +18,8 @@ between actions, until --duration is over.
 
 For every level of --visitors it prints one row of | concurrent visitors | interactions |
 interaction p50 | p95 | max | failed | KB per interaction (median) | server RSS peak | load avg |
-server CPU per interaction |, then a per-kind breakdown (open, model, image, upload, page,
+server CPU per interaction | CPU stolen by the host | (the last: time a virtual machine's host gave
+its CPUs to others — runs compare only when it is near 0), then a per-kind breakdown (open, model, image, upload, page,
 layer/head/query, click, view) with the KB that figures take, and every figure received in full by
 chart key (the Explorer's view figure by view). Latency is from the request leaving
 to script_finished arriving (a fragment's finish for fragment reruns); a time-out (--timeout) or
@@ -226,6 +227,7 @@ async def run_visitors(args, n: int, label: str) -> dict:
     return {"label": label, "visitors": n, "wall_s": wall, "records": records,
             "rss_start": sampler.rss_start, "rss_peak": sampler.rss_peak, "rss_end": sampler.rss_end,
             "server_cpu_s": sampler.cpu_end - sampler.cpu_start, "load_max": sampler.load_max,
+            "steal": sampler.steal_share,
             "client_cpu_s": (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)}
 
 
@@ -271,12 +273,13 @@ def level_row(res: dict) -> str:
     rss = f"{res['rss_peak'] / 2**30:.2f} GB" if res["rss_peak"] else "–"
     return (f"| {res['visitors']} | {len(recs)} | {fmt_s(pct(lat, 50))} | {fmt_s(pct(lat, 95))} | "
             f"{fmt_s(max(lat, default=float('nan')))} | {failed} | {fmt_kb(kb)} | {rss} | {res['load_max']:.1f} | "
-            + ("–" if cpu != cpu else f"{cpu * 1000:.0f} ms") + " |")
+            + ("–" if cpu != cpu else f"{cpu * 1000:.0f} ms") + f" | {100 * res.get('steal', 0.0):.0f}% |")
 
 
 LEVEL_HEADER = ("| concurrent visitors | interactions | interaction p50 | p95 | max | failed | "
-                "KB per interaction (median) | server RSS peak | load avg (1 min, max) | server CPU per interaction |\n"
-                "|---|---|---|---|---|---|---|---|---|---|")
+                "KB per interaction (median) | server RSS peak | load avg (1 min, max) | server CPU per interaction | "
+                "CPU stolen by the host |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def kind_table(records) -> str:

@@ -56,6 +56,19 @@ def loadavg() -> float:
         return float(f.read().split()[0])
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine from /proc/stat: on a virtual machine, steal is
+    the time the host gave this machine's CPUs to someone else (the runs are only comparable
+    when it is near zero)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    steal = fields[7] if len(fields) > 7 else 0
+    return steal, sum(fields[:8])
+
+
 class Sampler:
     """RSS and load average of the server while a level runs (an asyncio task)."""
 
@@ -64,6 +77,7 @@ class Sampler:
         self.rss_peak = self.rss_start = self.rss_end = 0
         self.load_max = 0.0
         self.cpu_start = self.cpu_end = 0.0
+        self.stat_start, self.steal_share = (0, 0), 0.0
         self._task = None
 
     async def __aenter__(self):
@@ -71,6 +85,7 @@ class Sampler:
             self.rss_start, self.cpu_start = tree_usage(self.pid)
             self.rss_peak = self.rss_start
         self.load_max = loadavg()
+        self.stat_start = cpu_times()
         self._task = asyncio.create_task(self._loop())
         return self
 
@@ -87,6 +102,9 @@ class Sampler:
             self.rss_end, self.cpu_end = tree_usage(self.pid)
             self.rss_peak = max(self.rss_peak, self.rss_end)
         self.load_max = max(self.load_max, loadavg())
+        end = cpu_times()
+        total = end[1] - self.stat_start[1]
+        self.steal_share = (end[0] - self.stat_start[0]) / total if total > 0 else 0.0
 
 
 class Server:
