@@ -35,7 +35,7 @@ def qk_embedding(digest: str, _ds: datasets.DataSet) -> dataset_views.QKEmbeddin
 
 @st.cache_resource(max_entries=32, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return shared.frozen(shared.streamlit_safe_colors(dataset_figures.build(_name, _inputs, _view)))
+    return shared.frozen(dataset_figures.build(_name, _inputs, _view))
 
 
 def figure(ds: datasets.DataSet, name: str, view: dataset_figures.DataSetView) -> go.Figure:

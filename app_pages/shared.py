@@ -403,18 +403,23 @@ FIGURE_CACHE_ENTRIES = 160  # ~0.1-0.6 MB each (the figure as sent); see frozen(
 
 @st.cache_resource(max_entries=FIGURE_CACHE_ENTRIES, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return frozen(streamlit_safe_colors(figures.build(_name, _inputs, _view)))
+    return frozen(figures.build(_name, _inputs, _view))
 
 
 def frozen(fig: go.Figure) -> go.Figure:
-    """The figure as a cache keeps it: only its plain dict, serialized once (``to_dict`` is a deep
-    copy of every array), in an empty shell that ``st.plotly_chart`` accepts.
+    """The figure as a cache keeps it and st.plotly_chart sends it: only its plain dict, made
+    once, in an empty shell that ``st.plotly_chart`` accepts.
 
-    st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session; the
-    shell hands back the same dict each time (issue 15: ~10 ms per run for the in-browser overlay
-    of dinov2-small) and holds no second copy of the arrays in plotly objects, so a cache entry
-    costs half the memory. :func:`full` gives the figure back for the PNG and CSV downloads."""
-    spec = fig.to_dict()
+    st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session — a
+    deep copy of every array each time; the shell hands back the same dict (issue 15: ~10 ms per
+    run for the in-browser overlay of dinov2-small), and a cache entry holds no second copy of
+    the arrays in plotly objects. A figure assembled from plain dicts (viz's unchecked figures)
+    is not even deep-copied once: its own dict is converted. Streamlit's colour placeholders are
+    made safe here (see :func:`_safe_scale`). :func:`full` gives the figure back for downloads."""
+    if getattr(fig, "_patchlight_spec", None) is not None:
+        return fig
+    spec = viz.wire_spec(fig)
+    _safe_colors(spec)
     shell = go.Figure()
     shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
     shell._patchlight_spec = spec
@@ -453,27 +458,27 @@ _PLACEHOLDER = re.compile(r"#0000([0-3][0-9])")
 
 
 def _safe_scale(scale):
-    if not scale:
+    if not isinstance(scale, (list, tuple)) or not scale:
         return None
     fixed = [[pos, f"rgb(0,0,{int(m.group(1))})" if isinstance(c, str) and (m := _PLACEHOLDER.fullmatch(c.lower()))
               else c] for pos, c in scale]
     return fixed if fixed != [list(stop) for stop in scale] else None
 
 
-def streamlit_safe_colors(fig: go.Figure) -> go.Figure:
-    """Rewrite placeholder-looking colorscale stops (in place, only when there is one)."""
-    for trace in fig.data:
-        for owner in (trace, getattr(trace, "marker", None)):
-            scale = getattr(owner, "colorscale", None) if owner is not None else None
-            fixed = _safe_scale(scale)
-            if fixed:
-                owner.colorscale = fixed
-    for name in fig.layout:
-        if name.startswith("coloraxis"):
-            fixed = _safe_scale(fig.layout[name].colorscale)
-            if fixed:
-                fig.layout[name].colorscale = fixed
-    return fig
+def _safe_colors(spec) -> None:
+    """Rewrite placeholder-looking colorscale stops anywhere in a figure dict (traces, markers,
+    colour axes, frames), in place."""
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "colorscale":
+                fixed = _safe_scale(value)
+                if fixed:
+                    spec[key] = fixed
+            elif isinstance(value, (dict, list)):
+                _safe_colors(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            _safe_colors(value)
 
 
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"], "scrollZoom": False,
@@ -487,7 +492,7 @@ def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, dow
     The files are made only when a button is pressed (deferred data), so an unused download
     costs nothing on a rerun.
     """
-    streamlit_safe_colors(fig)
+    fig = frozen(fig)
     config = dict(PLOTLY_CONFIG, toImageButtonOptions=dict(PLOTLY_CONFIG["toImageButtonOptions"], filename=file_stem))
     kwargs = dict(theme=None, key=key, config=config, width=width)
     if on_select is not None:
@@ -499,18 +504,24 @@ def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, dow
     return event
 
 
-_PNG_CHECK: list = [None, False]  # (when, answer): the PATH search ran on every figure of every rerun
+_PNG_CHECK: dict = {}  # (BROWSER_PATH, PATH) -> (when, answer)
 
 
 def png_available(ttl_s: float = 60.0) -> bool:
-    """figure_png.png_export_available(), asked at most once a minute: under load its PATH search
-    (a stat per directory, each a GIL hand-off) cost ~0.6 ms per figure shown (issue 15)."""
+    """figure_png.png_export_available(), asked again when the settings it reads change and at
+    most once a minute otherwise: under load its PATH search (a stat per directory, each a GIL
+    hand-off) cost ~0.6 ms per figure shown (issue 15)."""
+    import os
     import time
 
+    key = (os.environ.get("BROWSER_PATH"), os.environ.get("PATH"))
     now = time.monotonic()
-    if _PNG_CHECK[0] is None or now - _PNG_CHECK[0] > ttl_s:
-        _PNG_CHECK[:] = [now, png_export_available()]
-    return _PNG_CHECK[1]
+    when, answer = _PNG_CHECK.get(key, (None, False))
+    if when is None or now - when > ttl_s:
+        answer = png_export_available()
+        _PNG_CHECK.clear()
+        _PNG_CHECK[key] = (now, answer)
+    return answer
 
 
 def download_row(fig: go.Figure, key: str, file_stem: str) -> None:

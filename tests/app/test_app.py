@@ -97,8 +97,11 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppT
 
 @pytest.fixture()
 def fresh_caches():
+    import gc
+
     st.cache_data.clear()
     st.cache_resource.clear()
+    gc.collect()  # earlier tests' sessions: a trace still held is handed out again (shared.live_trace)
     yield
 
 
