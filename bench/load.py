@@ -224,7 +224,7 @@ async def run_visitors(args, n: int, label: str) -> dict:
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     records = [r for v in visitors for r in v.records]
     wall = time.perf_counter() - t0
-    return {"label": label, "visitors": n, "wall_s": wall, "records": records,
+    return {"label": label, "visitors": n, "wall_s": wall, "records": records, "ramp": args.ramp,
             "rss_start": sampler.rss_start, "rss_peak": sampler.rss_peak, "rss_end": sampler.rss_end,
             "server_cpu_s": sampler.cpu_end - sampler.cpu_start, "load_max": sampler.load_max,
             "steal": sampler.steal_share,
@@ -332,12 +332,27 @@ def failures(records, limit: int = 5) -> str:
     return "\n".join(lines + ([f"  - … and {len(bad) - limit} more"] if len(bad) > limit else []))
 
 
+def arrival_split(records, ramp: float, settle: float = 10.0) -> str:
+    """p95 while the visitors arrive (the ramp plus `settle` s: every one opens the app, picks the
+    model and an image or uploads one, each a new trace for the server) and p95 afterwards."""
+    if not records:
+        return "no interactions"
+    t0 = min(r.start for r in records)
+    cut = ramp + settle
+    early = latencies([r for r in records if r.start - t0 <= cut])
+    late = latencies([r for r in records if r.start - t0 > cut])
+    return (f"p95 in the first {cut:.0f} s (arrivals): {fmt_s(pct(early, 95))} over {len(early)} interactions; "
+            f"afterwards: {fmt_s(pct(late, 95))} over {len(late)}")
+
+
 def print_level(res: dict) -> None:
     print(f"\n### {res['label']}: {res['visitors']} visitor(s), {res['wall_s']:.0f} s; load generator CPU "
           f"{res['client_cpu_s']:.1f} s; server RSS {res['rss_start'] / 2**20:.0f} → peak "
           f"{res['rss_peak'] / 2**20:.0f} MiB\n")
     print(LEVEL_HEADER)
     print(level_row(res))
+    print()
+    print(arrival_split(res["records"], ramp=res.get("ramp", 5.0)))
     print()
     print(kind_table(res["records"]))
     print()

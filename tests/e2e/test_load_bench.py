@@ -102,6 +102,14 @@ def demo_server(request):
             proc.wait(timeout=15)
 
 
+def test_arrival_split_separates_the_arrivals_from_the_rest():
+    recs = [load_client.Interaction(kind="open", start=100.0 + t, latency=lat, ok=True)
+            for t, lat in [(0, 3.0), (2, 2.0), (14, 1.0), (16, 0.2), (30, 0.4)]]
+    line = load.arrival_split(recs, ramp=5.0)
+    assert line == "p95 in the first 15 s (arrivals): 3.00 s over 3 interactions; afterwards: 0.40 s over 2"
+    assert load.arrival_split([], ramp=5.0) == "no interactions"
+
+
 @pytest.mark.slow
 def test_one_visitor_drives_the_real_app(demo_server):
     port, pid = demo_server
