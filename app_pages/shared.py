@@ -413,12 +413,11 @@ def frozen(fig: go.Figure) -> go.Figure:
     st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session — a
     deep copy of every array each time; the shell hands back the same dict (issue 15: ~10 ms per
     run for the in-browser overlay of dinov2-small), and a cache entry holds no second copy of
-    the arrays in plotly objects. A figure assembled from plain dicts (viz's unchecked figures)
-    is not even deep-copied once: its own dict is converted. Streamlit's colour placeholders are
-    made safe here (see :func:`_safe_scale`). :func:`full` gives the figure back for downloads."""
+    the arrays in plotly objects. Streamlit's colour placeholders are made safe here (see
+    :func:`_safe_scale`). :func:`full` gives the figure back for the downloads."""
     if getattr(fig, "_patchlight_spec", None) is not None:
         return fig
-    spec = viz.wire_spec(fig)
+    spec = fig.to_dict()
     _safe_colors(spec)
     shell = go.Figure()
     shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)

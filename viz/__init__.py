@@ -26,7 +26,6 @@ from .embeddings import pca_image_figure, pos_similarity_figure
 from .explain import explanation_figure, mass_mask_figure
 from .faithfulness import CurvePanel, MapPanel, compare_figure, faithfulness_figure, randomisation_figure
 from .scrub import attention_scrub_figure
-from ._figure import wire_spec
 from .figure_data import data_from_csv, figure_data, image_pixels, figure_to_csv, figure_to_npz
 from .logits import log_softmax, loss_figure, softmax, topk_figure, training_curve_figure
 from .maps import flatten_patches, normalise_map, tile_maps, untile, upsample_map
@@ -80,6 +79,4 @@ __all__ = [
     "figure_data", "image_pixels", "figure_to_npz", "figure_to_csv", "data_from_csv",
     # an attention map blended over its image, as pixels or PNG bytes
     "overlay_image", "overlay_png",
-    # a figure's dict as plotly sends it (without a deep copy for figures built from plain dicts)
-    "wire_spec",
 ]

@@ -328,33 +328,4 @@ def unchecked_figure(data: list[dict], layout: dict, frames: list[dict] | None =
     in-browser scrubbing figure: ~80 traces, ~65 ms validated, ~10 ms so; issue 15). Only for
     dicts whose every key is known to be valid — the tests build each such figure once with
     validation on (``go.Figure(fig.to_dict())``)."""
-    spec = {"data": data, "layout": layout}
-    if frames:
-        spec["frames"] = frames
-    fig = go.Figure(spec, _validate=False)
-    fig._source_spec = spec  # what it was made from (see wire_spec)
-    return fig
-
-
-def wire_spec(fig: go.Figure) -> dict:
-    """``fig.to_dict()`` — the figure as plotly sends it, numpy arrays in plotly.js's base64 typed
-    form — made without ``to_dict``'s deep copy of every array when the figure is an
-    :func:`unchecked_figure` (its source dicts are converted instead): for caches that keep
-    only what they send (issue 15). A new dict each call; the figure is left as it is."""
-    source = getattr(fig, "_source_spec", None)
-    return fig.to_dict() if source is None else _wire_form(source)
-
-
-def _wire_form(value):
-    from _plotly_utils.utils import to_typed_array_spec  # the converter to_dict itself uses
-
-    if isinstance(value, dict):
-        return {k: (v if k in _NOT_TYPED_ARRAYS else _wire_form(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_wire_form(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_typed_array_spec(value)
-    return value
-
-
-_NOT_TYPED_ARRAYS = frozenset({"range", "layer", "layers", "geojson"})  # as plotly's convert_to_base64
+    return go.Figure({"data": data, "layout": layout, "frames": frames or []}, _validate=False)

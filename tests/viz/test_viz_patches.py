@@ -119,22 +119,3 @@ def test_photo_encoding_is_cached_by_pixels_not_by_array():
         _figure.image_source(np.full((4, 4, 3), k % 256, np.uint8) + np.uint8(k // 256))
     assert len(_figure._SOURCE_CACHE) == _figure.SOURCE_CACHE_ENTRIES
 
-
-def test_wire_spec_is_to_dict_without_the_deep_copy():
-    """viz.wire_spec gives what plotly's to_dict gives (the JSON sent is identical), for a figure
-    built from plain dicts (from its source dicts) and for any other figure (to_dict itself)."""
-    import json
-
-    import plotly.io as pio
-
-    img = _img(32, 48)
-    fig = viz.patch_grid_figure(img, 8)  # assembled from plain dicts
-    maps = np.random.default_rng(1).random((3, 2, 4, 6)).astype(np.float32)
-    scrub = viz.attention_scrub_figure(img, maps, layer=1, head=1, query=3, tokens=viz.TokenLayout(1, ["CLS"]))
-    checked = viz.topk_figure(np.array([0.1, 2.0, -1.0]), ["a", "b", "c"])  # an ordinary plotly figure
-    for f in (fig, scrub, checked):
-        wire = viz.wire_spec(f)
-        assert json.loads(pio.to_json(wire, validate=False)) == json.loads(pio.to_json(f.to_dict(), validate=False))
-    wire = viz.wire_spec(scrub)
-    assert wire["frames"][1]["data"][0]["marker"]["color"]["dtype"] == "f4"  # base64 typed arrays, as sent
-    assert isinstance(scrub.frames[1].data[0].marker.color, np.ndarray)  # the figure is left as it was
