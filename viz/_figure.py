@@ -327,5 +327,6 @@ def unchecked_figure(data: list[dict], layout: dict, frames: list[dict] | None =
     property-by-property validation: for the figures the app rebuilds on every click (the
     in-browser scrubbing figure: ~80 traces, ~65 ms validated, ~10 ms so; issue 15). Only for
     dicts whose every key is known to be valid — the tests build each such figure once with
-    validation on (``go.Figure(fig.to_dict())``)."""
+    validation on (``go.Figure(fig.to_dict())``). Later changes to the figure (``update_layout``,
+    ``add_trace``) are not validated either; ``go.Figure(fig)`` gives a checked copy."""
     return go.Figure({"data": data, "layout": layout, "frames": frames or []}, _validate=False)
