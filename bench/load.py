@@ -127,7 +127,7 @@ class Visitor:
                 await self.act(self.switch_view)
                 for _ in range(rng.randint(1, 2)):
                     await self.move()
-                await self.act(lambda: s.switch_page(rng.choice(OTHER_PAGES)))
+                await self.act(lambda: s.switch_page(rng.choice(self.args.pages)))
                 await self.act(lambda: s.switch_page(EXPLORER))
                 if self.broken():
                     break
@@ -460,6 +460,9 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=float, default=60.0, help="seconds before an interaction counts as failed")
     p.add_argument("--max-actions", type=int, default=500, help="actions per visitor at most")
     p.add_argument("--model", default="dinov2-small", choices=("dinov2-small", "fashion-vit"))
+    p.add_argument("--pages", default=",".join(OTHER_PAGES),
+                   help="the pages visited between Explorer rounds, by title (default: %(default)s; e.g. "
+                        "Heads,Walkthrough,Compare,Teach classes,Data set,Downloads)")
     p.add_argument("--upload-share", type=float, default=0.25, help="share of visitors who upload a photo (default 0.25)")
     p.add_argument("--same-uploads", action="store_true", help="upload samples/*.jpg unchanged (cache hits)")
     p.add_argument("--seed", type=int, default=15)
@@ -474,6 +477,9 @@ def parse_args(argv=None):
     p.add_argument("--json", help="write every interaction and level summary to this file")
     args = p.parse_args(argv)
     args.visitors = [int(v) for v in str(args.visitors).split(",") if v.strip()]
+    args.pages = tuple(page.strip() for page in str(args.pages).split(",") if page.strip())
+    if not args.pages:
+        p.error("--pages needs at least one page title")
     if not args.visitors or min(args.visitors) < 1 or max(args.visitors) > 500:
         p.error("--visitors takes counts from 1 to 500")
     if args.start and args.server_pid:
