@@ -102,6 +102,14 @@ def demo_server(request):
             proc.wait(timeout=15)
 
 
+def test_pages_option_names_the_pages_between_explorer_rounds():
+    assert load.parse_args([]).pages == ("Heads", "Walkthrough")
+    assert load.parse_args(["--pages", "Compare, Teach classes ,Data set"]).pages == (
+        "Compare", "Teach classes", "Data set")
+    with pytest.raises(SystemExit):
+        load.parse_args(["--pages", " , "])
+
+
 def test_arrival_split_separates_the_arrivals_from_the_rest():
     recs = [load_client.Interaction(kind="open", start=100.0 + t, latency=lat, ok=True)
             for t, lat in [(0, 3.0), (2, 2.0), (14, 1.0), (16, 0.2), (30, 0.4)]]
