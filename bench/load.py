@@ -13,8 +13,8 @@ exactly the work a browser would cause. The journey follows issue 15: open the a
 model (default dinov2-small) → pick a sample photo, or upload one of samples/*.jpg (each upload
 made unique by bytes after the JPEG end marker, as every student's photo is their own; --same-uploads
 sends the files as they are) → the Explorer → layer / head / query moves → click a patch of the
-image → switch the view → another page and back, and again, with about 1 s of seeded think time
-between actions, until --duration is over.
+image → switch the view → another page (--pages: Heads or Walkthrough unless given) and back, and
+again, with about 1 s of seeded think time between actions, until --duration is over.
 
 For every level of --visitors it prints one row of | concurrent visitors | interactions |
 interaction p50 | p95 | max | failed | KB per interaction (median) | server RSS peak | load avg |
