@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_core import dataset_figures, dataset_views, datasets, safe_text, sources, uploads
-from app_pages import session, shared
+from app_pages import charts, session, shared
 from model.preprocess import ImageError
 
 KEPT = "_dataset_kept"  # ("upload", name, bytes) or ("path", path): outlives the widgets and page switches
@@ -35,7 +35,7 @@ def qk_embedding(digest: str, _ds: datasets.DataSet) -> dataset_views.QKEmbeddin
 
 @st.cache_resource(max_entries=32, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return shared.frozen(dataset_figures.build(_name, _inputs, _view))
+    return charts.frozen(dataset_figures.build(_name, _inputs, _view))
 
 
 def figure(ds: datasets.DataSet, name: str, view: dataset_figures.DataSetView) -> go.Figure:
@@ -135,7 +135,7 @@ def summary(ds: datasets.DataSet) -> None:
 
 def show(ds: datasets.DataSet, name: str, key: str, view: dataset_figures.DataSetView, on_select=None):
     stem = f"patchlight_dataset_{Path(str(ds.meta.get('model'))).name}_{name.removeprefix('dataset_')}"
-    return shared.show_figure(figure(ds, name, view), key, stem.replace(" ", "_"), on_select=on_select)
+    return charts.show_figure(figure(ds, name, view), key, stem.replace(" ", "_"), on_select=on_select)
 
 
 def statistics(ds: datasets.DataSet, view: dataset_figures.DataSetView) -> None:

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from app_core.figure_png import UNAVAILABLE_MESSAGE, figure_png, png_export_available
-from app_pages import session, shared
+from app_pages import charts, session, shared
 from app_core import exports, figures, settings, safe_text, views
 
 ctx = shared.context()
@@ -22,7 +22,7 @@ def _explanations() -> dict:
 
 
 def _png(name: str):
-    return lambda: figure_png(shared.full(shared.figure(ctx, name, view)))
+    return lambda: figure_png(charts.full(shared.figure(ctx, name, view)))
 
 
 def _maps() -> dict:

@@ -11,7 +11,6 @@ Nothing that a layer, head, query, method setting or colormap changes reaches th
 from __future__ import annotations
 
 import dataclasses
-import re
 import weakref
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-import viz
-from app_pages import session
+from app_pages import charts, session
 from app_core import figures, prompts, settings, sources, safe_text, teaching, traces, uploads, views
-from app_core.figure_png import figure_png, png_export_available
+from app_core.model_queue import ModelQueue
 from model import cards
 from model.gallery import get_sample, list_samples
 from model.explain import MODEL_METHODS
@@ -82,6 +80,27 @@ def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: byt
 
 
 _TRACES_IN_USE: "weakref.WeakValueDictionary[tuple, Trace]" = weakref.WeakValueDictionary()
+MODEL_QUEUE = ModelQueue()  # this process's model runs, one at a time, in order of arrival
+
+
+def trace_of(model_key: str, digest: str, image_name: str, model, data: bytes, what: str) -> Trace:
+    """The trace, from the cache or a session holding it; else computed in this process's model
+    queue, with a line saying how many images are ahead while it waits (issue 15: a class
+    arriving at once). `what` names the model and image (inert markdown)."""
+    if (model_key, digest) in _TRACES_IN_USE:  # cached or in use: no model run
+        return live_trace(model_key, digest, image_name, model, data)
+    status, waits = st.empty(), [0]
+
+    def waiting(ahead: int) -> None:
+        waits[0] += 1
+        if waits[0] > 1:  # said only once the wait is noticeable (0.5 s)
+            status.info(f"**The model is busy:** {ahead} image{'s' if ahead != 1 else ''} ahead of yours. Yours "
+                        "starts as soon as they are done; the page updates by itself.", icon=":material/hourglass_top:")
+
+    with MODEL_QUEUE.turn(on_wait=waiting):
+        status.empty()
+        with st.spinner(f"Running {what}…"):
+            return live_trace(model_key, digest, image_name, model, data)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner=False)
@@ -277,8 +296,7 @@ def context() -> Context:
     key, model = with_session_head(key, model)
     ctx = Context(source, key, model, cards.model_facts(model), name, data, digest, _true_label(model, label))
     try:
-        with st.spinner(f"Running {ctx.model_label} on {ctx.image_label}…"):
-            ctx.trace = live_trace(key, digest, name, model, data)
+        ctx.trace = trace_of(key, digest, name, model, data, f"{ctx.model_label} on {ctx.image_label}")
     except ImageError as err:
         st.error(f"**This image cannot be used.** {safe_text.message(err)}", icon=":material/image:")
         st.stop()
@@ -398,37 +416,12 @@ def figure_inputs(ctx: Context) -> figures.FigureInputs:
         pad_value=ctx.model.preprocessor.pad_value if ctx.model.preprocessor.pad_to else None)
 
 
-FIGURE_CACHE_ENTRIES = 160  # ~0.1-0.6 MB each (the figure as sent); see frozen()
+FIGURE_CACHE_ENTRIES = 160  # ~0.1-0.6 MB each (the figure as sent); see charts.frozen
 
 
 @st.cache_resource(max_entries=FIGURE_CACHE_ENTRIES, ttl=1800, show_spinner=False)
 def _cached_figure(key: tuple, _name: str, _inputs, _view) -> go.Figure:
-    return frozen(figures.build(_name, _inputs, _view))
-
-
-def frozen(fig: go.Figure) -> go.Figure:
-    """The figure as a cache keeps it and st.plotly_chart sends it: only its plain dict, made
-    once, in an empty shell that ``st.plotly_chart`` accepts.
-
-    st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session — a
-    deep copy of every array each time; the shell hands back the same dict (issue 15: ~10 ms per
-    run for the in-browser overlay of dinov2-small), and a cache entry holds no second copy of
-    the arrays in plotly objects. Streamlit's colour placeholders are made safe here (see
-    :func:`_safe_scale`). :func:`full` gives the figure back for the downloads."""
-    if getattr(fig, "_patchlight_spec", None) is not None:
-        return fig
-    spec = fig.to_dict()
-    _safe_colors(spec)
-    shell = go.Figure()
-    shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
-    shell._patchlight_spec = spec
-    return shell
-
-
-def full(fig: go.Figure) -> go.Figure:
-    """A figure with its traces and layout: a frozen one rebuilt from its dict (for downloads)."""
-    spec = getattr(fig, "_patchlight_spec", None)
-    return fig if spec is None else go.Figure(spec, _validate=False)
+    return charts.frozen(figures.build(_name, _inputs, _view))
 
 
 def figure(ctx: Context, name: str, view: figures.View | None = None) -> go.Figure:
@@ -447,89 +440,7 @@ def show(ctx: Context, name: str, key: str, *, view: figures.View | None = None,
     """Draw registry figure `name` with its downloads; the file name says what it shows."""
     view = view or current_view(ctx)
     fig = figure(ctx, name, view)
-    return show_figure(fig, key, file_stem(ctx, figures.spec(name).file_stem(view)), on_select=on_select)
-
-
-# Streamlit's plotly frontend rewrites the colours #000001…#000030 in every figure (they are its
-# theme placeholders), whatever the `theme` argument; inferno and magma start at #000004, which
-# would turn the zero end of every map violet. The same colour written as rgb() is left alone.
-_PLACEHOLDER = re.compile(r"#0000([0-3][0-9])")
-
-
-def _safe_scale(scale):
-    if not isinstance(scale, (list, tuple)) or not scale:
-        return None
-    fixed = [[pos, f"rgb(0,0,{int(m.group(1))})" if isinstance(c, str) and (m := _PLACEHOLDER.fullmatch(c.lower()))
-              else c] for pos, c in scale]
-    return fixed if fixed != [list(stop) for stop in scale] else None
-
-
-def _safe_colors(spec) -> None:
-    """Rewrite placeholder-looking colorscale stops anywhere in a figure dict (traces, markers,
-    colour axes, frames), in place."""
-    if isinstance(spec, dict):
-        for key, value in spec.items():
-            if key == "colorscale":
-                fixed = _safe_scale(value)
-                if fixed:
-                    spec[key] = fixed
-            elif isinstance(value, (dict, list)):
-                _safe_colors(value)
-    elif isinstance(spec, list):
-        for value in spec:
-            _safe_colors(value)
-
-
-PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["select2d", "lasso2d"], "scrollZoom": False,
-                 "toImageButtonOptions": {"format": "png", "scale": 2}}  # the camera icon: slide-sized PNGs
-
-
-def show_figure(fig: go.Figure, key: str, file_stem: str, *, on_select=None, downloads: bool = True,
-                width="content"):
-    """Draw a viz figure as built (its own theme, not Streamlit's) with PNG and CSV downloads.
-
-    The files are made only when a button is pressed (deferred data), so an unused download
-    costs nothing on a rerun.
-    """
-    fig = frozen(fig)
-    config = dict(PLOTLY_CONFIG, toImageButtonOptions=dict(PLOTLY_CONFIG["toImageButtonOptions"], filename=file_stem))
-    kwargs = dict(theme=None, key=key, config=config, width=width)
-    if on_select is not None:
-        event = st.plotly_chart(fig, on_select=on_select, selection_mode="points", **kwargs)
-    else:
-        event = st.plotly_chart(fig, **kwargs)
-    if downloads:
-        download_row(fig, key, file_stem)
-    return event
-
-
-_PNG_CHECK: dict = {}  # (BROWSER_PATH, PATH) -> (when, answer)
-
-
-def png_available(ttl_s: float = 60.0) -> bool:
-    """figure_png.png_export_available(), asked again when the settings it reads change and at
-    most once a minute otherwise: under load its PATH search (a stat per directory, each a GIL
-    hand-off) cost ~0.6 ms per figure shown (issue 15)."""
-    import os
-    import time
-
-    key = (os.environ.get("BROWSER_PATH"), os.environ.get("PATH"))
-    now = time.monotonic()
-    when, answer = _PNG_CHECK.get(key, (None, False))
-    if when is None or now - when > ttl_s:
-        answer = png_export_available()
-        _PNG_CHECK.clear()
-        _PNG_CHECK[key] = (now, answer)
-    return answer
-
-
-def download_row(fig: go.Figure, key: str, file_stem: str) -> None:
-    row = st.container(horizontal=True, gap="small")
-    if png_available():  # else the camera icon above the figure is the PNG export
-        row.download_button("PNG", data=lambda: figure_png(full(fig)), file_name=f"{file_stem}.png", mime="image/png",
-                            key=f"png_{key}", on_click="ignore", icon=":material/download:")
-    row.download_button("CSV", data=lambda: viz.figure_to_csv(full(fig)), file_name=f"{file_stem}.csv", mime="text/csv",
-                        key=f"csv_{key}", on_click="ignore", icon=":material/download:")
+    return charts.show_figure(fig, key, file_stem(ctx, figures.spec(name).file_stem(view)), on_select=on_select)
 
 
 def scroll_to(anchor: str) -> None:

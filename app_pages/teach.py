@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 import viz
-from app_pages import session, shared
+from app_pages import charts, session, shared
 from app_core import safe_text, teaching, uploads
 from model import cards
 from model.gallery import get_sample
@@ -303,7 +303,7 @@ if taught and taught["backbone"] == source:
                    help=f"features {result['seconds_features']:.1f} s (cached ones are free), "
                         f"fit {result['seconds_fit']:.2f} s")
     if curve := cards.taught_curve(recipe_done):
-        shared.show_figure(viz.training_curve_figure(curve, title="How the loss fell", theme=session.theme()),
+        charts.show_figure(viz.training_curve_figure(curve, title="How the loss fell", theme=session.theme()),
                            "teach_curve", "patchlight_taught_head_loss")
     row = st.container(horizontal=True)
     st.session_state["teach_active"] = taught["active"]

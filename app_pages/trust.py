@@ -9,7 +9,7 @@ import html
 
 import streamlit as st
 
-from app_core import faithfulness, figures, sources, views
+from app_core import faithfulness, figures, safe_text, sources, views
 from app_pages import shared
 from model import cards
 from model.explain import EXTRA_METHODS
@@ -62,7 +62,8 @@ def other_context(ctx: shared.Context, source: str) -> shared.Context:
     """The same image on a second model (loaded and traced through the shared caches)."""
     key = sources.source_key(source)
     model = shared.get_model(key, source)
-    trace = shared.live_trace(key, ctx.digest, ctx.image_name, model, ctx.data)
+    trace = shared.trace_of(key, ctx.digest, ctx.image_name, model, ctx.data,
+                            f"{safe_text.md_text(source)} on {ctx.image_label}")
     return dataclasses.replace(ctx, source=source, model_key=key, model=model, facts=cards.model_facts(model),
                                trace=trace)
 

@@ -484,7 +484,7 @@ def test_a_trace_still_in_use_is_handed_out_again_not_recomputed(model, monkeypa
 
 
 def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
-    """shared.frozen: what caches keep and st.plotly_chart sends — the figure's dict made once
+    """charts.frozen: what caches keep and st.plotly_chart sends — the figure's dict made once
     (the same object on every send), Streamlit's colour placeholders (#000001…#000030, which
     its frontend would recolour) written as rgb(), everything else as plotly's to_dict."""
     import json
@@ -492,18 +492,18 @@ def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
     import plotly.io as pio
 
     import viz
-    from app_pages import shared
+    from app_pages import charts
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
     fig = viz.attention_overlay_figure(img, rng.random((4, 4)), style=viz.MapStyle(colormap="inferno"))
     expected = json.loads(pio.to_json(fig.to_dict(), validate=False))
-    shell = shared.frozen(fig)
+    shell = charts.frozen(fig)
     spec = shell.to_dict()
-    assert shell.to_dict() is spec and shared.frozen(shell) is shell
+    assert shell.to_dict() is spec and charts.frozen(shell) is shell
     scale = spec["data"][1]["colorscale"]
     assert scale[0][1] == "rgb(0,0,4)" and expected["data"][1]["colorscale"][0][1].lower() == "#000004"
     sent = json.loads(pio.to_json(spec, validate=False))
     sent["data"][1]["colorscale"][0][1] = expected["data"][1]["colorscale"][0][1]
     assert sent == expected
-    assert len(shared.full(shell).data) == len(fig.data)  # the downloads get the figure back
+    assert len(charts.full(shell).data) == len(fig.data)  # the downloads get the figure back
