@@ -3,7 +3,9 @@ Streamlit's colour placeholders made safe, plotly's toolbar settings and the PNG
 UI glue only; the figures come from viz."""
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -97,9 +99,6 @@ def png_available(ttl_s: float = 60.0) -> bool:
     """figure_png.png_export_available(), asked again when the settings it reads change and at
     most once a minute otherwise: under load its PATH search (a stat per directory, each a GIL
     hand-off) cost ~0.6 ms per figure shown (issue 15)."""
-    import os
-    import time
-
     key = (os.environ.get("BROWSER_PATH"), os.environ.get("PATH"))
     now = time.monotonic()
     when, answer = _PNG_CHECK.get(key, (None, False))
