@@ -57,7 +57,7 @@ def model_with_head(model_key: str, head_digest: str, _model, _head_bytes: bytes
     return teaching.with_head(_model, _head_bytes)
 
 
-TRACE_CACHE_ENTRIES = 12  # a class's gallery photos and the uploads in use: ~55 MB each for dinov2-small
+TRACE_CACHE_ENTRIES = 12  # traces no session holds any more (held ones are shared, see live_trace): ~48 MB each for dinov2-small
 
 
 @st.cache_resource(max_entries=TRACE_CACHE_ENTRIES, ttl=1800, show_spinner=False)
