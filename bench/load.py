@@ -17,14 +17,16 @@ image → switch the view → another page (--pages: Heads or Walkthrough unless
 again, with about 1 s of seeded think time between actions, until --duration is over.
 
 For every level of --visitors it prints one row of | concurrent visitors | interactions |
-interaction p50 | p95 | max | failed | KB per interaction (median) | server RSS peak | load avg |
+interaction p50 | p95 | max | failed | KB per interaction (median) | KB on the wire | server RSS peak | load avg |
 server CPU per interaction | CPU stolen by the host | (the last: time a virtual machine's host gave
 its CPUs to others — runs compare only when it is near 0), then a per-kind breakdown (open, model, image, upload, page,
 layer/head/query, click, view) with the KB that figures take, and every figure received in full by
 chart key (the Explorer's view figure by view). Latency is from the request leaving
 to script_finished arriving (a fragment's finish for fragment reruns); a time-out (--timeout) or
 an app exception is a failed interaction, and its time counts in the percentiles. KB are websocket
-payload bytes received (after permessage-deflate, if the server enabled it, is undone). RSS is the
+payload bytes received (after permessage-deflate, if the server enabled it, is undone); KB on the
+wire are the same messages as they crossed the network (compressed, where the server agreed to
+permessage-deflate: scripts/demo.sh turns it on). RSS is the
 sum over the server's process tree, sampled from /proc every --sample seconds. The page's static
 JS/CSS is not fetched (a browser caches it after the first visit). --soak N runs N one-visitor
 sessions in a row and prints the server's RSS after each, its trend, and (--soak-idle 130) the RSS
@@ -269,23 +271,24 @@ def level_row(res: dict) -> str:
     lat = latencies(recs)
     failed = sum(not r.ok for r in recs)
     kb = statistics.median([r.bytes for r in recs]) if recs else float("nan")
+    wire = statistics.median([r.wire for r in recs]) if recs else float("nan")
     cpu = res["server_cpu_s"] / len(recs) if recs and res["rss_peak"] else float("nan")
     rss = f"{res['rss_peak'] / 2**30:.2f} GB" if res["rss_peak"] else "–"
     return (f"| {res['visitors']} | {len(recs)} | {fmt_s(pct(lat, 50))} | {fmt_s(pct(lat, 95))} | "
-            f"{fmt_s(max(lat, default=float('nan')))} | {failed} | {fmt_kb(kb)} | {rss} | {res['load_max']:.1f} | "
+            f"{fmt_s(max(lat, default=float('nan')))} | {failed} | {fmt_kb(kb)} | {fmt_kb(wire)} | {rss} | {res['load_max']:.1f} | "
             + ("–" if cpu != cpu else f"{cpu * 1000:.0f} ms") + f" | {100 * res.get('steal', 0.0):.0f}% |")
 
 
 LEVEL_HEADER = ("| concurrent visitors | interactions | interaction p50 | p95 | max | failed | "
-                "KB per interaction (median) | server RSS peak | load avg (1 min, max) | server CPU per interaction | "
-                "CPU stolen by the host |\n"
-                "|---|---|---|---|---|---|---|---|---|---|---|")
+                "KB per interaction (median) | KB on the wire (median) | server RSS peak | load avg (1 min, max) | "
+                "server CPU per interaction | CPU stolen by the host |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def kind_table(records) -> str:
-    rows = ["| kind | n | p50 | p95 | max | failed | KB median | KB p95 | figures per action | "
-            "figure JSON KB median | cache refs per action | biggest message types (KB, median) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| kind | n | p50 | p95 | max | failed | KB median | KB p95 | wire KB median | wire KB p95 | "
+            "figures per action | figure JSON KB median | cache refs per action | biggest message types (KB, median) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     kinds = [k for k in KIND_ORDER if any(r.kind == k for r in records)]
     kinds += sorted({r.kind for r in records} - set(KIND_ORDER))
     groups = [(k, [r for r in records if r.kind == k]) for k in kinds]
@@ -301,9 +304,11 @@ def kind_table(records) -> str:
         top = sorted(by.items(), key=lambda kv: -statistics.median(kv[1] + [0] * (len(recs) - len(kv[1]))))[:3]
         tops = ", ".join(f"{c} {fmt_kb(statistics.median(v + [0] * (len(recs) - len(v))))}" for c, v in top)
         sizes = [r.bytes for r in recs]
+        wires = [r.wire for r in recs]
         rows.append(
             f"| {name} | {len(recs)} | {fmt_s(pct(lat, 50))} | {fmt_s(pct(lat, 95))} | {fmt_s(max(lat))} | "
             f"{sum(not r.ok for r in recs)} | {fmt_kb(statistics.median(sizes))} | {fmt_kb(pct(sizes, 95))} | "
+            f"{fmt_kb(statistics.median(wires))} | {fmt_kb(pct(wires, 95))} | "
             f"{statistics.mean(r.figures for r in recs):.1f} | "
             f"{fmt_kb(statistics.median(r.figure_bytes for r in recs))} | "
             f"{statistics.mean(r.refs for r in recs):.1f} | {tops} |")

@@ -46,6 +46,7 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Opcode
 
 HOST = "127.0.0.1"  # the only address this bench ever talks to
 XSRF_COOKIE = "_streamlit_xsrf"
@@ -124,6 +125,7 @@ class Interaction:
     ok: bool = False
     error: str = ""
     bytes: int = 0  # websocket payload bytes received for this action (including what trails it)
+    wire: int = 0  # the same messages as they crossed the network: compressed when the server deflates
     messages: int = 0
     bytes_by: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     largest: int = 0
@@ -135,8 +137,9 @@ class Interaction:
     figure_sizes: list = dataclasses.field(default_factory=list)  # (chart key, JSON bytes) of each full figure
     note: str = ""  # free text the caller adds (load.py: the Explorer's view at the time)
 
-    def add(self, size: int, category: str) -> None:
+    def add(self, size: int, category: str, wire: int | None = None) -> None:
         self.bytes += size
+        self.wire += size if wire is None else wire
         self.messages += 1
         self.bytes_by[category] += size
         self.largest = max(self.largest, size)
@@ -267,6 +270,8 @@ class Session:
         self._run_errors: list[str] = []
         self._url_waiters: dict[str, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
+        self._wire: collections.deque = collections.deque()  # compressed size of each message read, in order
+        self._wire_partial = 0
 
     # --------------------------------------------------------------- connection
 
@@ -286,12 +291,34 @@ class Session:
                 origin=f"http://{HOST}:{self.port}", open_timeout=self.timeout, max_size=None, ping_interval=None,
                 compression="deflate" if self.compression else None, user_agent_header="patchlight-load/1",
                 additional_headers={"Cookie": self._cookies()} if self.jar else None)
+            self._count_wire()
             if self.ws.subprotocol != "streamlit":
                 raise ProtocolError(f"the server chose subprotocol {self.ws.subprotocol!r}, not 'streamlit'")
             self._reader = asyncio.create_task(self._read())
         except (OSError, asyncio.TimeoutError, ProtocolError, ConnectionClosed) as err:
             return self._fail(rec, f"connect: {type(err).__name__}: {err}")
         return await self._rerun(rec, ClientState(page_script_hash="", page_name=""))
+
+    def _count_wire(self) -> None:
+        """Record each data message's size as it came over the network: permessage-deflate
+        (when the server agreed to it) decodes frames before ``_on_message`` sees them, so its
+        decoder is wrapped to note the compressed size first. Messages arrive in order, so a
+        queue pairs each size with its message."""
+        for ext in self.ws.protocol.extensions:
+            decode = ext.decode
+
+            def counted(frame, *, max_size=None, _decode=decode):
+                if frame.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                    self._wire_partial += len(frame.data)
+                    if frame.fin:
+                        self._wire.append(self._wire_partial)
+                        self._wire_partial = 0
+                return _decode(frame, max_size=max_size)
+
+            ext.decode = counted
+
+    def _wire_size(self, data: bytes) -> int:
+        return self._wire.popleft() if self._wire else len(data)
 
     async def _get(self, path: str):
         """A GET with the tab's cookies; the cookies it sets are kept (a browser's jar: the XSRF
@@ -481,6 +508,7 @@ class Session:
 
     def _on_message(self, data: bytes) -> None:
         rec = self._current
+        wire = self._wire_size(data)
         msg = ForwardMsg()
         msg.ParseFromString(data)
         kind = msg.WhichOneof("type")
@@ -491,7 +519,7 @@ class Session:
             entry[1] = self._run_count
             if rec:
                 rec.refs += 1
-                rec.add(len(data), "ref_hash")
+                rec.add(len(data), "ref_hash", wire)
             full = ForwardMsg()
             full.ParseFromString(entry[0])
             full.metadata.CopyFrom(msg.metadata)
@@ -506,7 +534,7 @@ class Session:
             elif msg.hash in self._cache:
                 self._cache[msg.hash][1] = self._run_count
         if rec:
-            rec.add(len(data), category)
+            rec.add(len(data), category, wire)
         if kind == "delta":
             self._on_delta(msg, rec)
         elif kind == "new_session":

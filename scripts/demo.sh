@@ -41,6 +41,11 @@
 #   client.showErrorDetails none       no browser launch, no telemetry, no developer menu
 #                                (rerun / clear cache), no tracebacks in visitors' browsers.
 #   server.enableXsrfProtection true, server.enableCORS true    (Streamlit's defaults, pinned).
+#   server.enableWebsocketCompression true   permessage-deflate on the websocket: figures are
+#                                JSON with base64 arrays, and a class shares one Wi-Fi. A new
+#                                query's figures shrink by about a third on the wire, page and
+#                                widget messages by 3-5x, for ~2-8 ms of server CPU per large
+#                                message (bench/load.py reports the bytes both ways, issue 15).
 #   server.maxUploadSize         read from .streamlit/config.toml (equal to the app's own check).
 #   server.enableStaticServing false, global.developmentMode false    nothing else is served.
 #
@@ -111,6 +116,7 @@ FLAGS=(
   --server.allowRunOnSave false
   --server.enableXsrfProtection true
   --server.enableCORS true
+  --server.enableWebsocketCompression true
   --server.enableStaticServing false
   --server.maxUploadSize "$MAX_UPLOAD"
   --global.developmentMode false
