@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import viz
+from app_core.figure_json import numbers_as_text, text_engine_available
 from app_core.figure_png import figure_png, png_export_available
 
 
@@ -22,15 +23,24 @@ def frozen(fig: go.Figure) -> go.Figure:
     deep copy of every array each time; the shell hands back the same dict (issue 15: ~10 ms per
     run for the in-browser overlay of dinov2-small), and a cache entry holds no second copy of
     the arrays in plotly objects. Streamlit's colour placeholders are made safe here (see
-    :func:`_safe_scale`). :func:`full` gives the figure back for the downloads."""
+    :func:`_safe_scale`), and where the websocket is deflated the maps go as JSON numbers
+    (app_core.figure_json). :func:`full` gives the figure back for the downloads."""
     if getattr(fig, "_patchlight_spec", None) is not None:
         return fig
     spec = fig.to_dict()
     _safe_colors(spec)
+    if numbers_as_text_wanted():
+        numbers_as_text(spec)
     shell = go.Figure()
     shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
     shell._patchlight_spec = spec
     return shell
+
+
+def numbers_as_text_wanted() -> bool:
+    """Maps as JSON numbers: only where the websocket is deflated (scripts/demo.sh turns it on)
+    and plotly writes with orjson — see app_core.figure_json."""
+    return bool(st.get_option("server.enableWebsocketCompression")) and text_engine_available()
 
 
 def full(fig: go.Figure) -> go.Figure:

@@ -50,18 +50,18 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     custom = _patch_custom(tokens)
     hover = PATCH_HOVER + "<br>" + value_label + " %{z:" + VALUE_FORMAT + "}<extra>" + name + "</extra>"
     if upsample == "nearest" or P == 1:
-        return [dict(type="heatmap", z=_figure.wire(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name,
+        return [dict(type="heatmap", z=_figure.shown(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name,
                      opacity=opacity, zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref,
                      **color)]
     h, w = m.shape
-    heat = dict(type="heatmap", z=_figure.wire(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name,
+    heat = dict(type="heatmap", z=_figure.shown(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name,
                 opacity=opacity, zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     points = dict(
         type="scatter", x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
         name=f"{name} (hover)", xaxis=xref, yaxis=yref, showlegend=False,
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"},
-        customdata=np.concatenate([custom.reshape(-1, 3), m.reshape(-1, 1)], axis=1).astype(np.float32),
+        customdata=np.concatenate([custom.reshape(-1, 3), _figure.shown(m).reshape(-1, 1)], axis=1).astype(np.float32),
         hovertemplate=hover.replace("%{z:", "%{customdata[3]:"),
     )
     return [heat, points]
@@ -225,7 +225,8 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
 
     ``fig.data[0].z`` is :func:`viz.maps.tile_maps` of the maps with a 1-cell NaN gap
     (drawn as white separators): tile (l, k) starts at row ``l*(h+1)``, column
-    ``k*(w+1)``. The colour range is shared (``style.zmin``/``style.zmax`` where given, the top
+    ``k*(w+1)``; the axes are categories, one per row and column, named for the hover
+    (``x[k*(w+1) + c] = "head k · col c"``, ``y[l*(h+1) + r] = "layer l · row r"``). The colour range is shared (``style.zmin``/``style.zmax`` where given, the top
     label "≥ zmax" when the maps go beyond it; else ``min(0, min)`` … ``max``); only
     ``style.colormap`` and the range apply (no image under the tiles). Layers go down, heads
     go across; a patch query is marked by an open square in each tile.
@@ -239,19 +240,12 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     lo, hi = st.color_range(m)
     big = tile_maps(m, gap=1)
     ny, nx = big.shape
-    # hover: (layer, head, patch) of each cell in the smallest unsigned type (uint8 for up to 256
-    # patches and heads): five int32 fields per cell were 437 KB of the figure (issue 15). The gaps
-    # (NaN, hoverongaps=False) get 0s; the patch's row and column are left to the tile itself.
-    cell_layer = np.repeat(np.arange(L), h + 1)[:ny]
-    cell_row = np.tile(np.arange(h + 1), L)[:ny]
-    cell_head = np.repeat(np.arange(Hh), w + 1)[:nx]
-    cell_col = np.tile(np.arange(w + 1), Hh)[:nx]
-    patch = np.where((cell_row[:, None] < h) & (cell_col[None, :] < w), cell_row[:, None] * w + cell_col[None, :], 0)
-    small = np.min_scalar_type(max(L, Hh, h * w - 1))
-    custom = np.empty((ny, nx, 3), dtype=small)
-    custom[..., 0] = cell_layer[:, None]
-    custom[..., 1] = cell_head[None, :]
-    custom[..., 2] = patch
+    # hover: each column and row is a category named by its tile and place ("head 2 · col 5",
+    # "layer 3 · row 4"): 101 + 203 short names instead of a (layer, head, patch) triple per cell,
+    # which was a third of the figure on the wire, resent with every query (issue 15). The
+    # separators get names too (categories are unique) but no hover (NaN, hoverongaps=False).
+    xnames = [f"head {i // (w + 1)} · " + ("col " + str(i % (w + 1)) if i % (w + 1) < w else "|") for i in range(nx)]
+    ynames = [f"layer {i // (h + 1)} · " + ("row " + str(i % (h + 1)) if i % (h + 1) < h else "—") for i in range(ny)]
 
     width, height, margin = _figure.figure_size(th, ny / nx, 640 if nx >= ny else 640 * nx / ny + 200,
                                           colorbar=True, max_plot_height=820)
@@ -261,22 +255,22 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     yc = [layer * (h + 1) + (h - 1) / 2 for layer in range(L)]
     xv, xt = _figure.index_ticks(Hh, plot_w, th.tick_size, positions=xc, min_gap_chars=2)
     yv, yt = _figure.index_ticks(L, plot_h, th.tick_size, positions=yc, min_gap_chars=1)
+    # category axes: position i is category i, so the ranges and tick positions stay in cells
     xa, ya = _figure.image_axes(th, (-0.5, nx - 0.5), (ny - 0.5, -0.5), "head", "layer",
-                          tickmode="array")
+                          tickmode="array", type="category")
     xa.update(tickvals=xv, ticktext=xt, side="top")
     ya.update(tickvals=yv, ticktext=yt)
     xa["title"]["standoff"] = 4
     traces = [go.Heatmap(
-        z=_figure.wire(big), x0=0, dx=1, y0=0, dy=1, name="attention", colorscale=th.cmap(st.colormap, "attention"),
-        zmin=lo, zmax=hi, zsmooth=False, customdata=custom, hoverongaps=False,
+        z=_figure.shown(big), x=xnames, y=ynames, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+        zmin=lo, zmax=hi, zsmooth=False, hoverongaps=False,
         colorbar=_figure.colorbar(th, "attention weight", lo, hi, m),
-        hovertemplate=("layer %{customdata[0]}, head %{customdata[1]}<br>patch %{customdata[2]}<br>"
-                       "attention %{z:" + VALUE_FORMAT + "}<extra></extra>"),
+        hovertemplate="%{y}<br>%{x}<br>attention %{z:" + VALUE_FORMAT + "}<extra></extra>",
     )]
     if qpos is not None:
         qr, qc = qpos
-        qx = [k * (w + 1) + qc for layer in range(L) for k in range(Hh)]
-        qy = [layer * (h + 1) + qr for layer in range(L) for k in range(Hh)]
+        qx = [xnames[k * (w + 1) + qc] for layer in range(L) for k in range(Hh)]
+        qy = [ynames[layer * (h + 1) + qr] for layer in range(L) for k in range(Hh)]
         cell_px = plot_w / nx
         traces.append(go.Scatter(
             x=qx, y=qy, mode="markers", name="query patch", hoverinfo="skip",
@@ -360,7 +354,7 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
-        z=_figure.wire(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
+        z=_figure.shown(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
         zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, z),
         hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:" + VALUE_FORMAT + "}<extra></extra>",
     ))

@@ -67,18 +67,18 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
 
     def colours(l: int, k: int) -> dict:
         lo, hi = st.color_range(M[l, k])
-        return {"color": _figure.wire(M[l, k].ravel()), "cmin": lo, "cmax": hi}
+        return {"color": _figure.shown(M[l, k].ravel()), "cmin": lo, "cmax": hi}
 
-    def shown(l: int, k: int) -> dict:
+    def layer_marks(l: int, k: int) -> dict:
         # what a frame changes besides the colours: the layer in the hover (meta) and in a click
         # (Streamlit reports each selected point's legendgroup)
-        return {"meta": l, "legendgroup": f"layer {l} head {k}"}
+        return {"meta": str(l), "legendgroup": f"layer {l} head {k}"}  # a string: plotly prints a 0 as "-"
 
     heads = []
     for k in range(Hh):
         heads.append(dict(
             type="scatter", x=cols.astype(small), y=rows.astype(small), mode="markers", name=f"head {k}",
-            visible=k == head, showlegend=False, customdata=rc, **shown(layer, k),
+            visible=k == head, showlegend=False, customdata=rc, **layer_marks(layer, k),
             marker=dict(symbol="square", size=max(4.0, cell_px * 1.02), opacity=st.opacity, line={"width": 0},
                         colorscale=th.cmap(st.colormap, "attention"), showscale=True,
                         colorbar=th.colorbar(colorbar_title, tickformat=SCRUB_VALUE_FORMAT), **colours(layer, k)),
@@ -88,7 +88,7 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
                            "<br>click to make it the query<extra></extra>"),
         ))
     frames = [dict(name=str(l), traces=list(range(1, Hh + 1)),
-                   data=[dict(type="scatter", marker=colours(l, k), **shown(l, k)) for k in range(Hh)])
+                   data=[dict(type="scatter", marker=colours(l, k), **layer_marks(l, k)) for k in range(Hh)])
               for l in range(L)]
     font = th.font()
     slider = dict(

@@ -201,7 +201,10 @@ class Theme:
             "margin": margin,
             "paper_bgcolor": self.paper_bg,
             "plot_bgcolor": self.plot_bg,
-            "hoverlabel": {"font": self.font(self.font_size)},
+            # a light label whatever it points at: plotly's default takes the point's colour as
+            # the background, and on the dark end of a colormap the theme's dark text was unreadable
+            "hoverlabel": {"font": self.font(self.font_size), "bgcolor": "rgba(255,255,255,0.94)",
+                           "bordercolor": self.axis_color},
             "showlegend": False,
             "template": "none",  # everything explicit: no template default leaks into a figure
         }

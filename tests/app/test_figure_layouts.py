@@ -235,8 +235,8 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     assert fig.data[0].source.startswith("data:image/") and fig.data[0].z is None
     # initial state = the view: head `head` visible, the slider at `layer`, the map of (layer, head)
     assert [t.visible for t in fig.data[1:]] == [k == head for k in range(H)]
-    np.testing.assert_array_equal(fig.data[1 + head].marker.color, maps[layer, head].ravel().astype(np.float32))
-    assert fig.data[1 + head].legendgroup == f"layer {layer} head {head}" and fig.data[1 + head].meta == layer
+    np.testing.assert_array_equal(fig.data[1 + head].marker.color, F.shown(maps[layer, head].ravel()))
+    assert fig.data[1 + head].legendgroup == f"layer {layer} head {head}" and fig.data[1 + head].meta == str(layer)
     slider, menu = fig.layout.sliders[0], fig.layout.updatemenus[0]
     assert slider.active == layer and len(slider.steps) == L and slider.currentvalue.prefix == "layer "
     assert menu.active == head and len(menu.buttons) == H
@@ -246,7 +246,7 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
         assert list(frame.traces) == list(range(1, H + 1))
         for k, t in enumerate(frame.data):
             assert t.marker.color.dtype == np.float32
-            np.testing.assert_array_equal(t.marker.color, maps[l, k].ravel().astype(np.float32))
+            np.testing.assert_array_equal(t.marker.color, F.shown(maps[l, k].ravel()))
             assert t.marker.cmax == pytest.approx(float(maps[l, k].max()), rel=1e-6)
             assert t.legendgroup == f"layer {l} head {k}"
     assert all(list(s.args[0]) == [str(l)] and s.method == "animate" for l, s in enumerate(slider.steps))

@@ -52,7 +52,9 @@ def server():
         else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         # as scripts/demo.sh serves it: a deflated websocket, so the maps arrive as JSON numbers
+         "--server.enableWebsocketCompression", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -154,6 +156,9 @@ def _scrub_in_browser(pg, sent: list) -> dict:
     gd = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
     colour0 = pg.evaluate(f"() => Array.from({gd}._fullData.find(t => t.visible === true && t.type === 'scatter')"
                           ".marker.color).slice(0, 3)")
+    # a deflated websocket (as demo.sh serves it): the maps arrived as JSON numbers, not base64
+    assert pg.evaluate(f"() => Array.isArray({gd}.data.find(t => t.visible === true && t.type === 'scatter')"
+                       ".marker.color)"), "the maps should arrive as JSON numbers"
     rail = chart.locator("rect.slider-rail-rect").first.bounding_box()
     steps = pg.evaluate(f"() => {gd}.layout.sliders[0].steps.length")
     pg.evaluate(SCRUB_JS, "layer")

@@ -8,6 +8,7 @@ import pytest
 
 import viz
 from viz import MapStyle, TokenLayout
+from viz._figure import shown
 from viz.maps import tile_maps, untile, upsample_map
 
 RNG = np.random.default_rng(2)
@@ -16,6 +17,28 @@ IMG = RNG.integers(0, 256, (32, 48, 3), dtype=np.uint8)  # 4 x 6 patches of 8 px
 
 def _axes(fig, letter):
     return [k for k in fig.layout.to_plotly_json() if k.startswith(letter + "axis")]
+
+
+def test_shown_values_print_as_the_exact_values_do():
+    """Maps travel rounded to the three significant digits a hover prints (viz._figure.shown):
+    what the hover prints is what it would print for the exact value, the colour moves by < 0.5%,
+    and each value is the float32 nearest its 3-digit decimal, so its shortest form is that
+    decimal (what app_core.figure_json writes as a JSON number)."""
+    rng = np.random.default_rng(7)
+    # softmax-like weights over many decades (float32 subnormals too), negative relevance, edges
+    exact = np.concatenate([rng.dirichlet(np.full(257, 0.05), 200).ravel(),
+                            -rng.random(2000) * 10.0 ** rng.uniform(-20, 3, 2000),
+                            np.array([0.1235, 0.12349999, 9.995e-5, 0.9995, 1.0, 0.0, 3e-39, 4e-44])]).astype(np.float32)
+    got = shown(exact)
+    assert got.dtype == np.float32 and got.shape == exact.shape
+    assert [format(float(x), ".3g") for x in got] == [format(float(x), ".3g") for x in exact]
+    normal = np.abs(exact) >= np.finfo(np.float32).tiny
+    assert normal.sum() > 40_000 and ((exact != 0) & ~normal).sum() > 100
+    np.testing.assert_array_less(np.abs(got[normal] - exact[normal]), 0.005 * np.abs(exact[normal]))
+    shortest = [np.format_float_scientific(x, unique=True) for x in got[normal]]  # e.g. "6.97e-03"
+    assert max(len(t.split("e")[0].lstrip("-").replace(".", "")) for t in shortest) <= 3
+    special = shown(np.array([np.nan, np.inf, -np.inf, 0.0]))
+    assert np.isnan(special[0]) and list(special[1:]) == [np.inf, -np.inf, 0.0]
 
 
 def test_upsample_nearest_and_smooth():
@@ -43,7 +66,7 @@ def test_overlay_nearest_data_outline_and_alpha():
     fig = viz.attention_overlay_figure(IMG, m, query=q, style=MapStyle(opacity=0.4))
     assert [t.type for t in fig.data] == ["image", "heatmap"]
     heat = fig.data[1]
-    np.testing.assert_array_equal(heat.z, m.astype(np.float32))  # float32 on the wire, as the trace holds it
+    np.testing.assert_array_equal(heat.z, shown(m))  # float32 on the wire, to the digits the hover shows
     assert fig.data[0].z is None and fig.data[0].source.startswith("data:image/")  # the photo, compressed
     assert viz.image_pixels(fig.data[0]).shape == IMG.shape
     assert (heat.x0, heat.dx, heat.y0, heat.dy) == (3.5, 8, 3.5, 8)
@@ -62,13 +85,13 @@ def test_overlay_smooth_is_documented_upsampling():
     m = RNG.random((4, 6))
     fig = viz.attention_overlay_figure(IMG, m, style=MapStyle(upsample="smooth", zmin=0.1, zmax=0.9,
                                                                colormap="magma"))
-    np.testing.assert_allclose(fig.data[1].z, upsample_map(m, 8, "smooth"), rtol=1e-6)
+    np.testing.assert_array_equal(fig.data[1].z, shown(upsample_map(m, 8, "smooth")))
     assert (fig.data[1].zmin, fig.data[1].zmax) == (0.1, 0.9)
     # the smooth map has no hover of its own; one marker per patch names it and gives its value
     assert fig.data[1].hoverinfo == "skip"
     points = fig.data[2]
     assert points.type == "scatter" and len(points.x) == 24
-    np.testing.assert_allclose(points.customdata[:, 3], m.ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(points.customdata[:, 3], shown(m.ravel()))
     assert points.customdata[13, :3].tolist() == [13, 2, 1]  # patch 13 = row 2, col 1
     assert "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})" in points.hovertemplate
 
@@ -95,7 +118,7 @@ def test_heads_small_multiples_share_one_colour_axis():
     images = [t for t in fig.data if t.type == "image"]
     assert len(heats) == 5 and len(images) == 1 and fig.data[0] is images[0] and images[0].source
     for i, t in enumerate(heats):
-        np.testing.assert_array_equal(t.z, maps[i].astype(np.float32))
+        np.testing.assert_array_equal(t.z, shown(maps[i]))
         assert t.coloraxis == "coloraxis" and t.xaxis == f"x{i + 2}" and t.opacity in (None, 1)
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, np.float32(maps.max()))
     assert len(_axes(fig, "x")) == 6  # 2 rows x 3 cols of subplots: the image and 5 heads
@@ -108,7 +131,7 @@ def test_layers_small_multiples_without_image():
     maps = RNG.random((4, 4, 6))
     fig = viz.attention_layers_figure(maps, head=1, style=MapStyle(zmax=0.5))
     assert [t.type for t in fig.data] == ["heatmap"] * 4
-    np.testing.assert_array_equal(fig.data[3].z, maps[3].astype(np.float32))
+    np.testing.assert_array_equal(fig.data[3].z, shown(maps[3]))
     assert fig.layout.coloraxis.cmax == 0.5
     assert fig.layout.annotations[2].text == "layer 2"
 
@@ -118,14 +141,14 @@ def test_grid_tiles_data_and_shared_range():
     fig = viz.attention_grid_figure(maps, query=1)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3 * 5 - 1, 2 * 7 - 1)
-    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), maps.astype(np.float32))
+    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), shown(maps))
     assert np.isnan(z[4]).all() and np.isnan(z[:, 6]).all()  # separators
-    np.testing.assert_array_equal(z, tile_maps(maps).astype(np.float32))
+    np.testing.assert_array_equal(z, shown(tile_maps(maps)))
     assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, maps.max())
     assert list(fig.layout.xaxis.ticktext) == ["0", "1"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
     assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
     # the query patch (row 0, col 0) is marked once per tile
-    assert len(fig.data[1].x) == 6 and fig.data[1].x[1] == 7
+    assert len(fig.data[1].x) == 6 and fig.data[1].x[1] == "head 1 · col 0" and fig.data[1].y[2] == "layer 1 · row 0"
 
 
 @pytest.mark.parametrize("L, H", [(12, 6), (12, 12)])
@@ -148,7 +171,7 @@ def test_matrix_prefix_markers_names_and_hover():
     tokens = TokenLayout(p, names, grid)
     fig = viz.attention_matrix_figure(A, tokens=tokens, layer=1, head=2)
     heat = fig.data[0]
-    np.testing.assert_array_equal(heat.z, A.astype(np.float32))
+    np.testing.assert_array_equal(heat.z, shown(A))
     # patches by patch index: the first patch after four prefix tokens is p0, not 4
     assert list(heat.x[:4]) == names and heat.x[4] == "p0 (r0,c0)" and heat.y[9] == "p5 (r1,c2)"
     assert "query %{y}" in heat.hovertemplate and "key %{x}" in heat.hovertemplate
@@ -158,7 +181,7 @@ def test_matrix_prefix_markers_names_and_hover():
     assert set(names) <= set(fig.layout.xaxis.ticktext)
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # query 0 on top
     log = viz.attention_matrix_figure(A, tokens=tokens, log_scale=True)
-    np.testing.assert_allclose(log.data[0].z, np.log10(np.maximum(A, 1e-6)), rtol=1e-6)
+    np.testing.assert_array_equal(log.data[0].z, shown(np.log10(np.maximum(A, 1e-6))))
 
 
 def test_matrix_errors():
@@ -223,16 +246,20 @@ def test_every_attention_map_hovers_patch_name_and_value(upsample):
     }
     for name, fig in figs.items():
         hover = _hover_names(fig)
-        assert "patch %{customdata[" in hover, name
+        assert name == "grid" or "patch %{customdata[" in hover, name
         assert name == "grid" or "(row %{customdata[" in hover, name
         assert "attention %{" in hover, name
         assert "token %{" not in hover, name  # no token indices shown next to patch numbers
-    # the grid names layer, head and patch (its row and column are the cell's place in the tile):
-    # three uint8 per cell, not five int32 (issue 15: 437 KB of hover data for dinov2-small)
+    # the grid's hover names layer, head, row and column by its axes' categories (one name per row
+    # and per column, not data per cell: issue 15)
     grid = figs["grid"].data[0]
-    cd = np.asarray(grid.customdata)
-    assert cd.dtype == np.uint8 and cd[1, 2].tolist() == [0, 0, 8]  # patch 8 = (1, 2)
-    assert "layer %{customdata[0]}, head %{customdata[1]}" in grid.hovertemplate
+    assert grid.customdata is None and grid.hovertemplate.startswith("%{y}<br>%{x}<br>attention %{z:")
+    z = np.asarray(grid.z)
+    assert len(grid.x) == z.shape[1] and len(grid.y) == z.shape[0]
+    assert len(set(grid.x)) == len(grid.x) and len(set(grid.y)) == len(grid.y)  # categories are unique
+    assert grid.x[2] == "head 0 · col 2" and grid.y[1] == "layer 0 · row 1"  # patch 8 = (1, 2)
+    assert grid.x[6 + 1 + 2] == "head 1 · col 2"  # the next tile after a 1-column separator
+    assert figs["grid"].layout.xaxis.type == "category" and figs["grid"].layout.yaxis.type == "category"
     assert grid.hoverongaps is False
     nearest = figs["overlay"].data[1]
     if upsample == "nearest":

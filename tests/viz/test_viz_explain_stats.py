@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import viz
+from viz._figure import shown
 from viz.maps import normalise_map, untile, upsample_map
 
 RNG = np.random.default_rng(3)
@@ -27,16 +28,16 @@ def test_explanations_side_by_side_one_scale():
     heats = [t for t in fig.data if t.type == "heatmap"]
     assert len(heats) == 3 and len([t for t in fig.data if t.type == "image"]) == 3
     for t, (name, m) in zip(heats, maps.items()):
-        np.testing.assert_allclose(t.z, m / m.max(), rtol=1e-6)
+        np.testing.assert_array_equal(t.z, shown(m / m.max()))
         assert t.coloraxis == "coloraxis" and t.name == name
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, 1.0)
     assert [a.text for a in fig.layout.annotations] == list(maps)
     smooth = viz.explanation_figure(IMG, maps)  # default: smooth
-    np.testing.assert_allclose(smooth.data[1].z, upsample_map(maps["rollout"] / maps["rollout"].max(), 8, "smooth"),
-                               rtol=1e-6)
+    np.testing.assert_array_equal(smooth.data[1].z,
+                                  shown(upsample_map(maps["rollout"] / maps["rollout"].max(), 8, "smooth")))
     assert "relevance %{customdata[3]" in smooth.data[2].hovertemplate  # hover per patch over the smooth map
     raw = viz.explanation_figure(IMG, maps, normalise="none", style=viz.MapStyle(upsample="nearest"))
-    np.testing.assert_array_equal(raw.data[3].z, maps["gradient rollout"].astype(np.float32))
+    np.testing.assert_array_equal(raw.data[3].z, shown(maps["gradient rollout"]))
     # the photo is sent compressed (issue 15), once encoded and the same under each map
     photos = [t.source for t in fig.data if t.type == "image"]
     assert len(set(photos)) == 1 and photos[0].startswith("data:image/")

@@ -103,8 +103,9 @@ def test_figure_data_npz_and_csv_round_trip():
             np.testing.assert_array_equal(back[key], arr)
             assert back[key].dtype.kind == np.asarray(arr).dtype.kind
     grid = viz.figure_data(figs[0])
-    assert list(grid) == ["0_attention_z"]
+    assert sorted(grid) == ["0_attention_x", "0_attention_y", "0_attention_z"]
     np.testing.assert_array_equal(grid["0_attention_z"], figs[0].data[0].z)
+    assert grid["0_attention_x"][0] == "head 0 · col 0" and grid["0_attention_y"][0] == "layer 0 · row 0"
     bars = viz.figure_data(figs[1])
     np.testing.assert_allclose(bars["0_probability_x"], figs[1].data[0].x)
     assert bars["0_probability_y"].tolist() == list(figs[1].data[0].y)

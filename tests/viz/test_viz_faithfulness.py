@@ -6,6 +6,7 @@ import pytest
 
 import viz
 from viz import CurvePanel, MapPanel
+from viz._figure import shown
 
 
 def panel(name, seed, random=True):
@@ -52,7 +53,7 @@ def test_compare_panels_share_one_scale_and_show_notes():
                               MapPanel(big, m2, "other", "no class head")])
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 2 and all(t.coloraxis == "coloraxis" for t in heat)
-    np.testing.assert_allclose(np.asarray(heat[0].z, dtype=float), m1 / 48)  # each ÷ its max: one 0…1 scale
+    np.testing.assert_array_equal(heat[0].z, shown(m1 / 48))  # each ÷ its max: one 0…1 scale
     assert heat[1].dx == 14 and heat[0].dx == 4  # each over its own image
     assert fig.layout.coloraxis.cmax == 1.0 and fig.layout.meta["notes"] == ["del 0.2 · ins 0.6", "no class head"]
     assert len(fig.layout.shapes) == 2  # the query outline (halo and line) on the first panel only

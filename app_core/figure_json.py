@@ -1,0 +1,60 @@
+"""Figures on the wire: maps as JSON numbers where the websocket is deflated (issue 15).
+
+plotly writes numpy arrays as base64 typed arrays (``{"dtype": "f4", "bdata": …}``). A map
+rounded to the digits its hover prints (``viz._figure.shown``) is shorter as the numbers
+themselves: "0.00697" deflates to ~2.4 bytes a value, base64 float32 to ~3.6, and a new query's
+maps are most of what it sends. Undeflated the text is the longer one (~8.7 bytes a value
+against 5.3), so the app asks for it only where the websocket is deflated (scripts/demo.sh),
+and only with orjson, the JSON engine plotly uses when it is installed: it writes a float32 as
+its shortest decimal and NaN as null, in C (a 20,000-value map in ~1 ms on every rerun that
+shows it; the standard json engine would write each float32 with 17 digits).
+"""
+from __future__ import annotations
+
+import base64
+import importlib.util
+
+import numpy as np
+
+from viz._figure import shown
+
+__all__ = ["numbers_as_text", "text_engine_available"]
+
+
+def text_engine_available() -> bool:
+    """Whether plotly writes figures with orjson (its "auto" engine picks it when installed)."""
+    import plotly.io as pio
+
+    engine = pio.json.config.default_engine
+    return engine in ("auto", "orjson") and importlib.util.find_spec("orjson") is not None
+
+
+def _decoded(typed: dict) -> np.ndarray | None:
+    """The float32 array of a base64 typed-array dict, or None for any other dict."""
+    if typed.get("dtype") != "f4" or not isinstance(typed.get("bdata"), str) or set(typed) - {"dtype", "bdata", "shape"}:
+        return None
+    values = np.frombuffer(base64.b64decode(typed["bdata"]), dtype="<f4")
+    shape = typed.get("shape")
+    if shape is not None:
+        values = values.reshape([int(n) for n in str(shape).split(",")])
+    return values
+
+
+def numbers_as_text(spec) -> int:
+    """Replace in place, anywhere in the figure dict ``spec`` (traces, frames, layout), each
+    base64 float32 array whose values are all as ``shown`` leaves them by that numpy array,
+    which plotly's orjson engine writes as JSON numbers. Other arrays (exact values, integers)
+    stay base64. Returns how many arrays were replaced."""
+    count = 0
+    items = spec.items() if isinstance(spec, dict) else enumerate(spec) if isinstance(spec, list) else ()
+    for key, value in list(items):
+        if isinstance(value, dict):
+            values = _decoded(value)
+            if values is None:
+                count += numbers_as_text(value)
+            elif np.array_equal(shown(values), values, equal_nan=True):
+                spec[key] = values
+                count += 1
+        elif isinstance(value, list):
+            count += numbers_as_text(value)
+    return count

@@ -1,0 +1,86 @@
+"""app_core.figure_json: maps rounded to what their hover shows go to a deflated websocket as
+JSON numbers; every other array stays base64 (issue 15)."""
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+
+import viz
+from app_core.figure_json import _decoded, numbers_as_text, text_engine_available
+from viz._figure import shown
+
+RNG = np.random.default_rng(3)
+
+
+def _maps(*shape) -> np.ndarray:
+    """Softmax-like attention: most weights tiny, a few large."""
+    return RNG.dirichlet(np.full(shape[-1], 0.1), shape[:-1]).astype(np.float32)
+
+
+def _deflated(text: str) -> int:
+    """Bytes after permessage-deflate as uvicorn's websocket sets it up (4 KB window, memLevel 5)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -12, 5)
+    return len(c.compress(text.encode()) + c.flush())
+
+
+def test_orjson_is_plotlys_engine_here():
+    """requirements.txt installs orjson; without it the app keeps base64 (figure_json's docstring)."""
+    assert text_engine_available()
+
+
+def test_shown_arrays_become_numbers_and_exact_ones_stay_base64():
+    grid = shown(np.where(RNG.random((5, 7)) < 0.2, np.nan, _maps(5, 7)))  # NaN = a separator
+    exact = _maps(1, 9)[0]  # not rounded: stays as it is
+    fig = go.Figure([go.Heatmap(z=grid, customdata=np.arange(35, dtype=np.uint8).reshape(5, 7)),
+                     go.Scatter(x=exact, y=exact, marker={"color": shown(exact)})],
+                    frames=[go.Frame(data=[go.Scatter(marker={"color": shown(_maps(1, 9)[0])})])])
+    spec = fig.to_dict()
+    assert numbers_as_text(spec) == 3  # the heatmap, the marker colours and the frame's colours
+    z = spec["data"][0]["z"]
+    assert isinstance(z, np.ndarray) and z.shape == (5, 7)
+    np.testing.assert_array_equal(z, grid)
+    assert isinstance(spec["data"][0]["customdata"], dict)  # integers stay base64
+    assert isinstance(spec["data"][1]["x"], dict) and spec["data"][1]["x"]["dtype"] == "f4"
+    assert isinstance(spec["frames"][0]["data"][0]["marker"]["color"], np.ndarray)
+
+    sent = json.loads(pio.to_json(spec, validate=False))
+    back = np.array([[np.nan if v is None else v for v in row] for row in sent["data"][0]["z"]], dtype=np.float32)
+    np.testing.assert_array_equal(back, grid)  # every value, and the separators as null
+    text = pio.to_json(spec, validate=False)
+    assert "e-" in text or "0.0" in text  # written as decimals
+    first = format(float(grid[np.isfinite(grid)][0]), ".3g")
+    assert first.replace("e-0", "e-") in text  # the shortest form: as the hover prints it
+    # the base64 array decodes to the original values
+    assert np.array_equal(_decoded(spec["data"][1]["x"]), exact)
+
+
+def test_a_scrubbing_figure_is_smaller_on_a_deflated_websocket():
+    """The in-browser figure of one query (every layer x head): all its maps go as numbers, and
+    deflated they are smaller than base64 float32 deflated (the bytes a new query costs)."""
+    L, H, h, w = 4, 3, 8, 8
+    img = np.full((64, 64, 3), 120, dtype=np.uint8)  # a flat photo: the maps are the bytes
+    fig = viz.attention_scrub_figure(img, _maps(L, H, h * w).reshape(L, H, h, w), layer=1, head=2, query=5)
+    spec = fig.to_dict()
+    as_base64 = pio.to_json(spec, validate=False)
+    assert numbers_as_text(spec) == L * H + H  # every frame's maps and the opening traces'
+    as_text = pio.to_json(spec, validate=False)
+    assert json.loads(as_text)["layout"] == json.loads(as_base64)["layout"]
+    assert _deflated(as_text) < 0.85 * _deflated(as_base64)
+
+
+def test_frozen_figures_use_numbers_only_where_wanted(monkeypatch):
+    from app_pages import charts
+
+    img = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    fig = viz.attention_overlay_figure(img, _maps(4, 4), style=viz.MapStyle(upsample="nearest"))
+    monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: False)
+    assert isinstance(charts.frozen(fig).to_dict()["data"][1]["z"], dict)
+    monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: True)
+    shell = charts.frozen(fig)
+    assert isinstance(shell.to_dict()["data"][1]["z"], np.ndarray)
+    assert len(charts.full(shell).data) == len(fig.data)  # downloads still get the figure
+    assert viz.figure_to_csv(charts.full(shell))
