@@ -40,21 +40,39 @@ def _decoded(typed: dict) -> np.ndarray | None:
     return values
 
 
+def _float32_arrays(spec, found: list) -> list:
+    """(container, key, values) of every base64 float32 array in the figure dict ``spec``."""
+    items = spec.items() if isinstance(spec, dict) else enumerate(spec) if isinstance(spec, list) else ()
+    for key, value in items:
+        if isinstance(value, dict):
+            values = _decoded(value)
+            if values is None:
+                _float32_arrays(value, found)
+            else:
+                found.append((spec, key, values))
+        elif isinstance(value, list):
+            _float32_arrays(value, found)
+    return found
+
+
 def numbers_as_text(spec) -> int:
     """Replace in place, anywhere in the figure dict ``spec`` (traces, frames, layout), each
     base64 float32 array whose values are all as ``shown`` leaves them by that numpy array,
     which plotly's orjson engine writes as JSON numbers. Other arrays (exact values, integers)
-    stay base64. Returns how many arrays were replaced."""
+    stay base64. Returns how many arrays were replaced.
+
+    All the figure's float32 arrays are checked in one pass (the in-browser figure has 78 of
+    256 values each: one ``shown`` per array cost ~3 ms, once for all ~0.5 ms)."""
+    found = _float32_arrays(spec, [])
+    if not found:
+        return 0
+    flat = np.concatenate([values.ravel() for _, _, values in found])
+    same = shown(flat) == flat
+    same |= np.isnan(flat)
+    ends = np.cumsum([values.size for _, _, values in found])
     count = 0
-    items = spec.items() if isinstance(spec, dict) else enumerate(spec) if isinstance(spec, list) else ()
-    for key, value in list(items):
-        if isinstance(value, dict):
-            values = _decoded(value)
-            if values is None:
-                count += numbers_as_text(value)
-            elif np.array_equal(shown(values), values, equal_nan=True):
-                spec[key] = values
-                count += 1
-        elif isinstance(value, list):
-            count += numbers_as_text(value)
+    for (container, key, values), start, end in zip(found, np.r_[0, ends[:-1]], ends):
+        if same[start:end].all():
+            container[key] = values
+            count += 1
     return count
