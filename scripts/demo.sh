@@ -41,11 +41,11 @@
 #   client.showErrorDetails none       no browser launch, no telemetry, no developer menu
 #                                (rerun / clear cache), no tracebacks in visitors' browsers.
 #   server.enableXsrfProtection true, server.enableCORS true    (Streamlit's defaults, pinned).
-#   server.enableWebsocketCompression true   permessage-deflate on the websocket: figures are
-#                                JSON with base64 arrays, and a class shares one Wi-Fi. A new
-#                                query's figures shrink by about a third on the wire, page and
-#                                widget messages by 3-5x, for ~2-8 ms of server CPU per large
-#                                message (bench/load.py reports the bytes both ways, issue 15).
+#   server.enableWebsocketCompression true   permessage-deflate on the websocket: a class shares
+#                                one Wi-Fi. With it the maps go as JSON numbers (app_core/
+#                                figure_json.py); scripts/serve.py starts Streamlit with the
+#                                deflate at zlib level 1 (2-3x less CPU than its level 6 for
+#                                5-13% more bytes). bench/load.py reports the bytes both ways.
 #   server.maxUploadSize         read from .streamlit/config.toml (equal to the app's own check).
 #   server.enableStaticServing false, global.developmentMode false    nothing else is served.
 #
@@ -126,7 +126,7 @@ FLAGS=(
   "${RUNNER_FLAGS[@]}"
 )
 if [ "$WORKERS" = 1 ]; then
-  exec "$PY" -m streamlit run app.py "${FLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
+  exec "$PY" scripts/serve.py run app.py "${FLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"}
 fi
 
 # Several workers: each is a full Streamlit server (its own model copy and caches) on
@@ -146,7 +146,7 @@ for i in $(seq 1 "$WORKERS"); do
   WPORT=$((PORT + i))
   WFLAGS=("${FLAGS[@]}")
   WFLAGS[1]=$WPORT; WFLAGS[3]=127.0.0.1  # --server.port, --server.address
-  STREAMLIT_SERVER_COOKIE_SECRET=$SECRET "$PY" -m streamlit run app.py "${WFLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} &
+  STREAMLIT_SERVER_COOKIE_SECRET=$SECRET "$PY" scripts/serve.py run app.py "${WFLAGS[@]}" ${EXTRA[@]+"${EXTRA[@]}"} &
   PIDS+=($!)
   UPSTREAM+="    server 127.0.0.1:$WPORT;"$'\n'
 done

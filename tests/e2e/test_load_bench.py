@@ -102,6 +102,37 @@ def demo_server(request):
             proc.wait(timeout=15)
 
 
+def test_serve_deflates_the_websocket_at_level_1():
+    """scripts/serve.py (demo.sh's start of Streamlit): uvicorn's deflate extension, built as
+    uvicorn builds it, compresses at zlib level 1 — byte for byte what zlib gives at level 1."""
+    import importlib.util
+    import zlib
+
+    from uvicorn.protocols.websockets import websockets_sansio_impl as impl
+    from websockets.frames import Frame, Opcode
+
+    spec = importlib.util.spec_from_file_location("serve", ROOT / "scripts" / "serve.py")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    original = impl.ServerPerMessageDeflateFactory
+    try:
+        assert "uvicorn.protocols.websockets.websockets_sansio_impl" in serve.fast_deflate()
+        factory = impl.ServerPerMessageDeflateFactory(server_max_window_bits=12, client_max_window_bits=12,
+                                                      compress_settings={"memLevel": 5})
+        assert factory.compress_settings == {"memLevel": 5, "level": 1}
+        _, extension = factory.process_request_params([], [])
+        data = json.dumps({"z": [[round(0.001 * i * j, 4) for i in range(60)] for j in range(60)]}).encode()
+        sent = extension.encode(Frame(Opcode.TEXT, data)).data
+        for level, same in ((1, True), (6, False)):
+            z = zlib.compressobj(level, zlib.DEFLATED, -12, 5)
+            expected = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+            assert (sent == expected[:-4]) is same, level  # the message drops deflate's 00 00 ff ff tail
+    finally:
+        for name in serve._MODULES:
+            if name in sys.modules:
+                sys.modules[name].ServerPerMessageDeflateFactory = original
+
+
 def test_pages_option_names_the_pages_between_explorer_rounds():
     assert load.parse_args([]).pages == ("Heads", "Walkthrough")
     assert load.parse_args(["--pages", "Compare, Teach classes ,Data set"]).pages == (
