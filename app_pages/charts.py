@@ -8,6 +8,7 @@ import re
 import time
 
 import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit as st
 
 import viz
@@ -16,25 +17,50 @@ from app_core.figure_png import figure_png, png_export_available
 
 
 def frozen(fig: go.Figure) -> go.Figure:
-    """The figure as a cache keeps it and st.plotly_chart sends it: only its plain dict, made
-    once, in an empty shell that ``st.plotly_chart`` accepts.
+    """The figure as a cache keeps it and st.plotly_chart sends it: only its plain dict and that
+    dict's JSON, each made once, in an empty shell that ``st.plotly_chart`` accepts.
 
-    st.plotly_chart calls ``to_dict`` on every run that shows the figure, for every session — a
-    deep copy of every array each time; the shell hands back the same dict (issue 15: ~10 ms per
-    run for the in-browser overlay of dinov2-small), and a cache entry holds no second copy of
-    the arrays in plotly objects. Streamlit's colour placeholders are made safe here (see
-    :func:`_safe_scale`), and where the websocket is deflated the maps go as JSON numbers
-    (app_core.figure_json). :func:`full` gives the figure back for the downloads."""
+    st.plotly_chart calls ``to_dict`` and ``plotly.io.to_json`` on every run that shows the
+    figure, for every session — a deep copy of every array and a serialisation each time; the
+    shell hands back the same dict (issue 15: ~10 ms per run for the in-browser overlay of
+    dinov2-small) and :func:`_to_json` the JSON written here (0.2-2.3 ms per run and figure),
+    and a cache entry holds no second copy of the arrays in plotly objects. Streamlit's colour
+    placeholders are made safe here (see :func:`_safe_scale`), and where the websocket is
+    deflated the maps go as JSON numbers (app_core.figure_json). :func:`full` gives the figure
+    back for the downloads."""
     if getattr(fig, "_patchlight_spec", None) is not None:
         return fig
     spec = fig.to_dict()
     _safe_colors(spec)
     if numbers_as_text_wanted():
         numbers_as_text(spec)
+    spec = _SentSpec(spec)
+    spec.json = _PLOTLY_TO_JSON(spec, validate=False)
     shell = go.Figure()
     shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
     shell._patchlight_spec = spec
     return shell
+
+
+class _SentSpec(dict):
+    """A frozen figure's dict, with its JSON as sent (written once, by :func:`frozen`)."""
+
+    __slots__ = ("json",)
+
+
+_PLOTLY_TO_JSON = getattr(pio.to_json, "plotly_to_json", pio.to_json)
+
+
+def _to_json(fig, *args, **kwargs):
+    """``plotly.io.to_json``, which st.plotly_chart calls on every run that shows a figure: a
+    frozen figure's JSON is the one :func:`frozen` wrote; anything else goes to plotly's own."""
+    if type(fig) is _SentSpec and not args and set(kwargs) <= {"validate"}:
+        return fig.json
+    return _PLOTLY_TO_JSON(fig, *args, **kwargs)
+
+
+_to_json.plotly_to_json = _PLOTLY_TO_JSON
+pio.to_json = _to_json
 
 
 def numbers_as_text_wanted() -> bool:

@@ -84,3 +84,22 @@ def test_frozen_figures_use_numbers_only_where_wanted(monkeypatch):
     assert isinstance(shell.to_dict()["data"][1]["z"], np.ndarray)
     assert len(charts.full(shell).data) == len(fig.data)  # downloads still get the figure
     assert viz.figure_to_csv(charts.full(shell))
+
+
+def test_a_frozen_figure_is_serialised_once(monkeypatch):
+    """st.plotly_chart calls plotly.io.to_json on every run that shows a figure; a frozen one's
+    JSON was written once, identical to what plotly writes, and anything else is plotly's."""
+    from app_pages import charts
+
+    img = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    spec = charts.frozen(viz.attention_overlay_figure(img, _maps(4, 4))).to_dict()
+    assert spec.json == pio.to_json(dict(spec), validate=False)  # a plain dict: plotly writes it anew
+    calls = []
+
+    def counted(fig, *args, **kwargs):
+        calls.append(fig)
+        return "{}"
+
+    monkeypatch.setattr(charts, "_PLOTLY_TO_JSON", counted)
+    assert pio.to_json(spec, validate=False) is spec.json and not calls
+    assert pio.to_json({"data": []}, validate=False) == "{}" and len(calls) == 1
