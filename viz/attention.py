@@ -226,7 +226,8 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     ``fig.data[0].z`` is :func:`viz.maps.tile_maps` of the maps with a 1-cell NaN gap
     (drawn as white separators): tile (l, k) starts at row ``l*(h+1)``, column
     ``k*(w+1)``; the axes are categories, one per row and column, named for the hover
-    (``x[k*(w+1) + c] = "head k · col c"``, ``y[l*(h+1) + r] = "layer l · row r"``). The colour range is shared (``style.zmin``/``style.zmax`` where given, the top
+    (``x[k*(w+1) + c] = "head k · col c"``, ``y[l*(h+1) + r] = "layer l · row r"``). The colour
+    range is shared (``style.zmin``/``style.zmax`` where given, the top
     label "≥ zmax" when the maps go beyond it; else ``min(0, min)`` … ``max``); only
     ``style.colormap`` and the range apply (no image under the tiles). Layers go down, heads
     go across; a patch query is marked by an open square in each tile.
@@ -244,8 +245,8 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     # "layer 3 · row 4"): 101 + 203 short names instead of a (layer, head, patch) triple per cell,
     # which was a third of the figure on the wire, resent with every query (issue 15). The
     # separators get names too (categories are unique) but no hover (NaN, hoverongaps=False).
-    xnames = [f"head {i // (w + 1)} · " + ("col " + str(i % (w + 1)) if i % (w + 1) < w else "|") for i in range(nx)]
-    ynames = [f"layer {i // (h + 1)} · " + ("row " + str(i % (h + 1)) if i % (h + 1) < h else "—") for i in range(ny)]
+    xnames = [f"head {i // (w + 1)} · " + (f"col {i % (w + 1)}" if i % (w + 1) < w else "|") for i in range(nx)]
+    ynames = [f"layer {i // (h + 1)} · " + (f"row {i % (h + 1)}" if i % (h + 1) < h else "—") for i in range(ny)]
 
     width, height, margin = _figure.figure_size(th, ny / nx, 640 if nx >= ny else 640 * nx / ny + 200,
                                           colorbar=True, max_plot_height=820)
@@ -354,7 +355,8 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
-        z=_figure.shown(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
+        z=_figure.shown(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+        zmin=lo, zmax=hi,
         zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, z),
         hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:" + VALUE_FORMAT + "}<extra></extra>",
     ))

@@ -65,9 +65,11 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     rows, cols = np.divmod(np.arange(h * w), w)
     rc = np.stack([rows, cols], axis=-1).astype(small)
 
+    S = _figure.shown(M)  # once for all 72 maps: one call per map cost ~3 ms more for dinov2-small
+
     def colours(l: int, k: int) -> dict:
         lo, hi = st.color_range(M[l, k])
-        return {"color": _figure.shown(M[l, k].ravel()), "cmin": lo, "cmax": hi}
+        return {"color": S[l, k].ravel(), "cmin": lo, "cmax": hi}
 
     def layer_marks(l: int, k: int) -> dict:
         # what a frame changes besides the colours: the layer in the hover (meta) and in a click
