@@ -14,6 +14,7 @@ import streamlit as st
 import viz
 from app_core.figure_json import numbers_as_text, text_engine_available
 from app_core.figure_png import figure_png, png_export_available
+from model.env import env_flag
 
 
 def frozen(fig: go.Figure) -> go.Figure:
@@ -64,9 +65,15 @@ pio.to_json = _to_json
 
 
 def numbers_as_text_wanted() -> bool:
-    """Maps as JSON numbers: only where the websocket is deflated (scripts/demo.sh turns it on)
-    and plotly writes with orjson — see app_core.figure_json."""
-    return bool(st.get_option("server.enableWebsocketCompression")) and text_engine_available()
+    """Maps as JSON numbers: only when asked for (``PATCHLIGHT_MAPS_AS_NUMBERS=1``, demo.sh
+    ``--maps-as-numbers``), where the websocket is deflated and plotly writes with orjson — see
+    app_core.figure_json. Off by default: at 40 visitors on 2 cores it sent 26% fewer bytes but
+    cost ~5 ms more server CPU per interaction (README, Load, third pass)."""
+    return (env_flag(MAPS_AS_NUMBERS_ENV) and bool(st.get_option("server.enableWebsocketCompression"))
+            and text_engine_available())
+
+
+MAPS_AS_NUMBERS_ENV = "PATCHLIGHT_MAPS_AS_NUMBERS"
 
 
 def full(fig: go.Figure) -> go.Figure:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start Patchlight the way the hosted public demo runs on one box.
 #
-#   bash scripts/demo.sh [--port PORT] [--address ADDR] [--workers N] [--defaults] [-- extra streamlit flags]
+#   bash scripts/demo.sh [--port PORT] [--address ADDR] [--workers N] [--maps-as-numbers] [--defaults]
+#                        [-- extra streamlit flags]
 #
 # --port      listening port (default $PORT or 8501)
 # --address   listening address (default $ADDRESS or 0.0.0.0: the demo is public)
@@ -9,6 +10,9 @@
 #             one process runs every session's script on about one core (one GIL), so a box
 #             with C cores serves a class best with about C workers. Needs nginx (apt-get install
 #             nginx-light); the workers listen on 127.0.0.1, PORT+1 … PORT+N.
+# --maps-as-numbers  send the maps as JSON numbers rounded to what their hover shows
+#             (PATCHLIGHT_MAPS_AS_NUMBERS=1): 26% fewer bytes on the wire, ~5 ms more server CPU
+#             per interaction at 40 visitors on 2 cores — for a venue short of bandwidth, not of CPU.
 # --defaults  leave Streamlit's file watcher and runner at their defaults (gc after every run)
 #             instead of the production runner settings; the only use is to measure what
 #             those settings buy (bench/load.py runs both back to back). Hardening stays on.
@@ -42,10 +46,10 @@
 #                                (rerun / clear cache), no tracebacks in visitors' browsers.
 #   server.enableXsrfProtection true, server.enableCORS true    (Streamlit's defaults, pinned).
 #   server.enableWebsocketCompression true   permessage-deflate on the websocket: a class shares
-#                                one Wi-Fi. With it the maps go as JSON numbers (app_core/
-#                                figure_json.py); scripts/serve.py starts Streamlit with the
-#                                deflate at zlib level 1 (2-3x less CPU than its level 6 for
-#                                5-13% more bytes). bench/load.py reports the bytes both ways.
+#                                one Wi-Fi; 3x fewer bytes per interaction at no measurable CPU
+#                                cost. scripts/serve.py starts Streamlit with the deflate at zlib
+#                                level 1 (2-3x less CPU than its level 6 for 5-13% more bytes).
+#                                bench/load.py reports the bytes both ways.
 #   server.maxUploadSize         read from .streamlit/config.toml (equal to the app's own check).
 #   server.enableStaticServing false, global.developmentMode false    nothing else is served.
 #
@@ -72,9 +76,10 @@ while [ $# -gt 0 ]; do
     --address) ADDRESS=$2; shift 2 ;;
     --address=*) ADDRESS=${1#*=}; shift ;;
     --defaults) RUNNER=defaults; shift ;;
+    --maps-as-numbers) export PATCHLIGHT_MAPS_AS_NUMBERS=1; shift ;;
     --workers) WORKERS=$2; shift 2 ;;
     --workers=*) WORKERS=${1#*=}; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac

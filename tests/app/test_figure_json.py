@@ -103,3 +103,14 @@ def test_a_frozen_figure_is_serialised_once(monkeypatch):
     monkeypatch.setattr(charts, "_PLOTLY_TO_JSON", counted)
     assert pio.to_json(spec, validate=False) is spec.json and not calls
     assert pio.to_json({"data": []}, validate=False) == "{}" and len(calls) == 1
+
+
+def test_maps_go_as_numbers_only_when_asked_for_and_deflated(monkeypatch):
+    from app_pages import charts
+
+    monkeypatch.delenv(charts.MAPS_AS_NUMBERS_ENV, raising=False)
+    assert not charts.numbers_as_text_wanted()
+    monkeypatch.setenv(charts.MAPS_AS_NUMBERS_ENV, "1")
+    assert not charts.numbers_as_text_wanted()  # the tests' Streamlit does not deflate its websocket
+    monkeypatch.setattr(charts.st, "get_option", lambda name: name == "server.enableWebsocketCompression")
+    assert charts.numbers_as_text_wanted()

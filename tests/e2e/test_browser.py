@@ -46,14 +46,15 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the maps as JSON numbers (demo.sh --maps-as-numbers): the path plotly does not take by itself
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PATCHLIGHT_MAPS_AS_NUMBERS="1")
     env.pop("PATCHLIGHT_PUBLIC", None)
     log = open(ROOT / ".pytest_cache" / "streamlit_browser.log", "w") if (ROOT / ".pytest_cache").is_dir() \
         else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         # as scripts/demo.sh serves it: a deflated websocket, so the maps arrive as JSON numbers
+         # as scripts/demo.sh serves it: a deflated websocket
          "--server.enableWebsocketCompression", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -156,7 +157,7 @@ def _scrub_in_browser(pg, sent: list) -> dict:
     gd = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
     colour0 = pg.evaluate(f"() => Array.from({gd}._fullData.find(t => t.visible === true && t.type === 'scatter')"
                           ".marker.color).slice(0, 3)")
-    # a deflated websocket (as demo.sh serves it): the maps arrived as JSON numbers, not base64
+    # a deflated websocket and --maps-as-numbers: the maps arrived as JSON numbers, not base64
     assert pg.evaluate(f"() => Array.isArray({gd}.data.find(t => t.visible === true && t.type === 'scatter')"
                        ".marker.color)"), "the maps should arrive as JSON numbers"
     rail = chart.locator("rect.slider-rail-rect").first.bounding_box()
