@@ -3,6 +3,7 @@ Streamlit's colour placeholders made safe, plotly's toolbar settings and the PNG
 UI glue only; the figures come from viz."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -18,25 +19,27 @@ from model.env import env_flag
 
 
 def frozen(fig: go.Figure) -> go.Figure:
-    """The figure as a cache keeps it and st.plotly_chart sends it: only its plain dict and that
-    dict's JSON, each made once, in an empty shell that ``st.plotly_chart`` accepts.
+    """The figure as a cache keeps it and st.plotly_chart sends it: its JSON, written once, and
+    its layout, in an empty shell that ``st.plotly_chart`` accepts.
 
     st.plotly_chart calls ``to_dict`` and ``plotly.io.to_json`` on every run that shows the
     figure, for every session — a deep copy of every array and a serialisation each time; the
-    shell hands back the same dict (issue 15: ~10 ms per run for the in-browser overlay of
-    dinov2-small) and :func:`_to_json` the JSON written here (0.2-2.3 ms per run and figure),
-    and a cache entry holds no second copy of the arrays in plotly objects. Streamlit's colour
-    placeholders are made safe here (see :func:`_safe_scale`), and where the websocket is
-    deflated the maps go as JSON numbers (app_core.figure_json). :func:`full` gives the figure
-    back for the downloads."""
+    shell hands back one dict (issue 15: ~10 ms per run for the in-browser overlay of
+    dinov2-small) whose JSON :func:`_to_json` returns as written here (0.2-2.3 ms per run and
+    figure). Besides the JSON the dict keeps only the layout, the one part st.plotly_chart
+    reads (for the figure's width): a cache entry holds each array once, as sent. Streamlit's
+    colour placeholders are made safe here (see :func:`_safe_scale`), and on request the maps
+    go as JSON numbers (app_core.figure_json). :func:`full` gives the figure back for the
+    downloads."""
     if getattr(fig, "_patchlight_spec", None) is not None:
         return fig
     spec = fig.to_dict()
     _safe_colors(spec)
     if numbers_as_text_wanted():
         numbers_as_text(spec)
-    spec = _SentSpec(spec)
-    spec.json = _PLOTLY_TO_JSON(spec, validate=False)
+    sent = _SentSpec(layout=spec["layout"])
+    sent.json = _PLOTLY_TO_JSON(spec, validate=False)
+    spec = sent
     shell = go.Figure()
     shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
     shell._patchlight_spec = spec
@@ -44,7 +47,8 @@ def frozen(fig: go.Figure) -> go.Figure:
 
 
 class _SentSpec(dict):
-    """A frozen figure's dict, with its JSON as sent (written once, by :func:`frozen`)."""
+    """A frozen figure's layout, with the whole figure's JSON as sent (written once, by
+    :func:`frozen`)."""
 
     __slots__ = ("json",)
 
@@ -77,9 +81,9 @@ MAPS_AS_NUMBERS_ENV = "PATCHLIGHT_MAPS_AS_NUMBERS"
 
 
 def full(fig: go.Figure) -> go.Figure:
-    """A figure with its traces and layout: a frozen one rebuilt from its dict (for downloads)."""
+    """A figure with its traces and layout: a frozen one rebuilt from its JSON (for downloads)."""
     spec = getattr(fig, "_patchlight_spec", None)
-    return fig if spec is None else go.Figure(spec, _validate=False)
+    return fig if spec is None else go.Figure(json.loads(spec.json), _validate=False)
 
 
 # Streamlit's plotly frontend rewrites the colours #000001…#000030 in every figure (they are its

@@ -484,9 +484,9 @@ def test_a_trace_still_in_use_is_handed_out_again_not_recomputed(model, monkeypa
 
 
 def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
-    """charts.frozen: what caches keep and st.plotly_chart sends — the figure's dict made once
-    (the same object on every send), Streamlit's colour placeholders (#000001…#000030, which
-    its frontend would recolour) written as rgb(), everything else as plotly's to_dict."""
+    """charts.frozen: what caches keep and st.plotly_chart sends — the figure's JSON written once
+    (the same dict and string on every send), Streamlit's colour placeholders (#000001…#000030,
+    which its frontend would recolour) written as rgb(), everything else as plotly's to_dict."""
     import json
 
     import plotly.io as pio
@@ -501,9 +501,10 @@ def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
     shell = charts.frozen(fig)
     spec = shell.to_dict()
     assert shell.to_dict() is spec and charts.frozen(shell) is shell
-    scale = spec["data"][1]["colorscale"]
-    assert scale[0][1] == "rgb(0,0,4)" and expected["data"][1]["colorscale"][0][1].lower() == "#000004"
+    assert set(spec) == {"layout"} and spec["layout"] == fig.to_dict()["layout"]  # what st.plotly_chart reads
     sent = json.loads(pio.to_json(spec, validate=False))
+    scale = sent["data"][1]["colorscale"]
+    assert scale[0][1] == "rgb(0,0,4)" and expected["data"][1]["colorscale"][0][1].lower() == "#000004"
     sent["data"][1]["colorscale"][0][1] = expected["data"][1]["colorscale"][0][1]
     assert sent == expected
     assert len(charts.full(shell).data) == len(fig.data)  # the downloads get the figure back

@@ -78,10 +78,12 @@ def test_frozen_figures_use_numbers_only_where_wanted(monkeypatch):
     img = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
     fig = viz.attention_overlay_figure(img, _maps(4, 4), style=viz.MapStyle(upsample="nearest"))
     monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: False)
-    assert isinstance(charts.frozen(fig).to_dict()["data"][1]["z"], dict)
+    assert isinstance(json.loads(charts.frozen(fig).to_dict().json)["data"][1]["z"], dict)  # base64
     monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: True)
     shell = charts.frozen(fig)
-    assert isinstance(shell.to_dict()["data"][1]["z"], np.ndarray)
+    z = json.loads(shell.to_dict().json)["data"][1]["z"]
+    assert isinstance(z, list)
+    np.testing.assert_array_equal(np.asarray(z, dtype=np.float32), shown(fig.data[1].z))
     assert len(charts.full(shell).data) == len(fig.data)  # downloads still get the figure
     assert viz.figure_to_csv(charts.full(shell))
 
@@ -92,8 +94,11 @@ def test_a_frozen_figure_is_serialised_once(monkeypatch):
     from app_pages import charts
 
     img = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    spec = charts.frozen(viz.attention_overlay_figure(img, _maps(4, 4))).to_dict()
-    assert spec.json == pio.to_json(dict(spec), validate=False)  # a plain dict: plotly writes it anew
+    fig = viz.attention_overlay_figure(img, _maps(4, 4))
+    spec = charts.frozen(fig).to_dict()
+    plain = fig.to_dict()
+    charts._safe_colors(plain)
+    assert spec.json == pio.to_json(plain, validate=False)  # what plotly writes for the figure
     calls = []
 
     def counted(fig, *args, **kwargs):
