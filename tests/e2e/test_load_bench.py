@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import load  # noqa: E402
 import load_client  # noqa: E402
+import load_http  # noqa: E402
 
 
 def test_widget_key_is_the_user_key_at_the_end_of_the_element_id():
@@ -61,8 +62,8 @@ def test_two_dimensional_customdata_comes_back_in_rows():
 
 
 def test_http_helpers():
-    assert load_client._dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
-    body, ctype = load_client.multipart("file", "a.jpg", b"\xff\xd8data\xff\xd9", "image/jpeg")
+    assert load_http._dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
+    body, ctype = load_http.multipart("file", "a.jpg", b"\xff\xd8data\xff\xd9", "image/jpeg")
     boundary = ctype.split("boundary=")[1]
     assert body.startswith(f"--{boundary}\r\n".encode()) and body.endswith(f"\r\n--{boundary}--\r\n".encode())
     assert b'name="file"; filename="a.jpg"' in body and b"\xff\xd8data\xff\xd9" in body
