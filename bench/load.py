@@ -9,8 +9,7 @@
 Each simulated visitor is a real Streamlit session spoken at the protocol level
 (bench/load_client.py: the page's HTTP requests through load_http.py, the websocket, reruns with
 widget states and fragment ids, the message cache, uploads through the upload endpoint), so the
-server does
-exactly the work a browser would cause. The journey follows issue 15: open the app → choose the
+server does exactly the work a browser would cause. The journey follows issue 15: open the app → choose the
 model (default dinov2-small) → pick a sample photo, or upload one of samples/*.jpg (each upload
 made unique by bytes after the JPEG end marker, as every student's photo is their own; --same-uploads
 sends the files as they are) → the Explorer → layer / head / query moves → click a patch of the
