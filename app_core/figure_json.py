@@ -1,13 +1,14 @@
-"""Figures on the wire: maps as JSON numbers where the websocket is deflated (issue 15).
+"""Figures on the wire: maps as JSON numbers, on request, where the websocket is deflated (issue 15).
 
 plotly writes numpy arrays as base64 typed arrays (``{"dtype": "f4", "bdata": …}``). A map
 rounded to the digits its hover prints (``viz._figure.shown``) is shorter as the numbers
 themselves: "0.00697" deflates to ~2.4 bytes a value, base64 float32 to ~3.6, and a new query's
 maps are most of what it sends. Undeflated the text is the longer one (~8.7 bytes a value
-against 5.3), so the app asks for it only where the websocket is deflated (scripts/demo.sh),
-and only with orjson, the JSON engine plotly uses when it is installed: it writes a float32 as
-its shortest decimal and NaN as null, in C (a 20,000-value map in ~1 ms on every rerun that
-shows it; the standard json engine would write each float32 with 17 digits).
+against 5.3), so the app asks for it only on request (scripts/demo.sh --maps-as-numbers) where
+the websocket is deflated, and only with orjson, the JSON engine plotly uses when it is
+installed: it writes a float32 as its shortest decimal and NaN as null, in C (a 20,000-value
+map in ~1 ms, once per figure: app_pages.charts.frozen; the standard json engine would write
+each float32 with 17 digits).
 """
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ def numbers_as_text(spec) -> int:
     found = _float32_arrays(spec, [])
     if not found:
         return 0
-    picks = [values.ravel()[:: max(1, values.size // CHECKED_PER_ARRAY)][:CHECKED_PER_ARRAY] for _, _, values in found]
+    picks = [values.ravel()[:: max(1, values.size // CHECKED_PER_ARRAY)][:CHECKED_PER_ARRAY]
+             for _, _, values in found]
     flat = np.concatenate(picks)
     same = (shown(flat) == flat) | np.isnan(flat)
     ends = np.cumsum([pick.size for pick in picks])

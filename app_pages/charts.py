@@ -39,10 +39,9 @@ def frozen(fig: go.Figure) -> go.Figure:
         numbers_as_text(spec)
     sent = _SentSpec(layout=spec["layout"])
     sent.json = _PLOTLY_TO_JSON(spec, validate=False)
-    spec = sent
     shell = go.Figure()
-    shell.to_dict = lambda: spec  # noqa: E731  (an instance attribute: plotly allows existing names)
-    shell._patchlight_spec = spec
+    shell.to_dict = lambda: sent  # noqa: E731  (an instance attribute: plotly allows existing names)
+    shell._patchlight_spec = sent
     return shell
 
 

@@ -28,8 +28,27 @@ def _slug(text) -> str:
     return slug(text, sep="_", empty="trace")
 
 
+# plotly's base64 typed arrays ({"dtype": "f4", "bdata": "…", "shape": "4, 6"}): how plotly.py
+# writes numpy arrays, and so what a figure read back from its JSON holds (little-endian)
+_TYPED_ARRAY_DTYPES = {"f8": "<f8", "f4": "<f4", "i4": "<i4", "u4": "<u4", "i2": "<i2", "u2": "<u2",
+                       "i1": "i1", "u1": "u1", "u1c": "u1"}
+
+
+def _decoded(values):
+    """A trace field with a base64 typed array decoded to numpy; anything else as given."""
+    if not (isinstance(values, dict) and isinstance(values.get("bdata"), str)
+            and values.get("dtype") in _TYPED_ARRAY_DTYPES):
+        return values
+    import base64
+
+    arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=_TYPED_ARRAY_DTYPES[values["dtype"]])
+    shape = values.get("shape")
+    return arr.reshape([int(n) for n in str(shape).split(",")]) if shape else arr
+
+
 def _field(values) -> np.ndarray | None:
     """One trace field as an array: numbers as float64 (None -> NaN), categories as strings."""
+    values = _decoded(values)
     if values is None:
         return None
     if isinstance(values, np.ndarray):
@@ -57,7 +76,7 @@ def image_pixels(trace) -> np.ndarray | None:
     """The pixels of an Image trace as uint8 ``[H, W, 3]``: its ``z``, or its ``source`` (a
     ``data:`` URI, see :func:`viz._figure.image_source`) decoded; None when it has neither."""
     if trace.z is not None:
-        return np.asarray(trace.z)
+        return np.asarray(_decoded(trace.z))
     src = getattr(trace, "source", None)
     if not src:
         return None
@@ -86,7 +105,7 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
         key = f"{i}_{_slug(trace.name or kind)}"
         if kind == "heatmap":
             if trace.z is not None:
-                out[f"{key}_z"] = np.asarray(trace.z, dtype=np.float64)
+                out[f"{key}_z"] = np.asarray(_decoded(trace.z), dtype=np.float64)
             fields = ("x", "y")
         elif kind == "image":
             pixels = image_pixels(trace) if include_images else None

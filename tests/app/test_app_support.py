@@ -508,3 +508,4 @@ def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
     sent["data"][1]["colorscale"][0][1] = expected["data"][1]["colorscale"][0][1]
     assert sent == expected
     assert len(charts.full(shell).data) == len(fig.data)  # the downloads get the figure back
+    assert viz.figure_to_csv(charts.full(shell)) == viz.figure_to_csv(fig)  # the CSV button's numbers

@@ -83,6 +83,30 @@ def test_overlay_errors_name_the_value_and_fix(kwargs, match):
 # ---------------------------------------------------------------------------------------------
 # figure data: NPZ and CSV round trips
 # ---------------------------------------------------------------------------------------------
+def test_figure_data_of_a_figure_read_back_from_its_json():
+    """plotly writes numpy arrays as base64 typed arrays; a figure read back from its JSON (as the
+    app keeps figures, app_pages.charts.frozen) gives the same numbers as the figure built."""
+    import json
+
+    import plotly.io as pio
+
+    img = RNG.integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    figs = [
+        viz.attention_grid_figure(RNG.random((2, 2, 3, 4))),
+        viz.attention_overlay_figure(img, RNG.random((3, 4)), style=viz.MapStyle(upsample="nearest")),
+        viz.attention_distance_figure(RNG.random((2, 3))),
+        viz.token_norms_lines_figure(RNG.random((4, 12)) + 1, artifact_tokens=[5]),
+    ]
+    for fig in figs:
+        back = go.Figure(json.loads(pio.to_json(fig, validate=False)), _validate=False)
+        built, read = viz.figure_data(fig, include_images=True), viz.figure_data(back, include_images=True)
+        assert built.keys() == read.keys()
+        for key in built:
+            np.testing.assert_array_equal(read[key], built[key], err_msg=key)
+    heat = go.Figure(json.loads(pio.to_json(figs[0], validate=False)), _validate=False).data[0]
+    assert isinstance(heat.z, dict) and heat.z["dtype"] == "f4"  # what was decoded above
+
+
 def test_figure_data_npz_and_csv_round_trip():
     maps = RNG.random((2, 2, 3, 3))
     figs = [
