@@ -12,12 +12,12 @@ each float32 with 17 digits).
 """
 from __future__ import annotations
 
-import base64
 import importlib.util
 
 import numpy as np
 
 from viz._figure import shown
+from viz.figure_data import typed_array
 
 __all__ = ["numbers_as_text", "text_engine_available"]
 
@@ -32,14 +32,9 @@ def text_engine_available() -> bool:
 
 def _decoded(typed: dict) -> np.ndarray | None:
     """The float32 array of a base64 typed-array dict, or None for any other dict."""
-    if typed.get("dtype") != "f4" or not isinstance(typed.get("bdata"), str) \
-            or set(typed) - {"dtype", "bdata", "shape"}:
+    if typed.get("dtype") != "f4" or set(typed) - {"dtype", "bdata", "shape"}:
         return None
-    values = np.frombuffer(base64.b64decode(typed["bdata"]), dtype="<f4")
-    shape = typed.get("shape")
-    if shape is not None:
-        values = values.reshape([int(n) for n in str(shape).split(",")])
-    return values
+    return typed_array(typed)
 
 
 def _float32_arrays(spec, found: list) -> list:

@@ -15,7 +15,7 @@ import numpy as np
 
 from model.naming import slug
 
-__all__ = ["figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv", "CSV_HEADER"]
+__all__ = ["figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv", "typed_array", "CSV_HEADER"]
 
 CSV_HEADER = ["key", "dtype", "row", "col", "value"]
 _XY_TRACES = ("bar", "scatter", "scattergl")
@@ -34,16 +34,22 @@ _TYPED_ARRAY_DTYPES = {"f8": "<f8", "f4": "<f4", "i4": "<i4", "u4": "<u4", "i2":
                        "i1": "i1", "u1": "u1", "u1c": "u1"}
 
 
-def _decoded(values):
-    """A trace field with a base64 typed array decoded to numpy; anything else as given."""
+def typed_array(values) -> np.ndarray | None:
+    """A plotly base64 typed array decoded to numpy (read-only); None for anything else."""
     if not (isinstance(values, dict) and isinstance(values.get("bdata"), str)
             and values.get("dtype") in _TYPED_ARRAY_DTYPES):
-        return values
+        return None
     import base64
 
     arr = np.frombuffer(base64.b64decode(values["bdata"]), dtype=_TYPED_ARRAY_DTYPES[values["dtype"]])
     shape = values.get("shape")
     return arr.reshape([int(n) for n in str(shape).split(",")]) if shape else arr
+
+
+def _decoded(values):
+    """A trace field with a base64 typed array decoded to numpy; anything else as given."""
+    arr = typed_array(values)
+    return values if arr is None else arr
 
 
 def _field(values) -> np.ndarray | None:
