@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from model.trace import Trace
+from viz import _figure
 
 def patch_centres(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel centres (x, y) of every patch and its token index, row-major — click targets."""
@@ -84,14 +85,9 @@ def add_click_targets(fig: go.Figure, xs, ys, customdata, size_px: float, hover:
                       name: str = "click targets") -> go.Figure:
     """Invisible markers on top of a figure: plotly selects points of scatter traces only,
     so a heatmap or image becomes clickable through a transparent scatter over it."""
-    fig.add_trace(go.Scatter(
-        x=np.asarray(xs), y=np.asarray(ys), mode="markers", name=name, xaxis=xref, yaxis=yref,
-        customdata=np.asarray(customdata),
-        marker={"size": max(6.0, float(size_px)), "symbol": "square", "color": "rgba(0,0,0,0)",
-                "opacity": 0.01, "line": {"width": 0}},
-        selected={"marker": {"opacity": 0.01}}, unselected={"marker": {"opacity": 0.01}},
-        hovertemplate=hover, showlegend=False,
-    ))
+    target = _figure.click_targets(size_px, color="rgba(0,0,0,0)")
+    fig.add_trace(go.Scatter(x=np.asarray(xs), y=np.asarray(ys), name=name, xaxis=xref, yaxis=yref,
+                             customdata=np.asarray(customdata), hovertemplate=hover, **target))
     fig.update_layout(clickmode="event+select", dragmode=False, hovermode="closest")
     return fig
 

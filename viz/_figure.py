@@ -369,6 +369,19 @@ def photo_spec(img: np.ndarray, name: str = "image", **extra) -> dict:
     return dict(type="image", source=image_source(img), name=name, hoverinfo="skip", **extra)
 
 
+def click_targets(size_px: float, **marker) -> dict:
+    """The properties of a scatter of invisible square markers laid over a heatmap or a picture:
+    plotly selects (and Streamlit reports) points of scatter traces only, so a click on a map
+    goes to them, and their hover speaks for the map under them. ``marker`` adds to the marker
+    (e.g. ``color``: values that the hover prints; they are not drawn)."""
+    hidden = {"opacity": CLICK_TARGET_OPACITY}
+    return dict(mode="markers", showlegend=False, selected={"marker": hidden}, unselected={"marker": hidden},
+                marker=dict(symbol="square", size=max(6.0, float(size_px)), line={"width": 0}, **hidden, **marker))
+
+
+CLICK_TARGET_OPACITY = 0.01  # drawn at 1%: invisible, and still a point that hover and clicks find
+
+
 def unchecked_figure(data: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
     """A figure from plain dicts that a builder made from checked arrays, without plotly's
     property-by-property validation: for the figures the app rebuilds on every click (the

@@ -2,11 +2,12 @@
 
 One figure per (image, query): a layer slider (plotly animation frames, one per layer) and one
 button per head (a restyle of ``visible``) compose client-side, so scrubbing layers and heads
-costs the server nothing (issue 15: 40 students on one hosted demo). Each head is a scatter of
-square markers, one per patch, coloured by its attention: unlike a heatmap, a scatter is what
-plotly can select, so the map is also the click target, and its hover names the patch, the
-layer, the head and the value; a click reports the layer shown (in ``customdata``) and the head
-(the trace), so the server can follow the browser.
+costs the server nothing (issue 15: 40 students on one hosted demo). Each head is a pair: a
+heatmap that draws the map (in patch units, so it tiles at whatever width the page gives the
+figure) and, over it, invisible click targets, one per patch (plotly selects points of scatter
+traces only), whose hover names the patch, the layer, the head and the value, and whose click
+reports the layer shown (the trace's ``legendgroup``) and the patch (the point). The two hold
+the same float32 map next to each other in the JSON, so a deflated websocket sends it once.
 """
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .theme import resolve_theme
 
 SCRUB_VALUE_FORMAT = ".3~g"
+PLOT_WIDTH_PX = 520  # the map's width as built (Streamlit draws it narrower in a narrower column)
+EDGE_PX = 12  # the margin left of the map and below it
+# the colour bar hangs from the top beside the map: as long as the map where a 1280 px wide
+# screen draws the figure (~510 px wide), shorter than the map on wider screens
+BAR_PLACE = {"y": 1, "yanchor": "top", "len": 0.6}
 
 
 def _frame_args(name: str) -> list:
     return [[name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}]
+
+
+def _merged(values: dict, colorbar: dict) -> dict:
+    """A map's values with its colour bar's ticks laid over the bar's look."""
+    return dict(values, colorbar=dict(colorbar, **values["colorbar"]))
 
 
 def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query: int | None = None,
@@ -32,15 +43,17 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     """``maps [L, H, h, w]``: one query's attention over the patches in every layer and head.
 
     Axes are in patch units (patch (r, c) centred on x = c, y = r; the photo scaled to them).
-    Traces: ``[Image, head 0, …, head H-1]``; head k is a Scatter of ``h*w`` square markers, point
-    i = patch i, ``marker.color`` = the map of head k at the shown layer (float32), ``customdata``
-    = (row, col), ``meta`` = the layer, ``legendgroup`` = ``"layer l head k"`` (a click reports
-    it); only head ``head`` is visible. Frames: one per layer, named ``"0" … "L-1"``, each setting
-    every head's ``marker.color`` (and its colour range, ``min(0, min) … max`` of that map unless
-    ``style`` fixes it), ``meta`` and ``legendgroup``. A slider
-    (``layout.sliders[0]``, active = ``layer``) animates to a frame; the buttons
-    (``layout.updatemenus[0]``, active = ``head``) restyle ``visible``. Both compose: a frame
-    touches colours, a button visibility. ``style.upsample`` does not apply (blocks only).
+    Traces: ``[Image, map 0, targets 0, …, map H-1, targets H-1]``. Map k is a Heatmap of head k
+    at the shown layer (columns ``x``, ``y``, ``z``: patch i's column, row and float32 value; its colour range ``min(0, min) … max`` unless
+    ``style`` fixes it, no hover); targets k a Scatter of ``h*w`` invisible squares, point i =
+    patch i, ``marker.color`` = the same map raveled (what the hover prints), ``customdata`` =
+    (row, col), ``meta`` = the layer, ``legendgroup`` = ``"layer l head k"`` (a click reports
+    it). Only head ``head``'s pair is visible. Frames: one per layer, named ``"0" … "L-1"`` (the
+    opening layer's first), each setting every map's ``z`` and range and every target's
+    ``marker.color``, ``meta`` and ``legendgroup``. A slider (``layout.sliders[0]``, active =
+    ``layer``) animates to a frame; the buttons (``layout.updatemenus[0]``, active = ``head``)
+    restyle ``visible``. Both compose: a frame touches values, a button visibility.
+    ``style.upsample`` does not apply (blocks only).
     """
     th = resolve_theme(theme)
     img = image_array(image)
@@ -54,57 +67,77 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     P = patch_size_for(img, (h, w), tk.patch_size)
     qpos = None if query is None else tk.row_col(query)
     Himg, Wimg = img.shape[:2]
-    width, height, margin = _figure.figure_size(th, Himg / Wimg, 540, colorbar=True)
+    # no tick labels on the left; the head buttons and the layer slider above the map, which
+    # hangs from them (constraintoward="top"): where the page draws the figure narrower than
+    # built (Streamlit fits it to its column), the room the map no longer needs is left below
+    # it, not between the map and its controls
+    width, height, margin = _figure.figure_size(th, Himg / Wimg, PLOT_WIDTH_PX, colorbar=True,
+                                                extra_left=EDGE_PX * th.scale - th.margin["l"])
     buttons_h = round(th.font_size * 2.6)
     slider_h = round(th.font_size * 5.2)
-    margin = dict(margin, t=margin["t"] + buttons_h, b=margin["b"] + slider_h)
-    height += buttons_h + slider_h
+    plot_h = height - margin["t"] - margin["b"]
+    margin = dict(margin, t=margin["t"] + buttons_h + slider_h, b=round(EDGE_PX * th.scale))
+    height += buttons_h + slider_h + margin["b"] - th.margin["b"]
     cell_px = (width - margin["l"] - margin["r"]) / w
     # patch units (small integers on the wire); the photo is scaled into them (dx = 1/P)
     small = np.min_scalar_type(max(h, w))
     rows, cols = np.divmod(np.arange(h * w), w)
     rc = np.stack([rows, cols], axis=-1).astype(small)
 
-    S = _figure.shown(M)  # once for all 72 maps: one call per map cost ~3 ms more for dinov2-small
+    S = _figure.shown(M)  # once for all the maps: one call per map cost ~3 ms more for dinov2-small
 
     def colours(l: int, k: int) -> dict:
         lo, hi = st.color_range(M[l, k])
-        return {"color": S[l, k].ravel(), "cmin": lo, "cmax": hi}
+        bar = _figure.colorbar(th, colorbar_title, lo, hi, M[l, k])  # its ticks written out for this map
+        return {"z": S[l, k].ravel(), "zmin": lo, "zmax": hi,
+                "colorbar": {key: bar[key] for key in ("tickmode", "tickvals", "ticktext")}}
 
-    def layer_marks(l: int, k: int) -> dict:
-        # what a frame changes besides the colours: the layer in the hover (meta) and in a click
-        # (Streamlit reports each selected point's legendgroup)
-        return {"meta": str(l), "legendgroup": f"layer {l} head {k}"}  # a string: plotly prints a 0 as "-"
+    def targets(l: int, k: int) -> dict:
+        # the values the hover prints (not drawn) and the layer, in the hover (meta) and in a
+        # click (Streamlit reports each selected point's legendgroup)
+        return {"marker": {"color": S[l, k].ravel()}, "meta": str(l),  # a string: plotly prints a 0 as "-"
+                "legendgroup": f"layer {l} head {k}"}
 
+    # a heatmap given as columns (x, y, z of each patch): z is then the same flat array as the
+    # targets' values, byte for byte, so deflate finds the second copy whole (base64 or numbers)
+    xs, ys = cols.astype(small), rows.astype(small)
     heads = []
     for k in range(Hh):
         heads.append(dict(
-            type="scatter", x=cols.astype(small), y=rows.astype(small), mode="markers", name=f"head {k}",
-            visible=k == head, showlegend=False, customdata=rc, **layer_marks(layer, k),
-            marker=dict(symbol="square", size=max(4.0, cell_px * 1.02), opacity=st.opacity, line={"width": 0},
-                        colorscale=th.cmap(st.colormap, "attention"), showscale=True,
-                        colorbar=th.colorbar(colorbar_title, tickformat=SCRUB_VALUE_FORMAT), **colours(layer, k)),
-            selected={"marker": {"opacity": st.opacity}}, unselected={"marker": {"opacity": st.opacity}},
+            type="heatmap", name=f"head {k}", visible=k == head, x=xs, y=ys, zsmooth=False,
+            opacity=st.opacity, colorscale=th.cmap(st.colormap, "attention"), showscale=True, hoverinfo="skip",
+            **_merged(colours(layer, k), colorbar=th.colorbar(colorbar_title, **BAR_PLACE))))
+        pick = targets(layer, k)
+        heads.append(dict(
+            type="scatter", x=xs, y=ys, name=f"head {k} patches", visible=k == head,
+            customdata=rc, meta=pick["meta"], legendgroup=pick["legendgroup"],
+            **_figure.click_targets(cell_px, **pick["marker"]),
             hovertemplate=("patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})<br>layer %{meta}, head "
                            + str(k) + ": attention %{marker.color:" + SCRUB_VALUE_FORMAT + "}"
                            "<br>click to make it the query<extra></extra>"),
         ))
-    frames = [dict(name=str(l), traces=list(range(1, Hh + 1)),
-                   data=[dict(type="scatter", marker=colours(l, k), **layer_marks(l, k)) for k in range(Hh)])
-              for l in range(L)]
+    # the opening layer's frame first: its maps are the ones the traces open with, and deflate
+    # finds them again within its 32 KB window (frames are animated to by name, in any order)
+    order = [layer] + [l for l in range(L) if l != layer]
+    frames = [dict(name=str(l), traces=list(range(1, 2 * Hh + 1)),
+                   data=[part for k in range(Hh) for part in (dict(type="heatmap", **colours(l, k)),
+                                                                dict(type="scatter", **targets(l, k)))])
+              for l in order]
     font = th.font()
     slider = dict(
-        active=layer, x=0, len=1, y=0, yanchor="top", pad={"t": round(th.font_size * 1.2), "b": 0},
+        active=layer, x=0, len=1, y=1, yanchor="bottom", pad={"t": 0, "b": round(th.font_size * 0.4)},
         currentvalue={"prefix": "layer ", "font": th.font(size=round(th.font_size * 1.1)), "xanchor": "left"},
         font=font, steps=[dict(method="animate", label=str(l), args=_frame_args(str(l))) for l in range(L)],
     )
     menu = dict(
-        type="buttons", direction="right", active=head, showactive=True, x=0, xanchor="left", y=1,
-        yanchor="bottom", pad={"b": round(th.font_size * 0.6), "l": 0}, font=font,
+        type="buttons", direction="right", active=head, showactive=True, x=0, xanchor="left",
+        y=1 + slider_h / plot_h, yanchor="bottom", pad={"b": round(th.font_size * 0.6), "l": 0}, font=font,
         buttons=[dict(label=f"head {k}", method="restyle",
-                      args=[{"visible": [True] + [j == k for j in range(Hh)]}]) for k in range(Hh)],
+                      args=[{"visible": [True] + [j == k for j in range(Hh) for _ in range(2)]}])
+                 for k in range(Hh)],
     )
     xa, ya = _figure.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), show_ticks=False)
+    xa["constraintoward"], ya["constraintoward"] = "left", "top"
     shapes = []
     if qpos is not None:
         r, c = qpos

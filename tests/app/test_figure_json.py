@@ -22,8 +22,9 @@ def _maps(*shape) -> np.ndarray:
 
 
 def _deflated(text: str) -> int:
-    """Bytes after permessage-deflate as uvicorn's websocket sets it up (4 KB window, memLevel 5)."""
-    c = zlib.compressobj(6, zlib.DEFLATED, -12, 5)
+    """Bytes after permessage-deflate as the demo's websocket sets it up (scripts/serve.py: zlib
+    level 1, 32 KB window, memLevel 8)."""
+    c = zlib.compressobj(1, zlib.DEFLATED, -15, 8)
     return len(c.compress(text.encode()) + c.flush())
 
 
@@ -59,14 +60,17 @@ def test_shown_arrays_become_numbers_and_exact_ones_stay_base64():
 
 
 def test_a_scrubbing_figure_is_smaller_on_a_deflated_websocket():
-    """The in-browser figure of one query (every layer x head): all its maps go as numbers, and
-    deflated they are smaller than base64 float32 deflated (the bytes a new query costs)."""
-    L, H, h, w = 4, 3, 8, 8
-    img = np.full((64, 64, 3), 120, dtype=np.uint8)  # a flat photo: the maps are the bytes
-    fig = viz.attention_scrub_figure(img, _maps(L, H, h * w).reshape(L, H, h, w), layer=1, head=2, query=5)
+    """The in-browser figure of one query (every layer x head): all its maps (and the click
+    targets' copies of them) go as numbers, and deflated they are smaller than base64 float32
+    deflated (the bytes a new query costs)."""
+    L, H, h, w = 4, 3, 16, 16
+    img = np.full((128, 128, 3), 120, dtype=np.uint8)  # a flat photo: the maps are the bytes
+    logits = RNG.normal(0.0, 2.5, (L, H, h * w))  # softmax of logits with a real ViT's spread
+    maps = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    fig = viz.attention_scrub_figure(img, maps.astype(np.float32).reshape(L, H, h, w), layer=1, head=2, query=5)
     spec = fig.to_dict()
     as_base64 = pio.to_json(spec, validate=False)
-    assert numbers_as_text(spec) == L * H + H  # every frame's maps and the opening traces'
+    assert numbers_as_text(spec) == 2 * (L * H + H)  # every frame's maps and the opening traces'
     as_text = pio.to_json(spec, validate=False)
     assert json.loads(as_text)["layout"] == json.loads(as_base64)["layout"]
     assert _deflated(as_text) < 0.85 * _deflated(as_base64)

@@ -231,31 +231,45 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     view = figures.View(layer=layer, head=head, query=td.num_prefix_tokens + 3, opacity=0.5)
     fig = figures.build("attention_scrub", inp, view)
     maps = views.grid_maps(td, view.query)  # [L, H, h, w]
-    assert [t.type for t in fig.data] == ["image"] + ["scatter"] * H
+    assert [t.type for t in fig.data] == ["image"] + ["heatmap", "scatter"] * H
     assert fig.data[0].source.startswith("data:image/") and fig.data[0].z is None
+    maps_, targets = fig.data[1::2], fig.data[2::2]
+    h, w = td.grid
+    rows, cols = np.divmod(np.arange(h * w), w)
     # initial state = the view: head `head` visible, the slider at `layer`, the map of (layer, head)
-    assert [t.visible for t in fig.data[1:]] == [k == head for k in range(H)]
-    np.testing.assert_array_equal(fig.data[1 + head].marker.color, F.shown(maps[layer, head].ravel()))
-    assert fig.data[1 + head].legendgroup == f"layer {layer} head {head}" and fig.data[1 + head].meta == str(layer)
+    assert [t.visible for t in maps_] == [k == head for k in range(H)] == [t.visible for t in targets]
+    shown = maps_[head]
+    np.testing.assert_array_equal(shown.z, F.shown(maps[layer, head].ravel()))
+    # drawn in patch units, whatever width the page gives the figure: patch i at (col, row)
+    np.testing.assert_array_equal(shown.x, cols) and np.testing.assert_array_equal(shown.y, rows)
+    assert shown.zsmooth is False and shown.opacity == 0.5 and shown.hoverinfo == "skip"
+    np.testing.assert_array_equal(targets[head].marker.color, F.shown(maps[layer, head].ravel()))
+    assert targets[head].marker.opacity <= 0.01 and targets[head].mode == "markers"
+    assert targets[head].legendgroup == f"layer {layer} head {head}" and targets[head].meta == str(layer)
     slider, menu = fig.layout.sliders[0], fig.layout.updatemenus[0]
     assert slider.active == layer and len(slider.steps) == L and slider.currentvalue.prefix == "layer "
     assert menu.active == head and len(menu.buttons) == H
-    # frames: one per layer, each carrying every head's map at that layer (float32)
-    assert [f.name for f in fig.frames] == [str(l) for l in range(L)]
-    for l, frame in enumerate(fig.frames):
-        assert list(frame.traces) == list(range(1, H + 1))
-        for k, t in enumerate(frame.data):
-            assert t.marker.color.dtype == np.float32
-            np.testing.assert_array_equal(t.marker.color, F.shown(maps[l, k].ravel()))
-            assert t.marker.cmax == pytest.approx(float(maps[l, k].max()), rel=1e-6)
-            assert t.legendgroup == f"layer {l} head {k}"
+    # frames: one per layer (the opening one first), each carrying every head's map at that layer
+    assert sorted(f.name for f in fig.frames) == sorted(str(l) for l in range(L)) and fig.frames[0].name == str(layer)
+    for frame in fig.frames:
+        l = int(frame.name)
+        assert list(frame.traces) == list(range(1, 2 * H + 1))
+        for k in range(H):
+            hm, tg = frame.data[2 * k], frame.data[2 * k + 1]
+            assert hm.type == "heatmap" and tg.type == "scatter"
+            assert hm.z.dtype == np.float32
+            np.testing.assert_array_equal(hm.z, F.shown(maps[l, k].ravel()))
+            np.testing.assert_array_equal(tg.marker.color, hm.z)
+            assert hm.zmax == pytest.approx(float(maps[l, k].max()), rel=1e-6)
+            assert tg.legendgroup == f"layer {l} head {k}" and tg.meta == str(l)
     assert all(list(s.args[0]) == [str(l)] and s.method == "animate" for l, s in enumerate(slider.steps))
     for k, b in enumerate(menu.buttons):
-        assert b.method == "restyle" and list(b.args[0]["visible"]) == [True] + [j == k for j in range(H)]
+        assert b.method == "restyle"
+        assert list(b.args[0]["visible"]) == [True] + [j == k for j in range(H) for _ in range(2)]
     # hover names the patch and gives its value; a click reports point index = patch index
-    assert "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})" in fig.data[1].hovertemplate
-    assert "attention %{marker.color:" in fig.data[1].hovertemplate
-    assert np.asarray(fig.data[1].customdata)[td.grid[1] + 2].tolist() == [1, 2]
+    assert "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})" in targets[0].hovertemplate
+    assert "attention %{marker.color:" in targets[0].hovertemplate
+    assert np.asarray(targets[0].customdata)[td.grid[1] + 2].tolist() == [1, 2]
 
 
 @pytest.mark.parametrize("kind", ["dinov2", "registers"])
@@ -268,8 +282,8 @@ def test_scrub_figure_passes_plotly_validation(inputs, kind):
     fig = figures.build("attention_scrub", inputs[kind], figures.View(query=td.num_prefix_tokens + 1, layer=1))
     spec = fig.to_dict()
     checked = go.Figure(spec)  # raises on any unknown property or bad value
-    assert checked.to_dict()["data"][1]["legendgroup"] == "layer 1 head 0"
-    assert len(checked.frames) == td.L and len(checked.data) == td.H + 1
+    assert checked.to_dict()["data"][2]["legendgroup"] == "layer 1 head 0"
+    assert len(checked.frames) == td.L and len(checked.data) == 2 * td.H + 1
 
 
 def test_scrub_click_reports_token_layer_and_head(inputs):
@@ -283,14 +297,34 @@ def test_scrub_click_reports_token_layer_and_head(inputs):
     assert clicks.scrub_from_points([dict(point, point_index=td.N)], td) is None
 
 
-def test_scrub_figure_is_small_on_the_wire(inputs):
-    """One figure per (image, query) holds every layer and head: about L·H·N float32 values plus the
-    photo as a JPEG/PNG — no photo as a z array, no float64 (issue 15)."""
+@pytest.mark.parametrize("as_numbers", [False, True])
+def test_scrub_figure_is_small_on_the_wire(inputs, as_numbers):
+    """One figure per (image, query) holds every layer and head, each map twice side by side (the
+    heatmap and its click targets' values, issue 15): deflated as the demo's websocket deflates
+    (scripts/serve.py: level 1, 32 KB window) the second copy costs next to nothing. No float64."""
+    import json
+    import zlib
+
     import plotly.io as pio
+
+    from app_core.figure_json import numbers_as_text
 
     inp = inputs["dinov2"]
     td = inp.trace
-    fig = figures.build("attention_scrub", inp, figures.View(query=td.num_prefix_tokens))
-    size = len(pio.to_json(fig, validate=False))
-    values = td.L * td.H * td.N * 4 * 4 / 3  # float32, base64
-    assert size < values * 1.25 + 60_000, size
+    spec = figures.build("attention_scrub", inp, figures.View(query=td.num_prefix_tokens)).to_dict()
+    if as_numbers:
+        assert numbers_as_text(spec) == 2 * td.H * (td.L + 1)  # every map and every target's values
+    text = pio.to_json(spec, validate=False)
+    assert '"f8"' not in text
+
+    def wire(s: str) -> int:
+        z = zlib.compressobj(1, zlib.DEFLATED, -15, 8)
+        return len(z.compress(s.encode()) + z.flush(zlib.Z_SYNC_FLUSH))
+
+    once = json.loads(text)
+    for t in once["data"] + [t for f in once["frames"] for t in f["data"]]:
+        if t["type"] == "scatter":
+            t.pop("marker", None)
+    values = td.L * td.H * td.N * (4 * 4 / 3 if not as_numbers else 6)
+    assert len(text) > 1.8 * values  # the payload holds the maps twice ...
+    assert wire(text) < 1.15 * wire(json.dumps(once)), (wire(text), wire(json.dumps(once)))  # ... the wire once

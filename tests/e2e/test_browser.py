@@ -173,7 +173,7 @@ def _scrub_in_browser(pg, sent: list) -> dict:
     pg.evaluate(SCRUB_JS, "head")
     chart.locator("g.updatemenu-button").nth(2).click()
     head = _scrub_result(pg)
-    assert head["group"] == "layer 5 head 2" and head["shown"] == 3, head
+    assert head["group"] == "layer 5 head 2" and head["shown"] == 6, head  # [photo, (map, targets) per head]
     pg.wait_for_timeout(500)
     assert len(sent) == before, f"{len(sent) - before} websocket messages went to the server while scrubbing"
     return {"layer": layer["ms"], "head": head["ms"]}

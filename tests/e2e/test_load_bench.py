@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("websockets")
@@ -103,9 +104,10 @@ def demo_server(request):
             proc.wait(timeout=15)
 
 
-def test_serve_deflates_the_websocket_at_level_1():
+def test_serve_deflates_the_websocket_at_level_1_with_a_32_kb_window():
     """scripts/serve.py (demo.sh's start of Streamlit): uvicorn's deflate extension, built as
-    uvicorn builds it, compresses at zlib level 1 — byte for byte what zlib gives at level 1."""
+    uvicorn builds it, compresses at zlib level 1 with a 32 KB window — byte for byte what zlib
+    gives so, and a copy 8 KB back is found again (uvicorn's own 4 KB window misses it)."""
     import importlib.util
     import zlib
 
@@ -120,14 +122,19 @@ def test_serve_deflates_the_websocket_at_level_1():
         assert "uvicorn.protocols.websockets.websockets_sansio_impl" in serve.fast_deflate()
         factory = impl.ServerPerMessageDeflateFactory(server_max_window_bits=12, client_max_window_bits=12,
                                                       compress_settings={"memLevel": 5})
-        assert factory.compress_settings == {"memLevel": 5, "level": 1}
-        _, extension = factory.process_request_params([], [])
-        data = json.dumps({"z": [[round(0.001 * i * j, 4) for i in range(60)] for j in range(60)]}).encode()
+        assert factory.compress_settings == {"memLevel": 8, "level": 1}
+        response, extension = factory.process_request_params([], [])
+        assert ("server_max_window_bits", "12") not in response  # the browser is told 15 (the default)
+        rng = np.random.default_rng(0)
+        part = json.dumps([round(float(x), 5) for x in rng.random(1200)])  # ~8.6 KB of numbers
+        data = json.dumps({"z": part, "again": part}).encode()
         sent = extension.encode(Frame(Opcode.TEXT, data)).data
-        for level, same in ((1, True), (6, False)):
-            z = zlib.compressobj(level, zlib.DEFLATED, -12, 5)
+        for level, bits, mem, same in ((1, 15, 8, True), (6, 15, 8, False), (1, 12, 5, False)):
+            z = zlib.compressobj(level, zlib.DEFLATED, -bits, mem)
             expected = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
             assert (sent == expected[:-4]) is same, level  # the message drops deflate's 00 00 ff ff tail
+            if bits == 12:
+                assert len(sent) < 0.65 * len(expected), "the second copy should cost next to nothing"
     finally:
         for name in serve._MODULES:
             if name in sys.modules:
