@@ -286,6 +286,41 @@ def test_scrub_figure_passes_plotly_validation(inputs, kind):
     assert len(checked.frames) == td.L and len(checked.data) == 2 * td.H + 1
 
 
+def test_scrub_frames_are_written_as_plotly_writes_them(inputs):
+    """The in-browser figure keeps its frames as plain dicts (viz._figure.PlainFramesFigure, no
+    plotly object per frame trace): its to_dict is the one plotly writes for the same figure."""
+    import plotly.graph_objects as go
+
+    from viz import _figure
+
+    td = inputs["registers"].trace
+    fig = figures.build("attention_scrub", inputs["registers"], figures.View(query=td.num_prefix_tokens + 2))
+    assert isinstance(fig, _figure.PlainFramesFigure)
+    plain = fig.to_dict()
+    by_plotly = go.Figure({"frames": fig._plain_frames}).to_dict()  # validated, then written by plotly
+    assert plain["frames"] == by_plotly["frames"]
+    assert plain["data"] == go.Figure(fig.data).to_dict()["data"]
+    assert plain["frames"][0]["data"][0]["z"]["dtype"] == "f4"  # typed arrays, as plotly writes them
+    assert [f.name for f in go.Figure(fig).frames] == [f["name"] for f in plain["frames"]]  # a checked copy
+    odd = {"a": np.arange(3, dtype=np.int64), "range": np.arange(2.0), "b": np.zeros((2, 3), ">f4"),
+           "c": [np.arange(2.0)], "d": np.zeros(0, np.float32)}
+    assert _as_json(_figure._plotly_dict(odd)) == _as_json(_converted(odd))  # the rarer arrays too
+
+
+def _converted(d: dict) -> dict:
+    from _plotly_utils.utils import convert_to_base64
+
+    out = {k: (v.copy() if isinstance(v, np.ndarray) else list(v)) for k, v in d.items()}
+    convert_to_base64(out)
+    return out
+
+
+def _as_json(d: dict) -> str:
+    import json
+
+    return json.dumps(d, sort_keys=True, default=lambda a: a.tolist())
+
+
 def test_scrub_click_reports_token_layer_and_head(inputs):
     from app_core import clicks
 
