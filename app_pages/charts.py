@@ -15,7 +15,7 @@ import streamlit as st
 import viz
 from app_core.figure_json import numbers_as_text, text_engine_available
 from app_core.figure_png import figure_png, png_export_available
-from model.env import env_flag
+from model.env import parse_flag
 
 
 def frozen(fig: go.Figure) -> go.Figure:
@@ -68,12 +68,14 @@ pio.to_json = _to_json
 
 
 def numbers_as_text_wanted() -> bool:
-    """Maps as JSON numbers: only when asked for (``PATCHLIGHT_MAPS_AS_NUMBERS=1``, demo.sh
-    ``--maps-as-numbers``), where the websocket is deflated and plotly writes with orjson — see
-    app_core.figure_json. Off by default: at 40 visitors on 2 cores it sent 26% fewer bytes but
-    cost ~5 ms more server CPU per interaction (README, Load, third pass)."""
-    return (env_flag(MAPS_AS_NUMBERS_ENV) and bool(st.get_option("server.enableWebsocketCompression"))
-            and text_engine_available())
+    """Maps as JSON numbers (app_core.figure_json): where the websocket is deflated (demo.sh) and
+    plotly writes with orjson, unless ``PATCHLIGHT_MAPS_AS_NUMBERS=0`` (demo.sh
+    ``--maps-as-base64``). Deflated they are 14-26% fewer bytes than base64 float32 (a new query
+    92 KB instead of 107); undeflated (the local app) they would be more, so base64 stays there.
+    At 40 visitors on 2 cores they cost 0-3 ms more server CPU per interaction, within the noise
+    (README, Load, fourth pass)."""
+    return (parse_flag(os.environ.get(MAPS_AS_NUMBERS_ENV, "1")) is not False
+            and bool(st.get_option("server.enableWebsocketCompression")) and text_engine_available())
 
 
 MAPS_AS_NUMBERS_ENV = "PATCHLIGHT_MAPS_AS_NUMBERS"

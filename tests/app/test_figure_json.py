@@ -114,12 +114,14 @@ def test_a_frozen_figure_is_serialised_once(monkeypatch):
     assert pio.to_json({"data": []}, validate=False) == "{}" and len(calls) == 1
 
 
-def test_maps_go_as_numbers_only_when_asked_for_and_deflated(monkeypatch):
+def test_maps_go_as_numbers_where_deflated_unless_told_not_to(monkeypatch):
     from app_pages import charts
 
     monkeypatch.delenv(charts.MAPS_AS_NUMBERS_ENV, raising=False)
-    assert not charts.numbers_as_text_wanted()
-    monkeypatch.setenv(charts.MAPS_AS_NUMBERS_ENV, "1")
     assert not charts.numbers_as_text_wanted()  # the tests' Streamlit does not deflate its websocket
     monkeypatch.setattr(charts.st, "get_option", lambda name: name == "server.enableWebsocketCompression")
+    assert charts.numbers_as_text_wanted()  # deflated (demo.sh): numbers by default
+    monkeypatch.setenv(charts.MAPS_AS_NUMBERS_ENV, "0")  # demo.sh --maps-as-base64
+    assert not charts.numbers_as_text_wanted()
+    monkeypatch.setenv(charts.MAPS_AS_NUMBERS_ENV, "1")
     assert charts.numbers_as_text_wanted()

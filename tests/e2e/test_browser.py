@@ -46,9 +46,11 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    # the maps as JSON numbers (demo.sh --maps-as-numbers): the path plotly does not take by itself
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PATCHLIGHT_MAPS_AS_NUMBERS="1")
+    # a deflated websocket (below) sends the maps as JSON numbers, the path plotly does not take
+    # by itself: its default here, whatever the environment says
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("PATCHLIGHT_PUBLIC", None)
+    env.pop("PATCHLIGHT_MAPS_AS_NUMBERS", None)
     log = open(ROOT / ".pytest_cache" / "streamlit_browser.log", "w") if (ROOT / ".pytest_cache").is_dir() \
         else subprocess.DEVNULL
     proc = subprocess.Popen(
@@ -157,7 +159,7 @@ def _scrub_in_browser(pg, sent: list) -> dict:
     gd = "document.querySelector('[data-testid=\"stPlotlyChart\"] .js-plotly-plot')"
     colour0 = pg.evaluate(f"() => Array.from({gd}._fullData.find(t => t.visible === true && t.type === 'scatter')"
                           ".marker.color).slice(0, 3)")
-    # a deflated websocket and --maps-as-numbers: the maps arrived as JSON numbers, not base64
+    # a deflated websocket: the maps arrived as JSON numbers, not base64
     assert pg.evaluate(f"() => Array.isArray({gd}.data.find(t => t.visible === true && t.type === 'scatter')"
                        ".marker.color)"), "the maps should arrive as JSON numbers"
     rail = chart.locator("rect.slider-rail-rect").first.bounding_box()
