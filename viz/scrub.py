@@ -22,9 +22,8 @@ from .theme import resolve_theme
 SCRUB_VALUE_FORMAT = ".3~g"
 PLOT_WIDTH_PX = 520  # the map's width as built (Streamlit draws it narrower in a narrower column)
 EDGE_PX = 12  # the margin left of the map and below it
-# the colour bar hangs from the top beside the map: as long as the map where a 1280 px wide
-# screen draws the figure (~510 px wide), shorter than the map on wider screens
-BAR_PLACE = {"y": 1, "yanchor": "top", "len": 0.6}
+BAR_LENGTH = 0.6  # of the plot's width: the colour bar's tick labels stay apart at ~400 px
+HEAD_WORD = "head"  # written once, left of the buttons "0" … "H-1" (six "head k" buttons overflow ~400 px)
 
 
 def _frame_args(name: str) -> list:
@@ -67,17 +66,26 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     P = patch_size_for(img, (h, w), tk.patch_size)
     qpos = None if query is None else tk.row_col(query)
     Himg, Wimg = img.shape[:2]
-    # no tick labels on the left; the head buttons and the layer slider above the map, which
-    # hangs from them (constraintoward="top"): where the page draws the figure narrower than
-    # built (Streamlit fits it to its column), the room the map no longer needs is left below
-    # it, not between the map and its controls
-    width, height, margin = _figure.figure_size(th, Himg / Wimg, PLOT_WIDTH_PX, colorbar=True,
+    # Everything but the map above it, full width: the head buttons, the layer slider, the colour
+    # bar (horizontal), then the map, which hangs from them (constraintoward="top"). Where the
+    # page draws the figure narrower than built (Streamlit fits it to its column; on a projector
+    # in classroom mode it may be ~400 px), the map keeps the whole width and the room it no
+    # longer needs is left below it, not between the map and its controls.
+    width, height, margin = _figure.figure_size(th, Himg / Wimg, PLOT_WIDTH_PX, colorbar=False,
                                                 extra_left=EDGE_PX * th.scale - th.margin["l"])
-    buttons_h = round(th.font_size * 2.6)
-    slider_h = round(th.font_size * 5.2)
+    fs = th.font_size
+    buttons_h = round(fs * 2.6)
+    slider_h = round(fs * 5.0)
+    bar_labels_h = round(th.tick_size * 1.5)  # the bar's tick labels, under it
+    bar_h = round(fs * 2.4) + th.colorbar_thickness + bar_labels_h  # its title above it
+    slider_gap = round(fs * 1.2)  # the slider's step labels hang below the box it is placed by
     plot_h = height - margin["t"] - margin["b"]
-    margin = dict(margin, t=margin["t"] + buttons_h + slider_h, b=round(EDGE_PX * th.scale))
-    height += buttons_h + slider_h + margin["b"] - th.margin["b"]
+    margin = dict(margin, l=round(EDGE_PX * th.scale), r=round(EDGE_PX * th.scale),
+                  t=margin["t"] + buttons_h + slider_h + slider_gap + bar_h, b=round(EDGE_PX * th.scale))
+    width = round(margin["l"] + margin["r"] + th.px(PLOT_WIDTH_PX))
+    height = margin["t"] + plot_h + margin["b"]
+    bar_place = {"orientation": "h", "x": 0, "xanchor": "left", "len": BAR_LENGTH, "y": 1 + bar_labels_h / plot_h,
+                 "yanchor": "bottom", "ypad": 0, "xpad": 0}
     cell_px = (width - margin["l"] - margin["r"]) / w
     # patch units (small integers on the wire); the photo is scaled into them (dx = 1/P)
     small = np.min_scalar_type(max(h, w))
@@ -106,7 +114,7 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
         heads.append(dict(
             type="heatmap", name=f"head {k}", visible=k == head, x=xs, y=ys, zsmooth=False,
             opacity=st.opacity, colorscale=th.cmap(st.colormap, "attention"), showscale=True, hoverinfo="skip",
-            **_merged(colours(layer, k), colorbar=th.colorbar(colorbar_title, **BAR_PLACE))))
+            **_merged(colours(layer, k), colorbar=th.colorbar("", **bar_place))))
         pick = targets(layer, k)
         heads.append(dict(
             type="scatter", x=xs, y=ys, name=f"head {k} patches", visible=k == head,
@@ -124,18 +132,28 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
                                                                 dict(type="scatter", **targets(l, k)))])
               for l in order]
     font = th.font()
+    slider_y = 1 + (bar_h + slider_gap) / plot_h
     slider = dict(
-        active=layer, x=0, len=1, y=1, yanchor="bottom", pad={"t": 0, "b": round(th.font_size * 0.4)},
-        currentvalue={"prefix": "layer ", "font": th.font(size=round(th.font_size * 1.1)), "xanchor": "left"},
+        active=layer, x=0, len=1, y=slider_y, yanchor="bottom", pad={"t": 0, "b": 0},
+        currentvalue={"prefix": "layer ", "font": th.font(size=round(fs * 1.1)), "xanchor": "left"},
         font=font, steps=[dict(method="animate", label=str(l), args=_frame_args(str(l))) for l in range(L)],
     )
+    buttons_y = 1 + (bar_h + slider_gap + slider_h) / plot_h
+    word_px = round(_figure.text_width(HEAD_WORD, fs) + fs * 0.6)
     menu = dict(
         type="buttons", direction="right", active=head, showactive=True, x=0, xanchor="left",
-        y=1 + slider_h / plot_h, yanchor="bottom", pad={"b": round(th.font_size * 0.6), "l": 0}, font=font,
-        buttons=[dict(label=f"head {k}", method="restyle",
+        y=buttons_y, yanchor="bottom", pad={"b": round(fs * 0.5), "l": word_px}, font=font,
+        buttons=[dict(label=str(k), method="restyle",
                       args=[{"visible": [True] + [j == k for j in range(Hh) for _ in range(2)]}])
                  for k in range(Hh)],
     )
+    # the colour bar's title as a note above it: a horizontal bar's own title (side "top") moves
+    # the figure's title up and out of the figure in plotly.js 3
+    bar_top = 1 + (bar_labels_h + th.colorbar_thickness) / plot_h
+    bar_title = dict(text=colorbar_title, xref="paper", yref="paper", x=0, xanchor="left", y=bar_top,
+                     yanchor="bottom", yshift=round(fs * 0.2 + 10 * th.scale), showarrow=False, font=font)
+    word = dict(text=HEAD_WORD, xref="paper", yref="paper", x=0, xanchor="left", y=buttons_y, yanchor="bottom",
+                yshift=round(fs * 0.5 + fs * 0.15), showarrow=False, font=font)
     xa, ya = _figure.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), show_ticks=False)
     xa["constraintoward"], ya["constraintoward"] = "left", "top"
     shapes = []
@@ -146,7 +164,8 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     what = "" if query is None else f"{tk.name(int(query))} → "
     layout = th.layout(title or f"{what}every layer and head: slide and click, no wait", width, height,
                        margin=margin, xaxis=xa, yaxis=ya, shapes=shapes, hovermode="closest",
-                       sliders=[slider], updatemenus=[menu], clickmode="event+select", dragmode=False)
+                       sliders=[slider], updatemenus=[menu], annotations=[word, bar_title], clickmode="event+select",
+                       dragmode=False)
     # ~80 traces rebuilt on every new query: assembled from the checked arrays above without
     # plotly's per-property validation (tests/viz validate it once)
     fig = _figure.unchecked_figure([photo] + heads, layout, frames)

@@ -116,8 +116,15 @@ def test_colour_bars_are_written_out_and_fit(built):
             seen += 1
             assert bar.tickmode == "array" and len(bar.ticktext) >= 2, key
             assert all(NUMBER.match(t) for t in bar.ticktext), (key, bar.ticktext)  # no "70μ", no "1e-05"
+            left, right, pw = _plot_box(fig)
+            if bar.orientation == "h":
+                # a horizontal bar above the plot (in the top margin), its end labels inside the figure
+                assert bar.y > 1 and bar.yanchor == "bottom", key
+                first, last = (text_px(bar.ticktext[i], bar.tickfont.size) / 2 for i in (0, -1))
+                assert left + bar.x * pw - first >= 0, (key, bar.ticktext)
+                assert left + (bar.x + bar.len) * pw + last <= fig.layout.width + 1, (key, bar.ticktext)
+                continue
             # the bar, its labels and its vertical title inside the figure
-            _, right, pw = _plot_box(fig)
             need = bar.thickness + 6 + max(text_px(t, bar.tickfont.size) for t in bar.ticktext) \
                 + bar.title.font.size * 1.4
             assert right + (bar.x - 1) * pw + need <= fig.layout.width + 1, (key, bar.ticktext)
@@ -129,7 +136,7 @@ def test_captions_stay_clear_of_colour_bars_and_inside_the_figure(built):
     for key, fig, theme in built:
         bars = _colorbars(fig)
         _, right, pw = _plot_box(fig)
-        bar_left = min((right + (b.x - 1) * pw for b in bars), default=fig.layout.width)
+        bar_left = min((right + (b.x - 1) * pw for b in bars if b.orientation != "h"), default=fig.layout.width)
         for a in fig.layout.annotations or ():
             if a.xref != "paper":
                 continue
