@@ -78,6 +78,7 @@ while [ $# -gt 0 ]; do
     --address=*) ADDRESS=${1#*=}; shift ;;
     --defaults) RUNNER=defaults; shift ;;
     --maps-as-base64) export PATCHLIGHT_MAPS_AS_NUMBERS=0; shift ;;
+    --maps-as-numbers) export PATCHLIGHT_MAPS_AS_NUMBERS=1; shift ;;  # the default (was a flag before)
     --workers) WORKERS=$2; shift 2 ;;
     --workers=*) WORKERS=${1#*=}; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
