@@ -5,10 +5,10 @@ rounded to the digits its hover prints (``viz._figure.shown``) is shorter as the
 themselves: "0.00697" deflates to ~2.4 bytes a value, base64 float32 to ~3.6, and a new query's
 maps are most of what it sends. Undeflated the text is the longer one (~8.7 bytes a value
 against 5.3), so the app asks for it only where the websocket is deflated (scripts/demo.sh;
-``--maps-as-base64`` turns it off: app_pages.charts.numbers_as_text_wanted), and only with orjson, the JSON engine plotly uses when it is
-installed: it writes a float32 as its shortest decimal and NaN as null, in C (a 20,000-value
-map in ~1 ms, once per figure: app_pages.charts.frozen; the standard json engine would write
-each float32 with 17 digits).
+``--maps-as-base64`` turns it off: app_pages.charts.numbers_as_text_wanted), and only with
+orjson, the JSON engine plotly uses when it is installed: it writes a float32 as its shortest
+decimal and NaN as null, in C (a 20,000-value map in ~1 ms, once per figure:
+app_pages.charts.frozen; the standard json engine would write each float32 with 17 digits).
 """
 from __future__ import annotations
 
