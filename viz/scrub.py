@@ -21,7 +21,7 @@ from .theme import resolve_theme
 
 SCRUB_VALUE_FORMAT = ".3~g"
 PLOT_WIDTH_PX = 520  # the map's width as built (Streamlit draws it narrower in a narrower column)
-EDGE_PX = 12  # the margin left of the map and below it
+EDGE_PX = 12  # the margins left, right and below the map
 BAR_LENGTH = 0.6  # of the plot's width: the colour bar's tick labels stay apart at ~400 px
 HEAD_WORD = "head"  # written once, left of the buttons "0" … "H-1" (six "head k" buttons overflow ~400 px)
 
@@ -43,14 +43,16 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
 
     Axes are in patch units (patch (r, c) centred on x = c, y = r; the photo scaled to them).
     Traces: ``[Image, map 0, targets 0, …, map H-1, targets H-1]``. Map k is a Heatmap of head k
-    at the shown layer (columns ``x``, ``y``, ``z``: patch i's column, row and float32 value; its colour range ``min(0, min) … max`` unless
-    ``style`` fixes it, no hover); targets k a Scatter of ``h*w`` invisible squares, point i =
-    patch i, ``marker.color`` = the same map raveled (what the hover prints), ``customdata`` =
-    (row, col), ``meta`` = the layer, ``legendgroup`` = ``"layer l head k"`` (a click reports
-    it). Only head ``head``'s pair is visible. Frames: one per layer, named ``"0" … "L-1"`` (the
-    opening layer's first), each setting every map's ``z`` and range and every target's
-    ``marker.color``, ``meta`` and ``legendgroup``. A slider (``layout.sliders[0]``, active =
-    ``layer``) animates to a frame; the buttons (``layout.updatemenus[0]``, active = ``head``)
+    at the shown layer, as columns ``x``, ``y``, ``z`` (patch i's column, row and float32 value),
+    its colour range ``min(0, min) … max`` unless ``style`` fixes it, no hover; its colour bar
+    is horizontal, above the map, with the ticks of that range written out. Targets k is a
+    Scatter of ``h*w`` invisible squares, point i = patch i, ``marker.color`` = the same map
+    (what the hover prints), ``customdata`` = (row, col), ``meta`` = the layer, ``legendgroup``
+    = ``"layer l head k"`` (a click reports it). Only head ``head``'s pair is visible. Frames:
+    one per layer, named ``"0" … "L-1"``, each setting every map's
+    ``z``, range and colour-bar ticks and every target's ``marker.color``, ``meta`` and
+    ``legendgroup``. A slider (``layout.sliders[0]``, active = ``layer``) animates to a frame;
+    the buttons "0" … "H-1" after the word "head" (``layout.updatemenus[0]``, active = ``head``)
     restyle ``visible``. Both compose: a frame touches values, a button visibility.
     ``style.upsample`` does not apply (blocks only).
     """
@@ -124,13 +126,10 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
                            + str(k) + ": attention %{marker.color:" + SCRUB_VALUE_FORMAT + "}"
                            "<br>click to make it the query<extra></extra>"),
         ))
-    # the opening layer's frame first: its maps are the ones the traces open with, and deflate
-    # finds them again within its 32 KB window (frames are animated to by name, in any order)
-    order = [layer] + [l for l in range(L) if l != layer]
     frames = [dict(name=str(l), traces=list(range(1, 2 * Hh + 1)),
                    data=[part for k in range(Hh) for part in (dict(type="heatmap", **colours(l, k)),
                                                                 dict(type="scatter", **targets(l, k)))])
-              for l in order]
+              for l in range(L)]
     font = th.font()
     slider_y = 1 + (bar_h + slider_gap) / plot_h
     slider = dict(

@@ -256,10 +256,9 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     slider, menu = fig.layout.sliders[0], fig.layout.updatemenus[0]
     assert slider.active == layer and len(slider.steps) == L and slider.currentvalue.prefix == "layer "
     assert menu.active == head and len(menu.buttons) == H
-    # frames: one per layer (the opening one first), each carrying every head's map at that layer
-    assert sorted(f.name for f in fig.frames) == sorted(str(l) for l in range(L)) and fig.frames[0].name == str(layer)
-    for frame in fig.frames:
-        l = int(frame.name)
+    # frames: one per layer, each carrying every head's map at that layer
+    assert [f.name for f in fig.frames] == [str(l) for l in range(L)]
+    for l, frame in enumerate(fig.frames):
         assert list(frame.traces) == list(range(1, 2 * H + 1))
         for k in range(H):
             hm, tg = frame.data[2 * k], frame.data[2 * k + 1]
