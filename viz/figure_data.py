@@ -15,6 +15,8 @@ import numpy as np
 
 from model.naming import slug
 
+from ._figure import CLICK_TARGET_OPACITY
+
 __all__ = ["figure_data", "figure_to_npz", "figure_to_csv", "data_from_csv", "typed_array", "CSV_HEADER"]
 
 CSV_HEADER = ["key", "dtype", "row", "col", "value"]
@@ -73,9 +75,11 @@ def _is_legend_key(trace) -> bool:
 
 
 def _is_hover_helper(trace) -> bool:
-    """Invisible markers that only carry hover text (one per patch over an image or a smooth map)."""
+    """Invisible markers that only carry hover text or take clicks (one per patch over an image
+    or a map: ``_figure.click_targets``, drawn at 1% or not at all): what they hold is the map's."""
     marker = getattr(trace, "marker", None)
-    return getattr(trace, "mode", None) == "markers" and marker is not None and marker.opacity == 0
+    return (getattr(trace, "mode", None) == "markers" and marker is not None and marker.opacity is not None
+            and marker.opacity <= CLICK_TARGET_OPACITY)
 
 
 def image_pixels(trace) -> np.ndarray | None:

@@ -63,7 +63,7 @@ def test_a_scrubbing_figure_is_smaller_on_a_deflated_websocket():
     """The in-browser figure of one query (every layer x head): all its maps (and the click
     targets' copies of them) go as numbers, and deflated they are smaller than base64 float32
     deflated (the bytes a new query costs)."""
-    L, H, h, w = 4, 3, 16, 16
+    L, H, h, w = 12, 6, 16, 16  # dinov2-small's shape
     img = np.full((128, 128, 3), 120, dtype=np.uint8)  # a flat photo: the maps are the bytes
     logits = RNG.normal(0.0, 2.5, (L, H, h * w))  # softmax of logits with a real ViT's spread
     maps = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)

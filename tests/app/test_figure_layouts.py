@@ -327,6 +327,22 @@ def _as_json(d: dict) -> str:
     return json.dumps(d, sort_keys=True, default=lambda a: a.tolist())
 
 
+def test_scrub_figure_data_is_each_heads_map_once(inputs):
+    """The CSV/NPZ of the in-browser figure: every head's map at the opening layer with its
+    patch columns and rows, not the click targets' copy of it."""
+    from app_core import views
+
+    inp = inputs["registers"]
+    td = inp.trace
+    view = figures.View(query=td.num_prefix_tokens + 2, layer=1, head=1)
+    data = viz.figure_data(figures.build("attention_scrub", inp, view))
+    maps = views.grid_maps(td, view.query)
+    assert sorted(data) == sorted(f"{2 * k + 1}_head_{k}_{c}" for k in range(td.H) for c in "xyz")
+    for k in range(td.H):
+        np.testing.assert_array_equal(data[f"{2 * k + 1}_head_{k}_z"], F.shown(maps[1, k].ravel()))
+    assert data["1_head_0_x"].tolist() == list(range(td.grid[1])) * td.grid[0]
+
+
 def test_scrub_click_reports_token_layer_and_head(inputs):
     from app_core import clicks
 
