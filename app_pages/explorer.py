@@ -79,17 +79,6 @@ def explorer() -> None:
         shared.show(ctx, "attention_scrub", "explorer_click", on_select=_clicked,
                     view=figures.replace(shared.current_view(ctx), layer=start_layer, head=start_head))
 
-    views_below()
-
-
-@st.fragment
-def views_below() -> None:
-    """The Layer/Head controls and the view they drive: a fragment of their own, so moving them
-    reruns only this (issue 15: not the query's controls, nor the in-browser figure, which
-    Streamlit would otherwise serialise and hash again on every move — ~400 KB as numbers). A
-    new query or a click on the figure reruns the page's fragment, and this with it."""
-    ss = st.session_state
-    query = ss["query"]
     with st.container():
         st.markdown("**Layer and head of the views below** (a click on a patch above brings them to what the "
                     "figure shows)")
