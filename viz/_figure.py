@@ -376,6 +376,8 @@ def click_targets(size_px: float, **marker) -> dict:
     goes to them, and their hover speaks for the map under them. ``marker`` adds to the marker
     (e.g. ``color``: values that the hover prints; they are not drawn)."""
     hidden = {"opacity": CLICK_TARGET_OPACITY}
+    if not isinstance(marker.get("color", ""), str):  # values: mapped to no colour at all
+        marker = dict(marker, colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False)
     return dict(mode="markers", showlegend=False, selected={"marker": hidden}, unselected={"marker": hidden},
                 marker=dict(symbol="square", size=max(6.0, float(size_px)), line={"width": 0}, **hidden, **marker))
 

@@ -252,6 +252,7 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     assert shown.zsmooth is False and shown.opacity == 0.5 and shown.hoverinfo == "skip"
     np.testing.assert_array_equal(targets[head].marker.color, F.shown(maps[layer, head].ravel()))
     assert targets[head].marker.opacity <= 0.01 and targets[head].mode == "markers"
+    assert {c for _, c in targets[head].marker.colorscale} == {"rgba(0,0,0,0)"}  # the values draw no colour
     assert targets[head].legendgroup == f"layer {layer} head {head}" and targets[head].meta == str(layer)
     slider, menu = fig.layout.sliders[0], fig.layout.updatemenus[0]
     assert slider.active == layer and len(slider.steps) == L and slider.currentvalue.prefix == "layer "
