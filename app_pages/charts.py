@@ -72,7 +72,7 @@ def numbers_as_text_wanted() -> bool:
     plotly writes with orjson, unless ``PATCHLIGHT_MAPS_AS_NUMBERS=0`` (demo.sh
     ``--maps-as-base64``). Deflated they are 14-26% fewer bytes than base64 float32 (a new query
     92 KB instead of 107); undeflated (the local app) they would be more, so base64 stays there.
-    At 40 visitors on 2 cores they cost 0-3 ms more server CPU per interaction, within the noise
+    At 40 visitors on 2 cores they cost ~3 ms more server CPU per interaction and ~150 MB
     (README, Load, fourth pass)."""
     return (parse_flag(os.environ.get(MAPS_AS_NUMBERS_ENV, "1")) is not False
             and bool(st.get_option("server.enableWebsocketCompression")) and text_engine_available())

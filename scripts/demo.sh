@@ -13,7 +13,7 @@
 # --maps-as-base64  send the maps as plotly's base64 float32 instead of JSON numbers rounded to
 #             what their hover shows (PATCHLIGHT_MAPS_AS_NUMBERS=0). The numbers are the default
 #             here, where the websocket is deflated: a new query 92 KB on the wire instead of 107,
-#             0-3 ms more server CPU per interaction (within the noise) and ~150 MB more RSS at 40.
+#             ~3 ms more server CPU per interaction and ~150 MB more RSS at 40 visitors.
 # --defaults  leave Streamlit's file watcher and runner at their defaults (gc after every run)
 #             instead of the production runner settings; the only use is to measure what
 #             those settings buy (bench/load.py runs both back to back). Hardening stays on.

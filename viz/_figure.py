@@ -333,7 +333,6 @@ def _has_webp() -> bool:
 
 
 def _encode_source(img: np.ndarray) -> str:
-    import base64
     import io
 
     from PIL import Image
