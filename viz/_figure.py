@@ -186,13 +186,15 @@ def subplot_grid(theme: Theme, rows: int, cols: int, titles, hspace: float, vspa
     return axes, annotations
 
 
-def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, **extra) -> dict:
+def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, scale: float = 1, **extra) -> dict:
     """A colour bar for the range ``lo … hi`` with tick labels written out (never ``70μ``).
 
     Ticks sit on round steps (:func:`viz.text.nice_step`), each labelled with the digits its
     step needs. Where ``values`` go beyond the range, the colours there are saturated and the
     end label says so: ``"≥ 0.12"`` at the top (a ``zmax`` below the data max, e.g. a high
-    percentile shared by small multiples), ``"≤ −3"`` at the bottom.
+    percentile shared by small multiples), ``"≤ −3"`` at the bottom. ``scale``: the trace's
+    ``z`` holds each value times this (whole counts, e.g. 10,000 a unit); ``lo``, ``hi``,
+    ``values`` and the labels stay in the values' own units.
     """
     lo, hi = float(lo), float(hi)
     step = nice_step(hi - lo, 6)
@@ -215,7 +217,7 @@ def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, **extr
         vals, text = [lo] + vals, ["≤ " + format_number(lo, step / 10)] + text
     if over:
         vals, text = vals + [hi], text + ["≥ " + format_number(hi, step / 10)]
-    return theme.colorbar(title, tickmode="array", tickvals=vals, ticktext=text, **extra)
+    return theme.colorbar(title, tickmode="array", tickvals=[t * scale for t in vals], ticktext=text, **extra)
 
 
 def fit_caption(theme: Theme, text: str, width_px: float, size: float | None = None,

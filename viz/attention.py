@@ -292,6 +292,20 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
 # ---------------------------------------------------------------------------------------------
 # the T x T matrix
 # ---------------------------------------------------------------------------------------------
+MATRIX_DECIMALS = 4  # the T×T matrix's hover: "attention weight 0.0039"
+MATRIX_SCALE = 10 ** MATRIX_DECIMALS  # z counts of 0.0001 a weight
+LOG_MATRIX_DECIMALS = 1  # log view: "≈ 10^-2.4", colours in 60 steps over six decades
+
+
+def _weight_counts(A: np.ndarray) -> np.ndarray | None:
+    """Weights in [0, 1] as whole counts of 10^-MATRIX_DECIMALS (uint16), or None when ``A``
+    holds anything else. The count is at most 9,999: the hover writes it after "0." with four
+    digits, so a weight from 0.99995 on shows as 0.9999 (one count low), never as "0.10000"."""
+    if A.size == 0 or not np.isfinite(A).all() or A.min() < 0 or A.max() > 1:
+        return None
+    return np.minimum(np.rint(A * MATRIX_SCALE), MATRIX_SCALE - 1).astype(np.uint16)
+
+
 def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: int | None = None,
                             head: int | str | None = None, log_scale: bool = False, style: MapStyle | None = None,
                             title: str | None = None, theme=None) -> go.Figure:
@@ -301,8 +315,15 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     :meth:`viz.TokenLayout.label`) so hover shows the query and key tokens; sparse ticks name
     the prefix tokens and every so many patches (``p0``, ``p25`` …); lines at
     ``num_prefix_tokens - 0.5`` separate prefix tokens from patches. ``tokens.grid`` may be
-    None for a square grid. ``z`` is ``attn``, or ``log10(max(attn, 1e-6))`` with ``log_scale``.
-    Of ``style`` only ``colormap`` and ``zmax`` apply.
+    None for a square grid. Of ``style`` only ``colormap`` and ``zmax`` apply.
+
+    What ``z`` holds is chosen for the wire (issue 15: a layer/head move in this view sent
+    144-218 KB, 66,049 values for DINOv2-S): weights in [0, 1] to :data:`MATRIX_DECIMALS`
+    decimals as whole counts (``uint16``, ``meta["z_scale"]`` = 10,000 counts a unit; the
+    hover writes them back as "0.0039"; :func:`viz.figure_data` divides them out), which
+    deflate to 50-74 KB; with ``log_scale``, ``log10(max(attn, 1e-6))`` to
+    :data:`LOG_MATRIX_DECIMALS` decimal (hover "≈ 10^-2.4"), 69-86 KB. Other values (not
+    attention weights) keep three significant digits (:func:`viz._figure.shown`).
     """
     th = resolve_theme(theme)
     A = float_array(attn, 2, "attn", "[T, T] (one head of one layer)")
@@ -325,14 +346,20 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
         raise ValueError(f"grid={tk.grid} has {tk.N} patches but attn has T - num_prefix_tokens = {N}. "
                          f"Fix: check num_prefix_tokens (registers?) and grid.")
     names = tk.names(T)
+    counts = None if log_scale else _weight_counts(A)
     if log_scale:
-        z = np.log10(np.maximum(A, 1e-6))
-        lo, hi = -6.0, (float(np.max(z)) if st.zmax is None else float(st.zmax))
+        logs = np.log10(np.maximum(A, 1e-6))
+        z = np.round(logs, LOG_MATRIX_DECIMALS).astype(np.float32)
+        lo, hi = -6.0, (float(np.max(logs)) if st.zmax is None else float(st.zmax))
         bar = "log₁₀ attention weight"
+        value_hover = f"attention weight ≈ 10<sup>%{{z:.{LOG_MATRIX_DECIMALS}f}}</sup>"
     else:
-        z = A
         lo, hi = st.replace(zmin=None).color_range(A)
         bar = "attention weight"
+        z = _figure.shown(A) if counts is None else counts
+        value_hover = (f"{bar} %{{z:{VALUE_FORMAT}}}" if counts is None
+                       else f"{bar} 0.%{{z:0{MATRIX_DECIMALS}d}}")
+    scale = 1 if counts is None else MATRIX_SCALE
     width, height, margin = _figure.figure_size(th, 1.0, 600, colorbar=True, extra_left=20, max_plot_height=640)
     plot_w = width - margin["l"] - margin["r"]
     tv, tt = _figure.index_ticks(N, plot_w, th.tick_size, start=0, positions=range(p, T),
@@ -355,10 +382,10 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
-        z=_figure.shown(z), x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
-        zmin=lo, zmax=hi,
-        zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, z),
-        hovertemplate="query %{y}<br>key %{x}<br>" + bar + " %{z:" + VALUE_FORMAT + "}<extra></extra>",
+        z=z, x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+        zmin=lo * scale, zmax=hi * scale, meta={"z_scale": scale} if scale != 1 else None,
+        zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, logs if log_scale else A, scale=scale),
+        hovertemplate="query %{y}<br>key %{x}<br>" + value_hover + "<extra></extra>",
     ))
     fig.layout = th.layout(
         title or f"Attention matrix {where} ({T}×{T}; {p} prefix + {N} patches)".replace("  ", " "),

@@ -101,10 +101,18 @@ def image_pixels(trace) -> np.ndarray | None:
         return np.asarray(im.convert("RGB"))
 
 
+def _z_scale(trace) -> float:
+    """How many of a heatmap's ``z`` make one unit of its data: ``meta["z_scale"]`` where the
+    figure sends whole counts (the T×T matrix: 10,000 counts a weight), else 1."""
+    meta = trace.meta
+    return float(meta.get("z_scale", 1)) if isinstance(meta, dict) else 1.0
+
+
 def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
     """The numbers behind ``fig``, keyed ``"<i>_<name>_<field>"``.
 
-    Heatmaps give ``z`` (and ``x``/``y`` when set explicitly); bars and scatters give ``x`` and
+    Heatmaps give ``z`` in their data's units (``meta["z_scale"]`` divided out; and ``x``/``y``
+    when set explicitly); bars and scatters give ``x`` and
     ``y`` (categories as strings) and ``error_y`` when they have error bars; images give ``image`` only with ``include_images`` (they
     are the input, so left out by default). Legend-only entries and invisible hover markers
     (patch centres that carry hover text) carry no data of the figure and are skipped.
@@ -115,7 +123,7 @@ def figure_data(fig, include_images: bool = False) -> dict[str, np.ndarray]:
         key = f"{i}_{_slug(trace.name or kind)}"
         if kind == "heatmap":
             if trace.z is not None:
-                out[f"{key}_z"] = np.asarray(_decoded(trace.z), dtype=np.float64)
+                out[f"{key}_z"] = np.asarray(_decoded(trace.z), dtype=np.float64) / _z_scale(trace)
             fields = ("x", "y")
         elif kind == "image":
             pixels = image_pixels(trace) if include_images else None

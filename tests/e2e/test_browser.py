@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -283,6 +284,26 @@ def test_browser_journey(server, page, tmp_path, shots):
     _wait_caption(pg, "In layer 3, head 2,")
     assert _overlay_title(pg).startswith(query)
     _idle(pg)
+
+    # the T×T matrix sends its weights as whole counts of 0.0001 (issue 15: under 100 KB a
+    # layer/head move); the hover writes the count back as the weight, "0.0484"
+    pg.get_by_test_id("stMain").get_by_text("T×T matrix", exact=True).click()
+    pg.wait_for_function("t => [...document.querySelectorAll('.gtitle')].some(e => e.textContent.includes(t))",
+                         arg="Attention matrix layer 3 head 2")
+    _idle(pg)
+    matrix = pg.get_by_test_id("stPlotlyChart").last
+    matrix.scroll_into_view_if_needed()
+    cells = matrix.locator("rect.nsewdrag").first.bounding_box()
+    pg.mouse.move(cells["x"] + cells["width"] * 0.5, cells["y"] + cells["height"] * 0.5)  # the diagonal
+    label = pg.locator(".hoverlayer .hovertext").first
+    label.wait_for()
+    hover = re.search(r"query (.+?)key (.+?)attention weight (0\.\d{4})$", label.text_content())
+    assert hover, label.text_content()
+    count = pg.evaluate("""([q, k]) => { const gd = [...document.querySelectorAll('.js-plotly-plot')].pop();
+        const names = Array.from(gd._fullData[0].x); return gd._fullData[0].z[names.indexOf(q)][names.indexOf(k)]; }""",
+                        [hover[1], hover[2]])
+    assert hover[3] == f"0.{count:04d}", (hover[0], count)
+    pg.mouse.move(0, 0)
 
     # download the overlay as PNG
     with pg.expect_download() as download:

