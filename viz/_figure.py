@@ -283,6 +283,75 @@ def shown(values, digits: int = SHOWN_DIGITS) -> np.ndarray:
     return out.astype(np.float32)
 
 
+# Attention weights (0 … 1) go as whole counts of 10^-k and the hover writes a count back as the
+# weight, "0.%{z:04d}" -> "0.0039": a count deflates to ~0.9 bytes against ~2.5 for the three
+# significant digits of `shown` (DINOv2-S: a new query's in-browser figure holds 18,432 values,
+# the T×T matrix 66,049: issue 15). k is 4, or more where the colour scale's top is below 0.01,
+# so that the scale always spans at least 100 counts and its colours do not move (a head that
+# gives the patches almost nothing, drawn on its own scale, keeps its picture).
+WEIGHT_DECIMALS = 4  # the fewest decimals: a weight to ±0.00005
+MAX_WEIGHT_DECIMALS = 9  # counts up to 10^9 fit uint32; below a top of 1e-7, `shown` instead
+HOVER_FORMAT = ".3~g"  # every other value: 0.0123, 0.6, 1.6e-5, never SI prefixes
+WEIGHT_SCALE = 10 ** WEIGHT_DECIMALS  # counts a unit at the fewest decimals
+
+
+def weight_scales(values, tops) -> np.ndarray:
+    """Counts a unit (10^k, int64) to send maps of ``values`` as, one per colour-scale top in
+    ``tops`` (any shape): k = 4, or 3 significant digits of the top where it is below 0.01. All
+    1 (three significant digits, :func:`shown`) unless every value is an attention weight in
+    [0, 1] (NaN gaps allowed); 1 too where a top is too small for whole counts (below 1e-7, or
+    1e-5 with gaps: float32 holds whole numbers up to 2^24)."""
+    v = np.asarray(values, dtype=np.float64)
+    tops = np.asarray(tops, dtype=np.float64)
+    gaps = np.isnan(v)
+    finite = v[~gaps]
+    if finite.size == 0 or not np.isfinite(finite).all() or finite.min() < 0 or finite.max() > 1:
+        return np.ones(tops.shape, dtype=np.int64)
+    with np.errstate(divide="ignore"):
+        decimals = np.maximum(WEIGHT_DECIMALS, SHOWN_DIGITS - 1 - np.floor(np.log10(np.where(tops > 0, tops, 1.0))))
+    limit = 7 if gaps.any() else MAX_WEIGHT_DECIMALS
+    return np.where(decimals <= limit, 10 ** np.minimum(decimals, limit).astype(np.int64), 1)
+
+
+def weight_scale(values, top: float | None = None) -> int:
+    """:func:`weight_scales` for one colour scale (``top`` defaults to the values' max)."""
+    if top is None:
+        v = np.asarray(values, dtype=np.float64)
+        top = float(np.nanmax(v)) if v.size and not np.isnan(v).all() else 0.0
+    return int(weight_scales(values, top))
+
+
+def _decimals(scale: int) -> int:
+    decimals = round(math.log10(scale)) if scale > 0 else -1
+    if scale != 10 ** decimals or not WEIGHT_DECIMALS <= decimals <= MAX_WEIGHT_DECIMALS:
+        raise ValueError(f"scale={scale}; expected 1 or a power of ten from 10^{WEIGHT_DECIMALS} to "
+                         f"10^{MAX_WEIGHT_DECIMALS} (weight_scale)")
+    return decimals
+
+
+def on_wire(values, scale: int) -> np.ndarray:
+    """Map values as a figure holds them: with ``scale`` 1, :func:`shown`; else whole counts of
+    1/``scale`` (uint16, uint32 where larger, float32 where NaN marks gaps). A count is below
+    ``scale``: the hover writes it after "0." with k digits, so a weight from 1 - 0.5/scale on
+    shows one count low (0.9999), never as "0.10000"."""
+    if scale == 1:
+        return shown(values)
+    _decimals(scale)
+    v = np.asarray(values, dtype=np.float64)
+    counts = np.clip(np.rint(v * scale), 0, scale - 1)  # 0: a smooth upsampling's undershoot
+    if np.isnan(v).any():
+        return counts.astype(np.float32)
+    return counts.astype(np.uint16 if counts.size == 0 or counts.max() < 2 ** 16 else np.uint32)
+
+
+def value_format(field: str, scale: int) -> str:
+    """The hovertemplate piece that prints ``field`` (``"z"``, ``"marker.color"``, …) as the value
+    :func:`on_wire` sent with ``scale``."""
+    if scale == 1:
+        return f"%{{{field}:{HOVER_FORMAT}}}"
+    return f"0.%{{{field}:0{_decimals(scale)}d}}"
+
+
 # ----------------------------------------------------------------------------- the photo
 
 # A photo is sent to the browser as a compressed picture, not as a z array: a 224 x 224 RGB

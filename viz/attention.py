@@ -19,7 +19,7 @@ from .maps import tile_maps, upsample_map
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .theme import resolve_theme
 
-VALUE_FORMAT = ".3~g"  # hover values: 0.0123, 0.6, 1.6e-5 — three significant digits, never SI prefixes
+VALUE_FORMAT = _figure.HOVER_FORMAT  # hover values that are not weights: 0.0123, 0.6, 1.6e-5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +37,7 @@ PATCH_HOVER = "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]
 
 def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: TokenLayout, cell_px: float,
                opacity: float = 1.0, value_label: str = "attention", xref: str = "x", yref: str = "y",
-               **color) -> list[dict]:
+               scale: int = 1, **color) -> list[dict]:
     """The traces (plain dicts, for :func:`viz._figure.unchecked_figure`) that draw a ``[h, w]``
     map over pixel coordinates of an ``[h*P, w*P]`` image.
 
@@ -45,24 +45,31 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     dx = P``) — light and exact; its hover names the patch and its value. ``smooth``: a
     Heatmap of ``z = upsample_map(m, P, "smooth")`` at pixel resolution (no hover of its own),
     then invisible markers, one per patch (``cell_px`` wide), whose hover names the patch and
-    gives the map's value there.
+    gives the map's value there. ``scale``: :data:`viz._figure.WEIGHT_SCALE` sends attention
+    weights as whole counts (:func:`viz._figure.on_wire`; the heatmap's ``meta["z_scale"]``
+    says so, and ``color``'s range must be in counts too), 1 their three significant digits.
     """
     custom = _patch_custom(tokens)
-    hover = PATCH_HOVER + "<br>" + value_label + " %{z:" + VALUE_FORMAT + "}<extra>" + name + "</extra>"
+    extra = "<extra>" + name + "</extra>"
+    meta = {"z_scale": scale} if scale != 1 else None
     if upsample == "nearest" or P == 1:
-        return [dict(type="heatmap", z=_figure.shown(m), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P, name=name,
-                     opacity=opacity, zsmooth=False, customdata=custom, hovertemplate=hover, xaxis=xref, yaxis=yref,
+        return [dict(type="heatmap", z=_figure.on_wire(m, scale), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P,
+                     name=name, opacity=opacity, zsmooth=False, customdata=custom, meta=meta, xaxis=xref, yaxis=yref,
+                     hovertemplate=PATCH_HOVER + "<br>" + value_label + " " + _figure.value_format("z", scale) + extra,
                      **color)]
     h, w = m.shape
-    heat = dict(type="heatmap", z=_figure.shown(upsample_map(m, P, "smooth")), x0=0, dx=1, y0=0, dy=1, name=name,
-                opacity=opacity, zsmooth=False, hoverinfo="skip", xaxis=xref, yaxis=yref, **color)
+    heat = dict(type="heatmap", z=_figure.on_wire(upsample_map(m, P, "smooth"), scale), x0=0, dx=1, y0=0, dy=1,
+                name=name, opacity=opacity, zsmooth=False, hoverinfo="skip", meta=meta, xaxis=xref, yaxis=yref,
+                **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     points = dict(
         type="scatter", x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
         name=f"{name} (hover)", xaxis=xref, yaxis=yref, showlegend=False,
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"},
-        customdata=np.concatenate([custom.reshape(-1, 3), _figure.shown(m).reshape(-1, 1)], axis=1).astype(np.float32),
-        hovertemplate=hover.replace("%{z:", "%{customdata[3]:"),
+        customdata=np.concatenate([custom.reshape(-1, 3), _figure.on_wire(m, scale).reshape(-1, 1)],
+                                  axis=1).astype(np.float32),
+        hovertemplate=(PATCH_HOVER + "<br>" + value_label + " " + _figure.value_format("customdata[3]", scale)
+                       + extra),
     )
     return [heat, points]
 
@@ -99,13 +106,14 @@ def attention_overlay_figure(image, attn_map, *, query: int | None = None, token
     P = patch_size_for(img, m.shape, tk.patch_size)
     qpos = None if query is None else tk.row_col(query)
     lo, hi = st.color_range(m)
+    scale = _figure.weight_scale(m, hi)
     H, W = img.shape[:2]
     width, height, margin = _figure.figure_size(th, H / W, 540, colorbar=True)
     xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     cell_px = (width - margin["l"] - margin["r"]) / m.shape[1]
     heat = map_traces(m, P, st.upsample, name="attention", tokens=tk, opacity=st.opacity, cell_px=cell_px,
-                      colorscale=th.cmap(st.colormap, "attention"), zmin=lo, zmax=hi,
-                      colorbar=_figure.colorbar(th, colorbar_title, lo, hi, m))
+                      colorscale=th.cmap(st.colormap, "attention"), zmin=lo * scale, zmax=hi * scale, scale=scale,
+                      colorbar=_figure.colorbar(th, colorbar_title, lo, hi, m, scale=scale))
     return _figure.unchecked_figure([_figure.photo_spec(img)] + heat, th.layout(
         title or ("Attention " + _query_title(query, tk)).strip(), width, height, margin=margin, xaxis=xa, yaxis=ya,
         shapes=_outline(th, qpos, P), hovermode="closest"))
@@ -142,6 +150,7 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
     cols = _default_cols(tiles, th) if cols is None else max(1, min(int(cols), tiles))
     rows = math.ceil(tiles / cols)
     lo, hi = st.color_range(maps)
+    scale = _figure.weight_scale(maps, hi)
 
     # geometry: tiles of equal size (at most ~250 px), room above each for its title
     hgap_px = 12 * th.scale
@@ -168,7 +177,7 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
         if i >= first:
             k = i - first
             traces += map_traces(maps[k], P, upsample, name=labels[i], tokens=tk, cell_px=tile_w / w,
-                                 coloraxis="coloraxis", xref=xref, yref=yref)
+                                 coloraxis="coloraxis", xref=xref, yref=yref, scale=scale)
         xa, ya = _figure.image_axes(th, (-0.5, Ws - 0.5), (Hs - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
         ya.update(showline=False, **axes[yname])
@@ -179,8 +188,8 @@ def _small_multiples(maps, labels, *, image, query, tokens, style, cols, title, 
     return _figure.unchecked_figure(traces, th.layout(
         title or " ".join(t for t in (what, _query_title(query, tk)) if t),
         plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"], margin=margin,
-        coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": hi,
-                   "colorbar": _figure.colorbar(th, "attention weight", lo, hi, maps)},
+        coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo * scale, "cmax": hi * scale,
+                   "colorbar": _figure.colorbar(th, "attention weight", lo, hi, maps, scale=scale)},
         shapes=shapes, annotations=titles, hovermode="closest", **axes,
     ))
 
@@ -224,7 +233,7 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     """Every layer x head: ``maps [L, H, h, w]`` as ONE tiled heatmap (fast for 12 x 12).
 
     ``fig.data[0].z`` is :func:`viz.maps.tile_maps` of the maps with a 1-cell NaN gap
-    (drawn as white separators): tile (l, k) starts at row ``l*(h+1)``, column
+    (drawn as white separators), weights as whole counts (:func:`viz._figure.on_wire`): tile (l, k) starts at row ``l*(h+1)``, column
     ``k*(w+1)``; the axes are categories, one per row and column, named for the hover
     (``x[k*(w+1) + c] = "head k · col c"``, ``y[l*(h+1) + r] = "layer l · row r"``). The colour
     range is shared (``style.zmin``/``style.zmax`` where given, the top
@@ -239,6 +248,7 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     st = as_style(style)
     qpos = None if query is None else tk.row_col(query)
     lo, hi = st.color_range(m)
+    scale = _figure.weight_scale(m, hi)
     big = tile_maps(m, gap=1)
     ny, nx = big.shape
     # hover: each column and row is a category named by its tile and place ("head 2 · col 5",
@@ -263,10 +273,11 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     ya.update(tickvals=yv, ticktext=yt)
     xa["title"]["standoff"] = 4
     traces = [go.Heatmap(
-        z=_figure.shown(big), x=xnames, y=ynames, name="attention", colorscale=th.cmap(st.colormap, "attention"),
-        zmin=lo, zmax=hi, zsmooth=False, hoverongaps=False,
-        colorbar=_figure.colorbar(th, "attention weight", lo, hi, m),
-        hovertemplate="%{y}<br>%{x}<br>attention %{z:" + VALUE_FORMAT + "}<extra></extra>",
+        z=_figure.on_wire(big, scale), x=xnames, y=ynames, name="attention",
+        colorscale=th.cmap(st.colormap, "attention"), meta={"z_scale": scale} if scale != 1 else None,
+        zmin=lo * scale, zmax=hi * scale, zsmooth=False, hoverongaps=False,
+        colorbar=_figure.colorbar(th, "attention weight", lo, hi, m, scale=scale),
+        hovertemplate="%{y}<br>%{x}<br>attention " + _figure.value_format("z", scale) + "<extra></extra>",
     )]
     if qpos is not None:
         qr, qc = qpos
@@ -292,18 +303,7 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
 # ---------------------------------------------------------------------------------------------
 # the T x T matrix
 # ---------------------------------------------------------------------------------------------
-MATRIX_DECIMALS = 4  # the T×T matrix's hover: "attention weight 0.0039"
-MATRIX_SCALE = 10 ** MATRIX_DECIMALS  # z counts of 0.0001 a weight
 LOG_MATRIX_DECIMALS = 1  # log view: "≈ 10^-2.4", colours in 60 steps over six decades
-
-
-def _weight_counts(A: np.ndarray) -> np.ndarray | None:
-    """Weights in [0, 1] as whole counts of 10^-MATRIX_DECIMALS (uint16), or None when ``A``
-    holds anything else. The count is at most 9,999: the hover writes it after "0." with four
-    digits, so a weight from 0.99995 on shows as 0.9999 (one count low), never as "0.10000"."""
-    if A.size == 0 or not np.isfinite(A).all() or A.min() < 0 or A.max() > 1:
-        return None
-    return np.minimum(np.rint(A * MATRIX_SCALE), MATRIX_SCALE - 1).astype(np.uint16)
 
 
 def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: int | None = None,
@@ -318,10 +318,11 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     None for a square grid. Of ``style`` only ``colormap`` and ``zmax`` apply.
 
     What ``z`` holds is chosen for the wire (issue 15: a layer/head move in this view sent
-    144-218 KB, 66,049 values for DINOv2-S): weights in [0, 1] to :data:`MATRIX_DECIMALS`
-    decimals as whole counts (``uint16``, ``meta["z_scale"]`` = 10,000 counts a unit; the
-    hover writes them back as "0.0039"; :func:`viz.figure_data` divides them out), which
-    deflate to 50-74 KB; with ``log_scale``, ``log10(max(attn, 1e-6))`` to
+    144-218 KB, 66,049 values for DINOv2-S): weights in [0, 1] to four decimals (more
+    where the scale's top is below 0.01) as whole counts (``uint16``, ``meta["z_scale"]`` = 10,000
+    counts a unit; the hover writes them
+    back as "0.0039"; :func:`viz.figure_data` divides them out: :func:`viz._figure.on_wire`),
+    which deflate to 50-74 KB; with ``log_scale``, ``log10(max(attn, 1e-6))`` to
     :data:`LOG_MATRIX_DECIMALS` decimal (hover "≈ 10^-2.4"), 69-86 KB. Other values (not
     attention weights) keep three significant digits (:func:`viz._figure.shown`).
     """
@@ -346,20 +347,19 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
         raise ValueError(f"grid={tk.grid} has {tk.N} patches but attn has T - num_prefix_tokens = {N}. "
                          f"Fix: check num_prefix_tokens (registers?) and grid.")
     names = tk.names(T)
-    counts = None if log_scale else _weight_counts(A)
     if log_scale:
         logs = np.log10(np.maximum(A, 1e-6))
         z = np.round(logs, LOG_MATRIX_DECIMALS).astype(np.float32)
         lo, hi = -6.0, (float(np.max(logs)) if st.zmax is None else float(st.zmax))
         bar = "log₁₀ attention weight"
         value_hover = f"attention weight ≈ 10<sup>%{{z:.{LOG_MATRIX_DECIMALS}f}}</sup>"
+        scale = 1
     else:
         lo, hi = st.replace(zmin=None).color_range(A)
         bar = "attention weight"
-        z = _figure.shown(A) if counts is None else counts
-        value_hover = (f"{bar} %{{z:{VALUE_FORMAT}}}" if counts is None
-                       else f"{bar} 0.%{{z:0{MATRIX_DECIMALS}d}}")
-    scale = 1 if counts is None else MATRIX_SCALE
+        scale = _figure.weight_scale(A, hi)
+        z = _figure.on_wire(A, scale)
+        value_hover = f"{bar} {_figure.value_format('z', scale)}"
     width, height, margin = _figure.figure_size(th, 1.0, 600, colorbar=True, extra_left=20, max_plot_height=640)
     plot_w = width - margin["l"] - margin["r"]
     tv, tt = _figure.index_ticks(N, plot_w, th.tick_size, start=0, positions=range(p, T),

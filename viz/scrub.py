@@ -7,7 +7,7 @@ heatmap that draws the map (in patch units, so it tiles at whatever width the pa
 figure) and, over it, invisible click targets, one per patch (plotly selects points of scatter
 traces only), whose hover names the patch, the layer, the head and the value, and whose click
 reports the layer shown (the trace's ``legendgroup``) and the patch (the point). The two hold
-the same float32 map next to each other in the JSON, so a deflated websocket sends it once.
+the same map next to each other in the JSON, so a deflated websocket sends it once.
 """
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from ._checks import float_array, image_array, patch_size_for
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .theme import resolve_theme
 
-SCRUB_VALUE_FORMAT = ".3~g"
 PLOT_WIDTH_PX = 520  # the map's width as built (Streamlit draws it narrower in a narrower column)
 EDGE_PX = 12  # the margins left, right and below the map
 BAR_LENGTH = 0.6  # of the plot's width: the colour bar's tick labels stay apart at ~400 px
@@ -43,15 +42,17 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
 
     Axes are in patch units (patch (r, c) centred on x = c, y = r; the photo scaled to them).
     Traces: ``[Image, map 0, targets 0, …, map H-1, targets H-1]``. Map k is a Heatmap of head k
-    at the shown layer, as columns ``x``, ``y``, ``z`` (patch i's column, row and float32 value),
-    its colour range ``min(0, min) … max`` unless ``style`` fixes it, no hover; its colour bar
+    at the shown layer, as columns ``x``, ``y``, ``z`` (patch i's column, row and value as
+    :func:`viz._figure.on_wire` writes it: weights as whole counts, ``meta["z_scale"]`` a unit,
+    chosen per map so that its own colour scale spans ≥ 100 counts), its colour range
+    ``min(0, min) … max`` unless ``style`` fixes it, no hover; its colour bar
     is horizontal, above the map, with the ticks of that range written out. Targets k is a
     Scatter of ``h*w`` invisible squares, point i = patch i, ``marker.color`` = the same map
     (what the hover prints), ``customdata`` = (row, col), ``meta`` = the layer, ``legendgroup``
     = ``"layer l head k"`` (a click reports it). Only head ``head``'s pair is visible. Frames:
     one per layer, named ``"0" … "L-1"``, each setting every map's
-    ``z``, range and colour-bar ticks and every target's ``marker.color``, ``meta`` and
-    ``legendgroup``. A slider (``layout.sliders[0]``, active = ``layer``) animates to a frame;
+    ``z``, ``meta``, range and colour-bar ticks and every target's ``marker.color``, ``meta``,
+    ``legendgroup`` and ``hovertemplate`` (which writes that map's counts back as weights). A slider (``layout.sliders[0]``, active = ``layer``) animates to a frame;
     the buttons "0" … "H-1" after the word "head" (``layout.updatemenus[0]``, active = ``head``)
     restyle ``visible``. Both compose: a frame touches values, a button visibility.
     ``style.upsample`` does not apply (blocks only).
@@ -94,19 +95,29 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     rows, cols = np.divmod(np.arange(h * w), w)
     rc = np.stack([rows, cols], axis=-1).astype(small)
 
-    S = _figure.shown(M)  # once for all the maps: one call per map cost ~3 ms more for dinov2-small
+    # once for all the maps (one call per map cost ~3 ms more for dinov2-small): weights as whole
+    # counts of 0.0001, ~0.9 bytes a value on the wire against ~2.5 for three digits
+    # each map on its own colour scale, its weights as whole counts of 10^-k (k from 4 up, so that
+    # the scale spans ≥ 100 counts: ~0.9 bytes a value on the wire against ~2.5 for three digits)
+    ranges = [[st.color_range(M[l, k]) for k in range(Hh)] for l in range(L)]
+    scales = _figure.weight_scales(M, [[hi for _, hi in row] for row in ranges])
+    S = [[_figure.on_wire(M[l, k].ravel(), int(scales[l, k])) for k in range(Hh)] for l in range(L)]
 
     def colours(l: int, k: int) -> dict:
-        lo, hi = st.color_range(M[l, k])
-        bar = _figure.colorbar(th, colorbar_title, lo, hi, M[l, k])  # its ticks written out for this map
-        return {"z": S[l, k].ravel(), "zmin": lo, "zmax": hi,
+        lo, hi = ranges[l][k]
+        scale = int(scales[l, k])
+        bar = _figure.colorbar(th, colorbar_title, lo, hi, M[l, k], scale=scale)  # its ticks for this map
+        return {"z": S[l][k], "zmin": lo * scale, "zmax": hi * scale, "meta": {"z_scale": scale},
                 "colorbar": {key: bar[key] for key in ("tickmode", "tickvals", "ticktext")}}
 
     def targets(l: int, k: int) -> dict:
         # the values the hover prints (not drawn) and the layer, in the hover (meta) and in a
         # click (Streamlit reports each selected point's legendgroup)
-        return {"marker": {"color": S[l, k].ravel()}, "meta": str(l),  # a string: plotly prints a 0 as "-"
-                "legendgroup": f"layer {l} head {k}"}
+        return {"marker": {"color": S[l][k]}, "meta": str(l),  # a string: plotly prints a 0 as "-"
+                "legendgroup": f"layer {l} head {k}", "hovertemplate": (
+                    "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})<br>layer %{meta}, head "
+                    f"{k}: attention {_figure.value_format('marker.color', int(scales[l, k]))}"
+                    "<br>click to make it the query<extra></extra>")}
 
     # a heatmap given as columns (x, y, z of each patch): z is then the same flat array as the
     # targets' values, byte for byte, so deflate finds the second copy whole (base64 or numbers)
@@ -120,11 +131,8 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
         pick = targets(layer, k)
         heads.append(dict(
             type="scatter", x=xs, y=ys, name=f"head {k} patches", visible=k == head,
-            customdata=rc, meta=pick["meta"], legendgroup=pick["legendgroup"],
+            customdata=rc, meta=pick["meta"], legendgroup=pick["legendgroup"], hovertemplate=pick["hovertemplate"],
             **_figure.click_targets(cell_px, **pick["marker"]),
-            hovertemplate=("patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})<br>layer %{meta}, head "
-                           + str(k) + ": attention %{marker.color:" + SCRUB_VALUE_FORMAT + "}"
-                           "<br>click to make it the query<extra></extra>"),
         ))
     frames = [dict(name=str(l), traces=list(range(1, 2 * Hh + 1)),
                    data=[part for k in range(Hh) for part in (dict(type="heatmap", **colours(l, k)),

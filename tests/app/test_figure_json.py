@@ -59,28 +59,31 @@ def test_shown_arrays_become_numbers_and_exact_ones_stay_base64():
     assert np.array_equal(_decoded(spec["data"][1]["x"]), exact)
 
 
-def test_a_scrubbing_figure_is_smaller_on_a_deflated_websocket():
-    """The in-browser figure of one query (every layer x head): all its maps (and the click
-    targets' copies of them) go as numbers, and deflated they are smaller than base64 float32
-    deflated (the bytes a new query costs)."""
+def test_a_scrubbing_figure_sends_weights_as_counts():
+    """The in-browser figure of one query (every layer x head): its maps (and the click targets'
+    copies of them) go as whole counts of 0.0001 (viz._figure.on_wire), base64 either way, and
+    deflated the whole figure is well under half of what its maps alone cost as three-digit
+    JSON numbers (the previous way: the bytes a new query costs, issue 15)."""
     L, H, h, w = 12, 6, 16, 16  # dinov2-small's shape
     img = np.full((128, 128, 3), 120, dtype=np.uint8)  # a flat photo: the maps are the bytes
     logits = RNG.normal(0.0, 2.5, (L, H, h * w))  # softmax of logits with a real ViT's spread
-    maps = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    fig = viz.attention_scrub_figure(img, maps.astype(np.float32).reshape(L, H, h, w), layer=1, head=2, query=5)
+    maps = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
+    fig = viz.attention_scrub_figure(img, maps.reshape(L, H, h, w), layer=1, head=2, query=5)
     spec = fig.to_dict()
     as_base64 = pio.to_json(spec, validate=False)
-    assert numbers_as_text(spec) == 2 * (L * H + H)  # every frame's maps and the opening traces'
-    as_text = pio.to_json(spec, validate=False)
-    assert json.loads(as_text)["layout"] == json.loads(as_base64)["layout"]
-    assert _deflated(as_text) < 0.85 * _deflated(as_base64)
+    assert numbers_as_text(spec) == 0  # integers stay base64
+    assert pio.to_json(spec, validate=False) == as_base64
+    assert json.loads(as_base64)["frames"][0]["data"][0]["z"]["dtype"] == "u2"
+    three_digits = json.dumps([shown(m).tolist() for m in maps.reshape(-1, h * w)] * 2)  # each map twice
+    assert _deflated(as_base64) < 0.5 * _deflated(three_digits), (_deflated(as_base64), _deflated(three_digits))
 
 
 def test_frozen_figures_use_numbers_only_where_wanted(monkeypatch):
     from app_pages import charts
 
     img = RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-    fig = viz.attention_overlay_figure(img, _maps(4, 4), style=viz.MapStyle(upsample="nearest"))
+    relevance = RNG.normal(size=(4, 4)).astype(np.float32)  # not weights: three significant digits
+    fig = viz.attention_overlay_figure(img, relevance, style=viz.MapStyle(upsample="nearest"))
     monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: False)
     assert isinstance(json.loads(charts.frozen(fig).to_dict().json)["data"][1]["z"], dict)  # base64
     monkeypatch.setattr(charts, "numbers_as_text_wanted", lambda: True)
@@ -90,6 +93,8 @@ def test_frozen_figures_use_numbers_only_where_wanted(monkeypatch):
     np.testing.assert_array_equal(np.asarray(z, dtype=np.float32), shown(fig.data[1].z))
     assert len(charts.full(shell).data) == len(fig.data)  # downloads still get the figure
     assert viz.figure_to_csv(charts.full(shell))
+    weights = viz.attention_overlay_figure(img, _maps(4, 4), style=viz.MapStyle(upsample="nearest"))
+    assert json.loads(charts.frozen(weights).to_dict().json)["data"][1]["z"]["dtype"] == "u2"  # counts
 
 
 def test_a_frozen_figure_is_serialised_once(monkeypatch):

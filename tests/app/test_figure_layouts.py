@@ -156,7 +156,7 @@ def test_shared_scales_in_the_registry_say_their_top_is_saturated(inputs):
         bar = fig.layout.coloraxis.colorbar if fig.layout.coloraxis.colorbar.ticktext else fig.data[0].colorbar
         assert bar.ticktext[-1].startswith("≥ "), (name, bar.ticktext)
     heads = figures.build("heads_of_layer", inp, view)
-    assert heads.layout.coloraxis.cmax < 0.6  # the sharp head saturates; the other heads keep their colours
+    assert heads.layout.coloraxis.cmax < 0.6 * F.WEIGHT_SCALE  # (in counts of 0.0001) the sharp head saturates; the other heads keep their colours
 
 
 def test_registry_names_patches_by_patch_index(inputs):
@@ -246,11 +246,16 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
     # initial state = the view: head `head` visible, the slider at `layer`, the map of (layer, head)
     assert [t.visible for t in maps_] == [k == head for k in range(H)] == [t.visible for t in targets]
     shown = maps_[head]
-    np.testing.assert_array_equal(shown.z, F.shown(maps[layer, head].ravel()))
+    # weights as whole counts of 10^-k, k per map: 4, more where its colour scale tops out below
+    # 0.01 (the synthetic traces have heads that give the patches < 1e-7: three digits there)
+    scales = F.weight_scales(maps, maps.max(axis=(2, 3)))
+    assert (scales == F.WEIGHT_SCALE).mean() > 0.5 and set(np.unique(scales)) <= {1} | {10 ** k for k in range(4, 10)}
+    assert shown.meta == {"z_scale": scales[layer, head]}
+    np.testing.assert_array_equal(shown.z, F.on_wire(maps[layer, head].ravel(), scales[layer, head]))
     # drawn in patch units, whatever width the page gives the figure: patch i at (col, row)
     np.testing.assert_array_equal(shown.x, cols) and np.testing.assert_array_equal(shown.y, rows)
     assert shown.zsmooth is False and shown.opacity == 0.5 and shown.hoverinfo == "skip"
-    np.testing.assert_array_equal(targets[head].marker.color, F.shown(maps[layer, head].ravel()))
+    np.testing.assert_array_equal(targets[head].marker.color, shown.z)
     assert targets[head].marker.opacity <= 0.01 and targets[head].mode == "markers"
     assert {c for _, c in targets[head].marker.colorscale} == {"rgba(0,0,0,0)"}  # the values draw no colour
     assert targets[head].legendgroup == f"layer {layer} head {head}" and targets[head].meta == str(layer)
@@ -264,10 +269,14 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
         for k in range(H):
             hm, tg = frame.data[2 * k], frame.data[2 * k + 1]
             assert hm.type == "heatmap" and tg.type == "scatter"
-            assert hm.z.dtype == np.float32
-            np.testing.assert_array_equal(hm.z, F.shown(maps[l, k].ravel()))
+            scale = int(scales[l, k])
+            assert hm.meta == {"z_scale": scale}
+            assert hm.z.dtype == (np.float32 if scale == 1 else np.uint16 if hm.z.max() < 2 ** 16 else np.uint32)
+            np.testing.assert_array_equal(hm.z, F.on_wire(maps[l, k].ravel(), scale))
             np.testing.assert_array_equal(tg.marker.color, hm.z)
-            assert hm.zmax == pytest.approx(float(maps[l, k].max()), rel=1e-6)
+            assert hm.zmax == pytest.approx(float(maps[l, k].max()) * scale, rel=1e-6)
+            assert max(hm.colorbar.tickvals) > 0.5 * hm.zmax  # ticks in counts too (labelled as weights)
+            assert F.value_format("marker.color", scale) in tg.hovertemplate  # counts back as 0.0039
             assert tg.legendgroup == f"layer {l} head {k}" and tg.meta == str(l)
     assert all(list(s.args[0]) == [str(l)] and s.method == "animate" for l, s in enumerate(slider.steps))
     for k, b in enumerate(menu.buttons):
@@ -275,7 +284,6 @@ def test_scrub_figure_frames_per_layer_buttons_per_head(inputs, kind):
         assert list(b.args[0]["visible"]) == [True] + [j == k for j in range(H) for _ in range(2)]
     # hover names the patch and gives its value; a click reports point index = patch index
     assert "patch %{pointNumber} (row %{customdata[0]}, col %{customdata[1]})" in targets[0].hovertemplate
-    assert "attention %{marker.color:" in targets[0].hovertemplate
     assert np.asarray(targets[0].customdata)[td.grid[1] + 2].tolist() == [1, 2]
 
 
@@ -307,7 +315,7 @@ def test_scrub_frames_are_written_as_plotly_writes_them(inputs):
     by_plotly = go.Figure({"frames": fig._plain_frames}).to_dict()  # validated, then written by plotly
     assert plain["frames"] == by_plotly["frames"]
     assert plain["data"] == go.Figure(fig.data).to_dict()["data"]
-    assert plain["frames"][0]["data"][0]["z"]["dtype"] == "f4"  # typed arrays, as plotly writes them
+    assert plain["frames"][0]["data"][0]["z"]["dtype"] in ("u2", "u4", "f4")  # typed arrays, as plotly writes them
     assert [f.name for f in go.Figure(fig).frames] == [f["name"] for f in plain["frames"]]  # a checked copy
     odd = {"a": np.arange(3, dtype=np.int64), "range": np.arange(2.0), "b": np.zeros((2, 3), ">f4"),
            "c": [np.arange(2.0)], "d": np.zeros(0, np.float32)}
@@ -340,7 +348,9 @@ def test_scrub_figure_data_is_each_heads_map_once(inputs):
     maps = views.grid_maps(td, view.query)
     assert sorted(data) == sorted(f"{2 * k + 1}_head_{k}_{c}" for k in range(td.H) for c in "xyz")
     for k in range(td.H):
-        np.testing.assert_array_equal(data[f"{2 * k + 1}_head_{k}_z"], F.shown(maps[1, k].ravel()))
+        # to the counts' precision (four decimals, more for a dim map), or three significant digits
+        np.testing.assert_allclose(data[f"{2 * k + 1}_head_{k}_z"], maps[1, k].ravel(), rtol=5e-3,
+                                   atol=0.5 / F.weight_scale(maps[1, k]) if F.weight_scale(maps[1, k]) > 1 else 0)
     assert data["1_head_0_x"].tolist() == list(range(td.grid[1])) * td.grid[0]
 
 
@@ -365,13 +375,16 @@ def test_scrub_figure_is_small_on_the_wire(inputs, as_numbers):
 
     import plotly.io as pio
 
+    from app_core import views
     from app_core.figure_json import numbers_as_text
 
     inp = inputs["dinov2"]
     td = inp.trace
     spec = figures.build("attention_scrub", inp, figures.View(query=td.num_prefix_tokens)).to_dict()
-    if as_numbers:
-        assert numbers_as_text(spec) == 2 * td.H * (td.L + 1)  # every map and every target's values
+    maps = views.grid_maps(td, td.num_prefix_tokens)
+    plain = F.weight_scales(maps, maps.max(axis=(2, 3))) == 1  # the synthetic heads that give patches < 1e-7
+    if as_numbers:  # weights go as whole counts (uint16), base64 either way; the rest as numbers
+        assert numbers_as_text(spec) == 2 * (plain.sum() + plain[0].sum())
     text = pio.to_json(spec, validate=False)
     assert '"f8"' not in text
 
@@ -383,6 +396,6 @@ def test_scrub_figure_is_small_on_the_wire(inputs, as_numbers):
     for t in once["data"] + [t for f in once["frames"] for t in f["data"]]:
         if t["type"] == "scatter":
             t.pop("marker", None)
-    values = td.L * td.H * td.N * (4 * 4 / 3 if not as_numbers else 6)
+    values = td.L * td.H * td.N * 2 * 4 / 3  # uint16 in base64
     assert len(text) > 1.8 * values  # the payload holds the maps twice ...
     assert wire(text) < 1.15 * wire(json.dumps(once)), (wire(text), wire(json.dumps(once)))  # ... the wire once

@@ -8,11 +8,17 @@ import pytest
 
 import viz
 from viz import MapStyle, TokenLayout
-from viz._figure import shown
+from viz._figure import WEIGHT_SCALE as W
+from viz._figure import on_wire, shown
 from viz.maps import tile_maps, untile, upsample_map
 
 RNG = np.random.default_rng(2)
 IMG = RNG.integers(0, 256, (32, 48, 3), dtype=np.uint8)  # 4 x 6 patches of 8 px
+
+
+def counts(values) -> np.ndarray:
+    """Attention weights as the figures send them: whole counts of 0.0001 (NaN gaps kept)."""
+    return np.clip(np.rint(np.asarray(values, dtype=np.float64) * W), 0, W - 1)
 
 
 def _axes(fig, letter):
@@ -66,12 +72,16 @@ def test_overlay_nearest_data_outline_and_alpha():
     fig = viz.attention_overlay_figure(IMG, m, query=q, style=MapStyle(opacity=0.4))
     assert [t.type for t in fig.data] == ["image", "heatmap"]
     heat = fig.data[1]
-    np.testing.assert_array_equal(heat.z, shown(m))  # float32 on the wire, to the digits the hover shows
+    # attention weights on the wire as whole counts of 0.0001 (viz._figure.on_wire), said in meta
+    np.testing.assert_array_equal(heat.z, counts(m))
+    assert heat.z.dtype == np.uint16 and heat.meta == {"z_scale": W}
+    assert "attention 0.%{z:04d}" in heat.hovertemplate
+    np.testing.assert_allclose(viz.figure_data(fig)["1_attention_z"], m, rtol=0, atol=0.5e-4)
     assert fig.data[0].z is None and fig.data[0].source.startswith("data:image/")  # the photo, compressed
     assert viz.image_pixels(fig.data[0]).shape == IMG.shape
     assert (heat.x0, heat.dx, heat.y0, heat.dy) == (3.5, 8, 3.5, 8)
     assert heat.opacity == 0.4
-    assert (heat.zmin, heat.zmax) == (0.0, m.max())
+    assert (heat.zmin, heat.zmax) == (0.0, pytest.approx(m.max() * W))
     assert heat.colorbar.title.text == "attention weight"
     rects = [s for s in fig.layout.shapes if s.type == "rect"]
     assert rects and all((s.x0, s.y0, s.x1, s.y1) == (23.5, 15.5, 31.5, 23.5) for s in rects)
@@ -85,13 +95,14 @@ def test_overlay_smooth_is_documented_upsampling():
     m = RNG.random((4, 6))
     fig = viz.attention_overlay_figure(IMG, m, style=MapStyle(upsample="smooth", zmin=0.1, zmax=0.9,
                                                                colormap="magma"))
-    np.testing.assert_array_equal(fig.data[1].z, shown(upsample_map(m, 8, "smooth")))
-    assert (fig.data[1].zmin, fig.data[1].zmax) == (0.1, 0.9)
+    np.testing.assert_array_equal(fig.data[1].z, counts(upsample_map(m, 8, "smooth")))
+    assert (fig.data[1].zmin, fig.data[1].zmax) == (pytest.approx(0.1 * W), pytest.approx(0.9 * W))
     # the smooth map has no hover of its own; one marker per patch names it and gives its value
     assert fig.data[1].hoverinfo == "skip"
     points = fig.data[2]
     assert points.type == "scatter" and len(points.x) == 24
-    np.testing.assert_array_equal(points.customdata[:, 3], shown(m.ravel()))
+    np.testing.assert_array_equal(points.customdata[:, 3], counts(m.ravel()))
+    assert "0.%{customdata[3]:04d}" in points.hovertemplate
     assert points.customdata[13, :3].tolist() == [13, 2, 1]  # patch 13 = row 2, col 1
     assert "patch %{customdata[0]} (row %{customdata[1]}, col %{customdata[2]})" in points.hovertemplate
 
@@ -118,9 +129,9 @@ def test_heads_small_multiples_share_one_colour_axis():
     images = [t for t in fig.data if t.type == "image"]
     assert len(heats) == 5 and len(images) == 1 and fig.data[0] is images[0] and images[0].source
     for i, t in enumerate(heats):
-        np.testing.assert_array_equal(t.z, shown(maps[i]))
+        np.testing.assert_array_equal(t.z, counts(maps[i]))
         assert t.coloraxis == "coloraxis" and t.xaxis == f"x{i + 2}" and t.opacity in (None, 1)
-    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, np.float32(maps.max()))
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.0, pytest.approx(maps.max() * W))
     assert len(_axes(fig, "x")) == 6  # 2 rows x 3 cols of subplots: the image and 5 heads
     assert [a.text for a in fig.layout.annotations] == ["the image"] + [f"head {i}" for i in range(5)]
     assert "layer 2" in fig.layout.title.text
@@ -131,8 +142,8 @@ def test_layers_small_multiples_without_image():
     maps = RNG.random((4, 4, 6))
     fig = viz.attention_layers_figure(maps, head=1, style=MapStyle(zmax=0.5))
     assert [t.type for t in fig.data] == ["heatmap"] * 4
-    np.testing.assert_array_equal(fig.data[3].z, shown(maps[3]))
-    assert fig.layout.coloraxis.cmax == 0.5
+    np.testing.assert_array_equal(fig.data[3].z, counts(maps[3]))
+    assert fig.layout.coloraxis.cmax == 0.5 * W
     assert fig.layout.annotations[2].text == "layer 2"
 
 
@@ -141,10 +152,11 @@ def test_grid_tiles_data_and_shared_range():
     fig = viz.attention_grid_figure(maps, query=1)
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3 * 5 - 1, 2 * 7 - 1)
-    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), shown(maps))
-    assert np.isnan(z[4]).all() and np.isnan(z[:, 6]).all()  # separators
-    np.testing.assert_array_equal(z, shown(tile_maps(maps)))
-    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, maps.max())
+    np.testing.assert_array_equal(untile(z, 3, 2, 4, 6), counts(maps))
+    assert np.isnan(z[4]).all() and np.isnan(z[:, 6]).all()  # separators (so counts as float32)
+    np.testing.assert_array_equal(z, counts(tile_maps(maps)))
+    assert z.dtype == np.float32 and fig.data[0].meta == {"z_scale": W}
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (0.0, pytest.approx(maps.max() * W))
     assert list(fig.layout.xaxis.ticktext) == ["0", "1"] and list(fig.layout.yaxis.ticktext) == ["0", "1", "2"]
     assert fig.layout.xaxis.title.text == "head" and fig.layout.yaxis.title.text == "layer"
     # the query patch (row 0, col 0) is marked once per tile
@@ -270,12 +282,12 @@ def test_every_attention_map_hovers_patch_name_and_value(upsample):
         hover = _hover_names(fig)
         assert name == "grid" or "patch %{customdata[" in hover, name
         assert name == "grid" or "(row %{customdata[" in hover, name
-        assert "attention %{" in hover, name
+        assert "attention 0.%{" in hover, name  # weights: whole counts written back as 0.dddd
         assert "token %{" not in hover, name  # no token indices shown next to patch numbers
     # the grid's hover names layer, head, row and column by its axes' categories (one name per row
     # and per column, not data per cell: issue 15)
     grid = figs["grid"].data[0]
-    assert grid.customdata is None and grid.hovertemplate.startswith("%{y}<br>%{x}<br>attention %{z:")
+    assert grid.customdata is None and grid.hovertemplate.startswith("%{y}<br>%{x}<br>attention 0.%{z:04d}")
     z = np.asarray(grid.z)
     assert len(grid.x) == z.shape[1] and len(grid.y) == z.shape[0]
     assert len(set(grid.x)) == len(grid.x) and len(set(grid.y)) == len(grid.y)  # categories are unique
@@ -297,15 +309,15 @@ def test_shared_scale_says_when_the_top_is_saturated():
     for fig in (viz.attention_heads_figure(maps, image=IMG, style=MapStyle(zmax=top)),
                 viz.attention_layers_figure(maps, style=MapStyle(zmax=top))):
         axis = fig.layout.coloraxis
-        assert axis.cmax == top
+        assert axis.cmax == pytest.approx(top * W)
         bar = axis.colorbar
-        assert bar.tickmode == "array" and bar.tickvals[-1] == top
+        assert bar.tickmode == "array" and bar.tickvals[-1] == pytest.approx(top * W)
         assert bar.ticktext[-1].startswith("≥ ") and float(bar.ticktext[-1][2:]) == pytest.approx(top, rel=0.02)
         assert not any(t.startswith("≥") for t in bar.ticktext[:-1])
     grid = viz.attention_grid_figure(maps[None], style=MapStyle(zmax=top)).data[0]
-    assert grid.zmax == top and grid.colorbar.ticktext[-1].startswith("≥ ")
+    assert grid.zmax == pytest.approx(top * W) and grid.colorbar.ticktext[-1].startswith("≥ ")
     plain = viz.attention_heads_figure(maps).layout.coloraxis
-    assert plain.cmax == maps.max() and not any("≥" in t for t in plain.colorbar.ticktext)
+    assert plain.cmax == pytest.approx(maps.max() * W) and not any("≥" in t for t in plain.colorbar.ticktext)
 
 
 @pytest.mark.parametrize("n, theme, cols", [(6, None, 3), (6, "classroom", 3), (4, None, 2), (12, None, 6),

@@ -128,7 +128,9 @@ def test_figure_data_npz_and_csv_round_trip():
             assert back[key].dtype.kind == np.asarray(arr).dtype.kind
     grid = viz.figure_data(figs[0])
     assert sorted(grid) == ["0_attention_x", "0_attention_y", "0_attention_z"]
-    np.testing.assert_array_equal(grid["0_attention_z"], figs[0].data[0].z)
+    # the figure sends the weights as whole counts of 0.0001 (meta["z_scale"]); the data are weights
+    np.testing.assert_array_equal(grid["0_attention_z"], np.asarray(figs[0].data[0].z, dtype=np.float64) / 10_000)
+    np.testing.assert_allclose(grid["0_attention_z"], viz.maps.tile_maps(maps), rtol=0, atol=0.5e-4)
     assert grid["0_attention_x"][0] == "head 0 · col 0" and grid["0_attention_y"][0] == "layer 0 · row 0"
     bars = viz.figure_data(figs[1])
     np.testing.assert_allclose(bars["0_probability_x"], figs[1].data[0].x)
