@@ -9,7 +9,7 @@ import pytest
 import viz
 from viz import MapStyle, TokenLayout
 from viz._figure import WEIGHT_SCALE as W
-from viz._figure import on_wire, shown
+from viz._figure import shown
 from viz.maps import tile_maps, untile, upsample_map
 
 RNG = np.random.default_rng(2)
