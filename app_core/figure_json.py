@@ -9,6 +9,11 @@ against 5.3), so the app asks for it only where the websocket is deflated (scrip
 orjson, the JSON engine plotly uses when it is installed: it writes a float32 as its shortest
 decimal and NaN as null, in C (a 20,000-value map in ~1 ms, once per figure:
 app_pages.charts.frozen; the standard json engine would write each float32 with 17 digits).
+
+Maps of attention weights no longer come this way: they are whole counts of 0.0001
+(``viz._figure.on_wire``), integers that stay base64 (~0.9 bytes a value deflated). Float32
+arrays of whole numbers (the layer × head grid's counts, whose NaN gaps need float32) are as
+short as text, so they go as numbers too.
 """
 from __future__ import annotations
 

@@ -70,10 +70,11 @@ pio.to_json = _to_json
 def numbers_as_text_wanted() -> bool:
     """Maps as JSON numbers (app_core.figure_json): where the websocket is deflated (demo.sh) and
     plotly writes with orjson, unless ``PATCHLIGHT_MAPS_AS_NUMBERS=0`` (demo.sh
-    ``--maps-as-base64``). Deflated they are 14-26% fewer bytes than base64 float32 (a new query
-    92 KB instead of 107); undeflated (the local app) they would be more, so base64 stays there.
-    At 40 visitors on 2 cores they cost ~3 ms more server CPU per interaction and ~150 MB
-    (README, Load, fourth pass)."""
+    ``--maps-as-base64``). Deflated they are 14-26% fewer bytes than base64 float32; undeflated
+    (the local app) they would be more, so base64 stays there. Since attention weights go as
+    whole counts (viz._figure.on_wire, base64 either way) they touch fewer figures: at 40
+    visitors on 2 cores, 28 KB per interaction on the wire instead of 29, a new query 50 KB
+    median either way (p95 71 KB instead of 77), no more server CPU (README, Load, fifth pass)."""
     return (parse_flag(os.environ.get(MAPS_AS_NUMBERS_ENV, "1")) is not False
             and bool(st.get_option("server.enableWebsocketCompression")) and text_engine_available())
 
