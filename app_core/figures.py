@@ -22,7 +22,9 @@ import plotly.graph_objects as go
 import viz
 from model import patch_embedding_pca, pos_embed_similarity
 from model.explain import METHOD_TITLES
+from viz._figure import on_wire as viz_on_wire
 from viz._figure import subplot_axis_names as viz_axes
+from viz._figure import value_format as viz_value_format
 
 from . import clicks, faithfulness, views
 from model.trace import Trace
@@ -114,13 +116,19 @@ def _style(v: View, **extra) -> viz.MapStyle:
 
 
 def _clickable(fig: go.Figure, trace: Trace, values: np.ndarray) -> go.Figure:
-    """Click targets over a map; their hover names the patch and its value (they cover the map's own)."""
+    """Click targets over a map; their hover names the patch and its value (they cover the map's
+    own), the value sent and printed as the map's heatmap sends it (weights as whole counts:
+    viz._figure.on_wire, the heatmap's ``meta["z_scale"]``)."""
     xs, ys, tokens = clicks.patch_centres(trace)
     patches = tokens - trace.num_prefix_tokens
-    custom = np.stack([tokens, patches, patches // trace.grid[1], patches % trace.grid[1], np.ravel(values)], axis=-1)
-    return clicks.add_click_targets(fig, xs, ys, custom, clicks.plot_px(fig)[0] / trace.grid[1],
+    scale = next((int(t.meta["z_scale"]) for t in fig.data
+                  if t.type == "heatmap" and isinstance(t.meta, dict) and "z_scale" in t.meta), 1)
+    sent = viz_on_wire(np.ravel(values), scale)  # float32 (three digits), or uint16/uint32 counts
+    custom = np.stack([tokens, patches, patches // trace.grid[1], patches % trace.grid[1], sent], axis=-1)
+    return clicks.add_click_targets(fig, xs, ys, custom.astype(sent.dtype), clicks.plot_px(fig)[0] / trace.grid[1],
                                     "patch %{customdata[1]} (row %{customdata[2]}, col %{customdata[3]})<br>"
-                                    "attention %{customdata[4]:.3~g}<br>click to make it the query<extra></extra>")
+                                    f"attention {viz_value_format('customdata[4]', scale)}<br>"
+                                    "click to make it the query<extra></extra>")
 
 
 def _cell_targets(fig: go.Figure, values: np.ndarray, what: str, fmt: str) -> go.Figure:

@@ -176,7 +176,12 @@ def test_registry_names_patches_by_patch_index(inputs):
     assert targets.name == "click targets"
     assert np.asarray(targets.customdata)[24, :4].tolist() == [29, 24, 1, 8]
     assert targets.hovertemplate.startswith("patch %{customdata[1]} (row %{customdata[2]}, col %{customdata[3]})")
-    assert "attention %{customdata[4]" in targets.hovertemplate
+    # the value as the map sends it: a weight as whole counts of 0.0001 (uint16 with the indices)
+    heat = next(t for t in overlay.data if t.type == "heatmap")
+    scale = heat.meta["z_scale"]
+    assert np.asarray(targets.customdata).dtype == np.uint16 and scale == F.WEIGHT_SCALE
+    assert f"attention {F.value_format('customdata[4]', scale)}" in targets.hovertemplate
+    np.testing.assert_array_equal(np.asarray(targets.customdata)[:, 4], np.ravel(heat.z))
 
 
 # ---------------------------------------------------------------------------------------------
