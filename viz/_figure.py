@@ -344,6 +344,12 @@ def on_wire(values, scale: int) -> np.ndarray:
     return counts.astype(np.uint16 if counts.size == 0 or counts.max() < 2 ** 16 else np.uint32)
 
 
+def z_meta(scale: int) -> dict | None:
+    """A heatmap's ``meta`` that says its ``z`` holds whole counts (``viz.figure_data`` divides
+    them out), or None for values as they are."""
+    return {"z_scale": int(scale)} if scale != 1 else None
+
+
 def value_format(field: str, scale: int) -> str:
     """The hovertemplate piece that prints ``field`` (``"z"``, ``"marker.color"``, …) as the value
     :func:`on_wire` sent with ``scale``."""

@@ -51,7 +51,7 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
     """
     custom = _patch_custom(tokens)
     extra = "<extra>" + name + "</extra>"
-    meta = {"z_scale": scale} if scale != 1 else None
+    meta = _figure.z_meta(scale)
     if upsample == "nearest" or P == 1:
         return [dict(type="heatmap", z=_figure.on_wire(m, scale), x0=(P - 1) / 2, dx=P, y0=(P - 1) / 2, dy=P,
                      name=name, opacity=opacity, zsmooth=False, customdata=custom, meta=meta, xaxis=xref, yaxis=yref,
@@ -62,12 +62,12 @@ def map_traces(m: np.ndarray, P: int, upsample: str, *, name: str, tokens: Token
                 name=name, opacity=opacity, zsmooth=False, hoverinfo="skip", meta=meta, xaxis=xref, yaxis=yref,
                 **color)
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    values = _figure.on_wire(m, scale).reshape(-1, 1)  # float32 (three digits) or whole counts
     points = dict(
         type="scatter", x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
         name=f"{name} (hover)", xaxis=xref, yaxis=yref, showlegend=False,
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"},
-        customdata=np.concatenate([custom.reshape(-1, 3), _figure.on_wire(m, scale).reshape(-1, 1)],
-                                  axis=1).astype(np.float32),
+        customdata=np.concatenate([custom.reshape(-1, 3), values], axis=1).astype(values.dtype),
         hovertemplate=(PATCH_HOVER + "<br>" + value_label + " " + _figure.value_format("customdata[3]", scale)
                        + extra),
     )
@@ -233,9 +233,10 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     """Every layer x head: ``maps [L, H, h, w]`` as ONE tiled heatmap (fast for 12 x 12).
 
     ``fig.data[0].z`` is :func:`viz.maps.tile_maps` of the maps with a 1-cell NaN gap
-    (drawn as white separators), weights as whole counts (:func:`viz._figure.on_wire`): tile (l, k) starts at row ``l*(h+1)``, column
-    ``k*(w+1)``; the axes are categories, one per row and column, named for the hover
-    (``x[k*(w+1) + c] = "head k · col c"``, ``y[l*(h+1) + r] = "layer l · row r"``). The colour
+    (drawn as white separators), weights as whole counts (:func:`viz._figure.on_wire`): tile
+    (l, k) starts at row ``l*(h+1)``, column ``k*(w+1)``; the axes are categories, one per row
+    and column, named for the hover (``x[k*(w+1) + c] = "head k · col c"``,
+    ``y[l*(h+1) + r] = "layer l · row r"``). The colour
     range is shared (``style.zmin``/``style.zmax`` where given, the top
     label "≥ zmax" when the maps go beyond it; else ``min(0, min)`` … ``max``); only
     ``style.colormap`` and the range apply (no image under the tiles). Layers go down, heads
@@ -274,7 +275,7 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     xa["title"]["standoff"] = 4
     traces = [go.Heatmap(
         z=_figure.on_wire(big, scale), x=xnames, y=ynames, name="attention",
-        colorscale=th.cmap(st.colormap, "attention"), meta={"z_scale": scale} if scale != 1 else None,
+        colorscale=th.cmap(st.colormap, "attention"), meta=_figure.z_meta(scale),
         zmin=lo * scale, zmax=hi * scale, zsmooth=False, hoverongaps=False,
         colorbar=_figure.colorbar(th, "attention weight", lo, hi, m, scale=scale),
         hovertemplate="%{y}<br>%{x}<br>attention " + _figure.value_format("z", scale) + "<extra></extra>",
@@ -318,12 +319,11 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
     None for a square grid. Of ``style`` only ``colormap`` and ``zmax`` apply.
 
     What ``z`` holds is chosen for the wire (issue 15: a layer/head move in this view sent
-    144-218 KB, 66,049 values for DINOv2-S): weights in [0, 1] to four decimals (more
-    where the scale's top is below 0.01) as whole counts (``uint16``, ``meta["z_scale"]`` = 10,000
-    counts a unit; the hover writes them
-    back as "0.0039"; :func:`viz.figure_data` divides them out: :func:`viz._figure.on_wire`),
-    which deflate to 50-74 KB; with ``log_scale``, ``log10(max(attn, 1e-6))`` to
-    :data:`LOG_MATRIX_DECIMALS` decimal (hover "≈ 10^-2.4"), 69-86 KB. Other values (not
+    144-218 KB, 66,049 values for DINOv2-S): weights in [0, 1] as whole counts of 0.0001 (of
+    less where the scale's top is below 0.01; ``meta["z_scale"]`` counts a unit, the hover writes
+    them back as "0.0039", :func:`viz.figure_data` divides them out: :func:`viz._figure.on_wire`),
+    which deflate to 50-87 KB; with ``log_scale``, ``log10(max(attn, 1e-6))`` to
+    :data:`LOG_MATRIX_DECIMALS` decimal (hover "≈ 10^-2.4"), 69-90 KB. Other values (not
     attention weights) keep three significant digits (:func:`viz._figure.shown`).
     """
     th = resolve_theme(theme)
@@ -383,7 +383,7 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
                                  f"head {head}" if head is not None else "") if s)
     fig = go.Figure(go.Heatmap(
         z=z, x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
-        zmin=lo * scale, zmax=hi * scale, meta={"z_scale": scale} if scale != 1 else None,
+        zmin=lo * scale, zmax=hi * scale, meta=_figure.z_meta(scale),
         zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, logs if log_scale else A, scale=scale),
         hovertemplate="query %{y}<br>key %{x}<br>" + value_hover + "<extra></extra>",
     ))

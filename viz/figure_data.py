@@ -103,7 +103,7 @@ def image_pixels(trace) -> np.ndarray | None:
 
 def _z_scale(trace) -> float:
     """How many of a heatmap's ``z`` make one unit of its data: ``meta["z_scale"]`` where the
-    figure sends whole counts (the T×T matrix: 10,000 counts a weight), else 1."""
+    figure sends whole counts (attention weights: ``viz._figure.on_wire``), else 1."""
     meta = trace.meta
     return float(meta.get("z_scale", 1)) if isinstance(meta, dict) else 1.0
 

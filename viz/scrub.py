@@ -50,12 +50,13 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     Scatter of ``h*w`` invisible squares, point i = patch i, ``marker.color`` = the same map
     (what the hover prints), ``customdata`` = (row, col), ``meta`` = the layer, ``legendgroup``
     = ``"layer l head k"`` (a click reports it). Only head ``head``'s pair is visible. Frames:
-    one per layer, named ``"0" … "L-1"``, each setting every map's
-    ``z``, ``meta``, range and colour-bar ticks and every target's ``marker.color``, ``meta``,
-    ``legendgroup`` and ``hovertemplate`` (which writes that map's counts back as weights). A slider (``layout.sliders[0]``, active = ``layer``) animates to a frame;
-    the buttons "0" … "H-1" after the word "head" (``layout.updatemenus[0]``, active = ``head``)
-    restyle ``visible``. Both compose: a frame touches values, a button visibility.
-    ``style.upsample`` does not apply (blocks only).
+    one per layer, named ``"0" … "L-1"``, each setting every map's ``z``, ``meta``, range and
+    colour-bar ticks and every target's ``marker.color``, ``meta``, ``legendgroup`` and
+    ``hovertemplate`` (which writes that map's counts back as weights). A slider
+    (``layout.sliders[0]``, active = ``layer``) animates to a frame; the buttons "0" … "H-1"
+    after the word "head" (``layout.updatemenus[0]``, active = ``head``) restyle ``visible``.
+    Both compose: a frame touches values, a button visibility. ``style.upsample`` does not
+    apply (blocks only).
     """
     th = resolve_theme(theme)
     img = image_array(image)
@@ -107,6 +108,7 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
         lo, hi = ranges[l][k]
         scale = int(scales[l, k])
         bar = _figure.colorbar(th, colorbar_title, lo, hi, M[l, k], scale=scale)  # its ticks for this map
+        # meta always a dict (also {"z_scale": 1}): a frame sets it, whatever the last frame set
         return {"z": S[l][k], "zmin": lo * scale, "zmax": hi * scale, "meta": {"z_scale": scale},
                 "colorbar": {key: bar[key] for key in ("tickmode", "tickvals", "ticktext")}}
 

@@ -218,6 +218,30 @@ def test_matrix_counts_edges_and_values_that_are_not_weights():
     np.testing.assert_array_equal(viz.figure_data(viz.attention_matrix_figure(D))["0_attention_z"], shown(D))
 
 
+def test_weights_go_as_whole_counts_with_enough_decimals_for_their_scale():
+    """viz._figure.weight_scales / on_wire / value_format: four decimals, more where the colour
+    scale tops out below 0.01 (≥ 100 counts to its top), three significant digits where counts
+    cannot carry the values (not weights, or a top too small)."""
+    from viz import _figure as F
+
+    w = np.array([0.0, 0.004, 0.9])
+    assert F.weight_scale(w) == 10 ** 4 and F.weight_scale(w, top=0.005) == 10 ** 5  # 500 counts to the top
+    assert F.weight_scale(w, top=1e-8) == 1  # 10^10 counts a unit would not fit uint32
+    assert F.weight_scale(np.array([0.1, np.nan]), top=2e-5) == 10 ** 7  # gaps: float32, exact to 2^24
+    assert F.weight_scale(np.array([0.1, np.nan]), top=2e-6) == 1
+    assert F.weight_scale(np.array([-0.1, 0.5])) == 1 and F.weight_scale(np.array([0.2, 1.5])) == 1
+    assert F.weight_scales(w, [[0.5, 0.003], [1e-9, 0.02]]).tolist() == [[10 ** 4, 10 ** 5], [1, 10 ** 4]]
+    counts = F.on_wire(w, 10 ** 5)
+    assert counts.dtype == np.uint32 and counts.tolist() == [0, 400, 90000]  # past 2^16: uint32
+    assert F.on_wire(w, 10 ** 4).dtype == np.uint16 and F.on_wire(w, 1).dtype == np.float32
+    gaps = F.on_wire(np.array([0.25, np.nan]), 10 ** 4)
+    assert gaps.dtype == np.float32 and gaps[0] == 2500 and np.isnan(gaps[1])
+    assert F.value_format("z", 10 ** 5) == "0.%{z:05d}" and F.value_format("z", 1) == "%{z:.3~g}"
+    assert F.z_meta(10 ** 5) == {"z_scale": 100000} and F.z_meta(1) is None
+    with pytest.raises(ValueError, match="power of ten"):
+        F.on_wire(w, 500)
+
+
 def test_matrix_errors():
     with pytest.raises(ValueError, match="square"):
         viz.attention_matrix_figure(np.ones((5, 6)))
