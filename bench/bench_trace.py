@@ -132,6 +132,7 @@ def main() -> None:
     ab = med["a trace"] / med["b fused forward"]
     ac = med["a trace"] / med["c transformers eager"]
     print(f"  a/b = {ab:.2f}  (target ≤ 1.25)    a/c = {ac:.2f}  (target ≤ 1.00)")
+    print("  throughput, images/s: " + ", ".join(f"{k[2:]} {args.batch / v * 1000:.1f}" for k, v in med.items()))
     if peaks:
         print(f"  peak extra memory: trace {peaks['trace'] / 2**20:.0f} MiB, fused forward {peaks['fused'] / 2**20:.0f} MiB")
     print(f"  trace output size: {sum(v.nbytes for v in t.arrays().values()) / 2**20:.1f} MiB of contract arrays")
