@@ -19,8 +19,6 @@ from .maps import tile_maps, upsample_map
 from .specs import MapStyle, TokenLayout, as_style, as_tokens
 from .theme import resolve_theme
 
-VALUE_FORMAT = _figure.HOVER_FORMAT  # hover values that are not weights: 0.0123, 0.6, 1.6e-5
-
 
 # ---------------------------------------------------------------------------------------------
 # shared pieces

@@ -101,11 +101,10 @@ class Theme:
     def font(self, size: int | None = None, color: str | None = None) -> dict:
         return {"family": self.font_family, "size": size or self.font_size, "color": color or self.font_color}
 
-    def colorbar(self, title: str, title_side: str = "right", **extra) -> dict:
-        """A colour bar with a vertical title (saves width; ``title_side="top"`` for a horizontal
-        bar) and readable ticks."""
+    def colorbar(self, title: str, **extra) -> dict:
+        """A colour bar with a vertical title (saves width) and readable ticks."""
         bar = {
-            "title": {"text": title, "side": title_side, "font": self.font()},
+            "title": {"text": title, "side": "right", "font": self.font()},
             "thickness": self.colorbar_thickness,
             "tickfont": self.font(self.tick_size),
             "outlinewidth": 0,
