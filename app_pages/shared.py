@@ -256,11 +256,16 @@ def selected_image(model_source: str | None = None) -> tuple[str, bytes, str, in
         # ~1 GB/s, so even a 20 MB upload costs ~20 ms.
         return name, data, uploads.image_digest(data), None
     sample = get_sample(ss.get("sample") or settings.DEFAULTS["sample"])
-    data = sample_bytes(sample.key)
+    name, data, digest = gallery_image(sample.key)
     # A gallery label is a class of the model the sample was made for (fashion-vit's), not of another
     # model's head (a CLIP model's prompts, an ImageNet classifier's classes).
     label = sample.label_index if model_source in (None, sample.suggested_model) else None
-    return sample.path.name, data, _sample_digest(sample.key), label
+    return name, data, digest, label
+
+
+def gallery_image(key: str) -> tuple[str, bytes, str]:
+    """(file name, bytes, sha256) of a gallery sample, as the trace cache is keyed."""
+    return get_sample(key).path.name, sample_bytes(key), _sample_digest(key)
 
 
 @st.cache_data(show_spinner=False)

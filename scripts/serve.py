@@ -14,10 +14,18 @@ query's in-browser figure deflates to 78 KB instead of 90 (dinov2-small, maps as
 ~0.25 MB of deflate state per open connection (10 MB for a class of 40).
 Where uvicorn is not laid out as expected (another version), Streamlit starts unchanged and
 this says so on stderr.
+
+It also warms the worker: as soon as Streamlit's runtime exists, a thread loads the built-in
+models and traces the gallery (app_pages.warm), so that the first visitors — a whole class, in
+seconds — do not wait behind imports, a model load and traces. PATCHLIGHT_WARM=0 turns it off.
 """
 from __future__ import annotations
 
+import os
 import sys
+import threading
+import time
+from pathlib import Path
 
 DEFLATE_LEVEL = 1
 SERVER_WINDOW_BITS = 15  # the window of what the server sends: 2**15 bytes (uvicorn: 12)
@@ -57,10 +65,39 @@ def fast_deflate(level: int = DEFLATE_LEVEL, window_bits: int = SERVER_WINDOW_BI
     return changed
 
 
+def warm_when_ready(wait_s: float = 120.0) -> str:
+    """Once Streamlit's runtime exists (within `wait_s`), warm this process (app_pages.warm); what
+    was done, or why not, as one line, also written to stderr. A failure here is not the
+    server's: visitors then load what they need themselves, as without the warm-up."""
+    from streamlit.runtime import Runtime
+
+    deadline = time.monotonic() + wait_s
+    while not Runtime.exists():
+        if time.monotonic() > deadline:
+            return _say(f"serve.py: not warmed: Streamlit's runtime did not start within {wait_s:.0f} s")
+        time.sleep(0.1)
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        from app_pages import warm
+
+        return _say(f"serve.py: warmed: {warm.warm()}")
+    except Exception as err:  # noqa: BLE001 - any failure leaves the server as it would be unwarmed
+        return _say(f"serve.py: not warmed ({type(err).__name__}: {err}); the first visitors load what they need")
+
+
+def _say(line: str) -> str:
+    print(line, file=sys.stderr, flush=True)
+    return line
+
+
 def main() -> int:
     if not fast_deflate():
         print("serve.py: uvicorn's websocket deflate was not found; Streamlit keeps its own level",
               file=sys.stderr)
+    if os.environ.get("PATCHLIGHT_WARM", "1") != "0":
+        threading.Thread(target=warm_when_ready, name="patchlight-warm", daemon=True).start()
     from streamlit.web.cli import main as streamlit_main
 
     return streamlit_main(args=sys.argv[1:], prog_name="streamlit")

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,18 +84,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _log_lines(log: Path, prefix: str, count: int, wait_s: float = 60.0) -> list[str]:
+    """The lines of a server log that start with `prefix`, once there are `count` of them or
+    `wait_s` has passed."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(prefix)]
+        if len(lines) >= count or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.5)
+
+
 @pytest.fixture()
-def demo_server(request):
-    """The real app as scripts/demo.sh starts it (public mode, production flags), on 127.0.0.1;
-    ``@pytest.mark.parametrize("demo_server", [{"ENV": "value"}], indirect=True)`` adds settings."""
+def demo_server(request, tmp_path):
+    """(port, pid, log file) of the real app as scripts/demo.sh starts it (public mode, production
+    flags), on 127.0.0.1; ``@pytest.mark.parametrize("demo_server", [{"ENV": "value"}], indirect=True)``
+    adds settings."""
     port = _free_port()
     env = dict(os.environ, PYTHON=sys.executable, HF_HUB_OFFLINE="1", PATCHLIGHT_PUBLIC="1",
                **getattr(request, "param", {}))
-    proc = subprocess.Popen(["bash", "scripts/demo.sh", "--port", str(port), "--address", "127.0.0.1"], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["bash", "scripts/demo.sh", "--port", str(port), "--address", "127.0.0.1"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         asyncio.run(load.wait_healthy(port, 45, proc))
-        yield port, proc.pid
+        yield port, proc.pid, log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -159,7 +174,7 @@ def test_arrival_split_separates_the_arrivals_from_the_rest():
 
 @pytest.mark.slow
 def test_one_visitor_drives_the_real_app(demo_server):
-    port, pid = demo_server
+    port, pid, _ = demo_server
 
     async def journey():
         s = load_client.Session(port, timeout=40)
@@ -215,7 +230,7 @@ def test_one_visitor_drives_the_real_app(demo_server):
 def test_the_running_server_enforces_the_upload_quota(demo_server):
     """Issue 13: the quota is installed on the real server's file manager; an upload over the
     server-wide limit is refused with 429 and a message, and the session keeps working."""
-    port, _ = demo_server
+    port, _, _ = demo_server
 
     async def journey():
         s = load_client.Session(port, timeout=40)
@@ -241,7 +256,7 @@ def test_the_running_server_enforces_the_upload_quota(demo_server):
 def test_two_workers_behind_the_sticky_proxy(demo_server):
     """scripts/demo.sh --workers 2: nginx routes every request of a visitor (page, websocket,
     upload) to one worker by its route cookie, so sessions work as with one process."""
-    port, _ = demo_server
+    port, _, log = demo_server
 
     async def journeys():
         routes, results = set(), []
@@ -262,3 +277,13 @@ def test_two_workers_behind_the_sticky_proxy(demo_server):
     routes, results = asyncio.run(asyncio.wait_for(journeys(), 90))
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     assert len(routes) == 4 and None not in routes  # each visitor got its own route cookie
+    # Every worker warmed itself at start (scripts/serve.py, app_pages.warm), not only the one
+    # a first visitor's cookie went to.
+    warmed = _log_lines(log, "serve.py: warmed: ", count=2)
+    assert len(warmed) == 2, log.read_text(errors="replace")[-2000:]
+    from model import onnx_dinov2
+
+    photos = onnx_dinov2.find_onnx() is not None  # dinov2-small's weights are installed
+    expected = ("fashion-vit, dinov2-small loaded and 18 gallery images traced in " if photos
+                else "fashion-vit loaded and 10 gallery images traced in ")
+    assert all(line.startswith("serve.py: warmed: " + expected) for line in warmed), warmed
