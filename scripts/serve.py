@@ -3,14 +3,16 @@ is `streamlit run app.py [flags]` with the websocket's deflate at zlib level 1 a
 
 With server.enableWebsocketCompression, Streamlit's uvicorn deflates every message at zlib's
 default level 6 (4 KB window, memLevel 5). On what Patchlight sends — JSON with the maps as
-numbers — level 1 costs 2-3x less server CPU for 5-13% more bytes (measured on dinov2-small:
-a new query's in-browser figure 4.5 → 1.9 ms and 64 → 72 KB, the T×T matrix 13.0 → 4.3 ms and
-155 → 176 KB): a demo server that a class keeps busy is short of CPU, not of bytes (issue 15).
+numbers — level 1 costs 2-3x less server CPU for 5-13% more bytes (measured on dinov2-small when
+attention weights still went as three significant digits: a new query's in-browser figure
+4.5 → 1.9 ms and 64 → 72 KB, the T×T matrix 13.0 → 4.3 ms and 155 → 176 KB; they now go as whole
+counts, fewer bytes either way): a demo server that a class keeps busy is short of CPU, not of
+bytes (issue 15).
 uvicorn also caps the window that messages to the browser are deflated with at 4 KB (and
 memLevel 5): too short to find a map again that a figure holds twice (the in-browser figure's
 map and its click targets' values, ~2 KB apart as numbers, further in base64) or the colour
 bars and axes that repeat from trace to trace. With 32 KB (zlib's default, memLevel 8) a new
-query's in-browser figure deflates to 78 KB instead of 90 (dinov2-small, maps as numbers), for
+query's in-browser figure deflated to 78 KB instead of 90 (dinov2-small, maps as numbers then), for
 ~0.25 MB of deflate state per open connection (10 MB for a class of 40).
 Where uvicorn is not laid out as expected (another version), Streamlit starts unchanged and
 this says so on stderr.
