@@ -63,6 +63,7 @@ def peak_child(directory: str, batch: int, mode: str, queue) -> None:
         with torch.inference_mode():
             out = model(x)
     queue.put(max(0, status_kib("VmHWM") - base) * 1024)
+    del out  # held until the peak was read: the output is part of what a run keeps resident
 
 
 def main() -> None:
