@@ -85,27 +85,27 @@ def chosen_head() -> None:
     st.subheader("The chosen head", anchor="the-chosen-head")
     if st.session_state.pop("_scroll_to_head", False):
         shared.scroll_to("the-chosen-head")
-    if session.classroom():  # controls first, then the figures at full width
-        right, left = st.container(), st.container()
-    else:
-        left, right = st.columns([2, 1], gap="medium")
-    with right:
-        st.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
-        shared.head_picker(st, trace.H)
-        st.selectbox("Query token", views.query_options(trace), **session.kept("query"), format_func=trace.token_name)
-        layer, head = ss["layer"], ss["head"]
-        # one metric per row: side by side, the labels were cut ("Mean attention dist…")
-        st.metric("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px")
-        st.metric("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")
-        if p:
-            st.metric(f"Share on {', '.join(prefix)}", f"{100 * stats['prefix'][layer, head]:.1f}%")
-        st.markdown("The first figure shows where the query token looks in this head; the second the whole "
-                    "T×T matrix of the head — row i is token i's softmax over all tokens, the first rows and "
-                    "columns are the prefix tokens.")
-    with left:
-        shared.show(ctx, "attention_overlay", "heads_map")
-        shared.show(ctx, "attention_matrix", "heads_matrix", view=figures.replace(shared.current_view(ctx),
-                                                                                  matrix_log=False))
+    # Controls and numbers in rows above, the figures below them at full width, on a screen as on
+    # a projector: beside a column of controls the overlay was fitted to ~2/3 of the width at its
+    # designed height, and the photo shrank to ~260 px between empty bands.
+    layer_col, head_col, query_col = st.columns([1, 1.3, 1], gap="medium")
+    layer_col.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
+    shared.head_picker(head_col, trace.H)
+    query_col.selectbox("Query token", views.query_options(trace), **session.kept("query"),
+                        format_func=trace.token_name)
+    layer, head = ss["layer"], ss["head"]
+    numbers = [("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px"),
+               ("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")]
+    if p:
+        numbers.append((f"Share on {', '.join(prefix)}", f"{100 * stats['prefix'][layer, head]:.1f}%"))
+    for col, (label, value) in zip(st.columns(3, gap="medium"), numbers):
+        col.metric(label, value)
+    st.markdown("The first figure shows where the query token looks in this head; the second the whole "
+                "T×T matrix of the head — row i is token i's softmax over all tokens, the first rows and "
+                "columns are the prefix tokens.")
+    shared.show(ctx, "attention_overlay", "heads_map")
+    shared.show(ctx, "attention_matrix", "heads_matrix", view=figures.replace(shared.current_view(ctx),
+                                                                              matrix_log=False))
 
 
 overview()

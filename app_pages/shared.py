@@ -482,7 +482,8 @@ def css() -> None:
             [data-testid="stBaseButton-segmented_controlActive"] p { font-size: 1.25rem !important; }
             [data-testid="stTable"] td, [data-testid="stTable"] th { font-size: 1.2rem !important; }
             [data-testid="stExpander"] summary p { font-size: 1.25rem !important; }
-            [data-testid="stMetricValue"] { font-size: 2.2rem !important; }
+            [data-testid="stMetricValue"], [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p
+              { font-size: 2.2rem !important; line-height: 1.3 !important; }
         </style>""")
 
 
