@@ -276,17 +276,34 @@ def _normalise_rows(m: np.ndarray) -> np.ndarray:
     return out
 
 
+def _a_hat(f: np.ndarray, k: int, p: int, alpha: float, eye: np.ndarray) -> np.ndarray:
+    """Â = rownorm(α·discard(F) + (1-α)·I) of one layer's fused F (modified in place)."""
+    _discard_patch_block(f, k, p)
+    return _normalise_rows(alpha * f + (1.0 - alpha) * eye)  # residual stream, Abnar & Zuidema 2020 §3
+
+
 def _rollout(fused_layers, T: int, p: int, discard_ratio: float, alpha: float) -> np.ndarray:
-    """R = Â_{L-1} ⋯ Â_start with Â = rownorm(α·discard(F) + (1-α)·I)."""
+    """R = Â_{L-1} ⋯ Â_start with Â = rownorm(α·discard(F) + (1-α)·I), `fused_layers` first to last."""
     k = int(np.floor(discard_ratio * (T - p) ** 2))
     eye = np.eye(T)
     r = None  # stands for I until the first layer: I·Â = Â saves one T³ product
     for f in fused_layers:  # f: fresh float64 [T, T], ours to modify
-        _discard_patch_block(f, k, p)
-        a_hat = alpha * f + (1.0 - alpha) * eye  # residual stream, Abnar & Zuidema 2020 §3
-        a_hat = _normalise_rows(a_hat)
+        a_hat = _a_hat(f, k, p, alpha, eye)
         r = a_hat if r is None else a_hat @ r
     return eye if r is None else r
+
+
+def _rollout_row(fused_layers_last_first, T: int, p: int, discard_ratio: float, alpha: float,
+                 query: int) -> np.ndarray:
+    """Row `query` of the same R, `[T]`: e_q·Â_{L-1}·…·Â_start, from the layers given last
+    first, as L vector-matrix products — O(L·T²) where the whole R costs O(L·T³) (for
+    dinov2-small's 257 tokens ~2 ms instead of ~20)."""
+    k = int(np.floor(discard_ratio * (T - p) ** 2))
+    eye = np.eye(T)
+    row = eye[query]
+    for f in fused_layers_last_first:
+        row = row @ _a_hat(f, k, p, alpha, eye)
+    return row
 
 
 def attention_rollout(
@@ -296,8 +313,10 @@ def attention_rollout(
     residual_alpha: float = 0.5,
     start_layer: int = 0,
     num_prefix_tokens: int = 1,
+    query: int | None = None,
 ) -> np.ndarray:
-    """Attention rollout (Abnar & Zuidema 2020) of one image → R `[T, T]`, rows summing to 1.
+    """Attention rollout (Abnar & Zuidema 2020) of one image → R `[T, T]`, rows summing to 1;
+    with `query`, only its row R[query] `[T]` (the same numbers, computed in O(L·T²)).
 
     R = I; for l = start_layer…L-1: F = fuse(A_l); zero the floor(discard_ratio·(T-p)²)
     smallest entries of F[p:, p:]; Â = α·F + (1-α)·I; rows of Â normalised; R ← Â·R.
@@ -306,8 +325,13 @@ def attention_rollout(
     a = _as_attentions(attentions)
     head_fusion = _check_fusion(head_fusion)
     start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
-    fused = (_fuse(a[l], head_fusion) for l in range(start, a.shape[0]))
-    return _rollout(fused, a.shape[-1], p, discard_ratio, alpha)
+    L, T = a.shape[0], a.shape[-1]
+    if query is None:
+        fused = (_fuse(a[l], head_fusion) for l in range(start, L))
+        return _rollout(fused, T, p, discard_ratio, alpha)
+    query = _check_int(query, "query", 0, T - 1, f"it is a token index; 0 is CLS, T={T}")
+    fused = (_fuse(a[l], head_fusion) for l in range(L - 1, start - 1, -1))
+    return _rollout_row(fused, T, p, discard_ratio, alpha, query)
 
 
 def _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha):
@@ -331,8 +355,10 @@ def gradient_rollout(
     residual_alpha: float = 0.5,
     start_layer: int = 0,
     num_prefix_tokens: int = 1,
+    query: int | None = None,
 ) -> np.ndarray:
-    """Gradient-weighted rollout → R `[T, T]`: rollout of F_l = mean_h((G_l ⊙ A_l)⁺).
+    """Gradient-weighted rollout → R `[T, T]`: rollout of F_l = mean_h((G_l ⊙ A_l)⁺); with
+    `query`, only its row R[query] `[T]` (as for `attention_rollout`).
 
     The positive part is taken per head before the mean (Chefer's Ā); the discard spares the
     prefix rows and columns; G_l is paired with its own layer l (see the module docstring for
@@ -343,8 +369,13 @@ def gradient_rollout(
     a = _as_attentions(attentions)
     g = _as_gradients(gradients, a)
     start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
-    fused = (_positive_cam(a[l], g[l]) for l in range(start, a.shape[0]))
-    return _rollout(fused, a.shape[-1], p, discard_ratio, alpha)
+    L, T = a.shape[0], a.shape[-1]
+    if query is None:
+        fused = (_positive_cam(a[l], g[l]) for l in range(start, L))
+        return _rollout(fused, T, p, discard_ratio, alpha)
+    query = _check_int(query, "query", 0, T - 1, f"it is a token index; 0 is CLS, T={T}")
+    fused = (_positive_cam(a[l], g[l]) for l in range(L - 1, start - 1, -1))
+    return _rollout_row(fused, T, p, discard_ratio, alpha, query)
 
 
 def chefer_relevance(attentions, gradients, start_layer: int = 0) -> np.ndarray:

@@ -138,13 +138,13 @@ def explanation_maps(attentions: np.ndarray, gradients: np.ndarray | None = None
         if method == "attention":
             row = query_attention(attentions, layer, head, query)  # (T,)
         elif method == "rollout":
-            row = attention_rollout(attentions, fusion, discard_ratio, residual_alpha, start, p)[query]  # (T,)
+            row = attention_rollout(attentions, fusion, discard_ratio, residual_alpha, start, p, query=query)  # (T,)
         elif method == "attention-flow":
             if not flow_available(L - start, T):
                 raise ValueError(flow_limit_message(L - start, T))
             row = attention_flow(attentions, query, fusion, residual_alpha, start, p)  # (T,)
         elif method == "gradient-rollout":
-            row = gradient_rollout(attentions, gradients, discard_ratio, residual_alpha, start, p)[0]  # CLS row
+            row = gradient_rollout(attentions, gradients, discard_ratio, residual_alpha, start, p, query=0)  # CLS row
         elif method == "chefer":
             row = chefer_relevance(attentions, gradients, start)[0]  # CLS row
         elif method == "legrad":

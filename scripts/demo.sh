@@ -34,10 +34,11 @@
 #                                arenas and stay resident: 40 visitors peaked at 4.5 GB without it,
 #                                3.3 GB with it (bench/load.py, issue 15).
 #   (PATCHLIGHT_WARM, default on) scripts/serve.py warms each worker as it starts: the built-in
-#                                models loaded, the gallery traced and held (app_pages/warm.py),
-#                                ~3.5 s of one core and ~0.8 GB per worker from the start; without
-#                                it a worker's first visitor paid that while everyone routed there
-#                                waited (40 visitors: p95 1.04-1.42 s -> 0.74-0.87 s). =0: off.
+#                                models loaded, the gallery traced into the trace cache
+#                                (app_pages/warm.py), ~3.5 s of one core and ~0.8 GB per worker
+#                                from the start; without it a worker's first visitor paid that
+#                                while everyone routed there waited (40 visitors: p95 1.04-1.42 s
+#                                -> 0.74-0.87 s). PATCHLIGHT_WARM=0: off.
 #   server.fileWatcherType none  no watcher thread, no source polling on a server that never
 #   server.runOnSave false       changes its code; server.allowRunOnSave false also stops a
 #   server.allowRunOnSave false  visitor's browser from turning run-on-save on.

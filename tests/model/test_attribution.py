@@ -155,6 +155,30 @@ def test_rollout_matches_reference(how, ratio, alpha, start, p):
     np.testing.assert_allclose(got, ref_rollout(a, how, ratio, alpha, start, p), atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "how, ratio, alpha, start, p",
+    [("mean", 0.0, 0.5, 0, 1), ("mean", 0.9, 0.5, 0, 1), ("max", 0.5, 0.5, 1, 1), ("min", 0.3, 0.7, 0, 2),
+     ("mean", 0.9, 1.0, 0, 0), ("max", 0.75, 1.0, 2, 3), ("mean", 0.6, 0.25, 3, 0)],
+)
+def test_one_row_of_rollout_is_that_row_of_the_whole(how, ratio, alpha, start, p):
+    """query=q computes e_q·Â_{L-1}⋯Â_start as vector-matrix products, last layer first: the
+    same numbers as row q of the whole R, for every row, every setting."""
+    a = random_attentions(11, L=4, H=3, T=9)
+    whole = attention_rollout(a, how, ratio, alpha, start, p)
+    for q in range(9):
+        row = attention_rollout(a, how, ratio, alpha, start, p, query=q)
+        assert row.shape == (9,) and row.dtype == np.float64
+        np.testing.assert_allclose(row, whole[q], rtol=1e-12, atol=1e-15)
+
+
+def test_one_row_of_rollout_refuses_a_token_outside_the_sequence():
+    a = random_attentions(12, L=2, H=2, T=5)
+    with pytest.raises(ValueError, match="query"):
+        attention_rollout(a, query=5)
+    with pytest.raises(ValueError, match="query"):
+        gradient_rollout(a, random_gradients(12, a.shape), query=-1)
+
+
 @pytest.mark.parametrize("how", ["mean", "max", "min"])
 @pytest.mark.parametrize("ratio, alpha", [(0.0, 0.5), (0.9, 0.5), (0.9, 1.0), (0.99, 1.0)])
 def test_rollout_rows_sum_to_one(how, ratio, alpha):
@@ -299,6 +323,16 @@ def test_gradient_rollout_matches_reference(ratio, alpha, start, p):
     got = gradient_rollout(a, g, ratio, alpha, start, p)
     np.testing.assert_allclose(got, ref_grad_rollout(a, g, ratio, alpha, start, p), atol=1e-12)
     np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ratio, alpha, start, p", [(0.0, 0.5, 0, 1), (0.9, 0.5, 0, 1), (0.5, 1.0, 1, 2)])
+def test_one_row_of_gradient_rollout_is_that_row_of_the_whole(ratio, alpha, start, p):
+    a = random_attentions(13, L=3, H=2, T=7)
+    g = random_gradients(13, a.shape)
+    whole = gradient_rollout(a, g, ratio, alpha, start, p)
+    for q in (0, 3, 6):
+        np.testing.assert_allclose(gradient_rollout(a, g, ratio, alpha, start, p, query=q), whole[q],
+                                   rtol=1e-12, atol=1e-15)
 
 
 def test_gradient_rollout_all_zero_row_stays_identity():

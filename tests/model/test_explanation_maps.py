@@ -29,7 +29,9 @@ def test_maps_equal_the_attribution_functions(one_image, tiny_vit):
                             relevance=relevance, **kw)
     assert list(maps) == list(METHODS)
     np.testing.assert_array_equal(maps["attention"], patch_map(query_attention(A, 1, 2, 4), grid, p))
-    np.testing.assert_array_equal(maps["rollout"], patch_map(attention_rollout(A, "max", 0.5, 0.7, 1, p)[4], grid, p))
+    # the query's row alone (equal to that row of the whole R to 1e-12: tests/model/test_attribution.py)
+    np.testing.assert_array_equal(maps["rollout"],
+                                  patch_map(attention_rollout(A, "max", 0.5, 0.7, 1, p, query=4), grid, p))
     np.testing.assert_array_equal(maps["attention-flow"], patch_map(attention_flow(A, 4, "max", 0.7, 1, p), grid, p))
     for method in ("attnlrp", "gradcam"):
         np.testing.assert_array_equal(maps[method], patch_map(relevance[method], grid, p))
@@ -37,7 +39,7 @@ def test_maps_equal_the_attribution_functions(one_image, tiny_vit):
     np.testing.assert_allclose(maps["legrad"], (legrad - legrad.min()) / (legrad.max() - legrad.min()), atol=1e-15)
     assert maps["legrad"].min() == 0 and maps["legrad"].max() == 1
     np.testing.assert_array_equal(maps["gradient-rollout"],
-                                  patch_map(gradient_rollout(A, G, 0.5, 0.7, 1, p)[0], grid, p))  # the CLS row
+                                  patch_map(gradient_rollout(A, G, 0.5, 0.7, 1, p, query=0), grid, p))  # the CLS row
     np.testing.assert_array_equal(maps["chefer"], patch_map(chefer_relevance(A, G, 1)[0], grid, p))
     assert all(m.shape == grid for m in maps.values())
 
