@@ -37,8 +37,8 @@
 #                                models loaded, the gallery traced into the trace cache
 #                                (app_pages/warm.py), ~3.5 s of one core and ~0.8 GB per worker
 #                                from the start; without it a worker's first visitor paid that
-#                                while everyone routed there waited (40 visitors: p95 1.04-1.42 s
-#                                -> 0.74-0.87 s). PATCHLIGHT_WARM=0: off.
+#                                while everyone routed there waited (40 visitors: p95 1.04-1.55 s
+#                                -> 0.74-1.27 s). PATCHLIGHT_WARM=0: off.
 #   server.fileWatcherType none  no watcher thread, no source polling on a server that never
 #   server.runOnSave false       changes its code; server.allowRunOnSave false also stops a
 #   server.allowRunOnSave false  visitor's browser from turning run-on-save on.
