@@ -3,6 +3,7 @@ models in the model cache, the gallery traced and held, so the first visitors fi
 from __future__ import annotations
 
 import importlib.util
+import weakref
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture()
 def counted_traces(monkeypatch):
-    """The image names traced, in order, from an empty trace cache."""
+    """The image names traced, in order, from an empty trace cache (and no trace of an earlier
+    test's session handed out again)."""
     runs = []
     real = traces.run_trace
     monkeypatch.setattr(traces, "run_trace", lambda model, data, name: runs.append(name) or real(model, data, name))
+    monkeypatch.setattr(shared, "_TRACES_IN_USE", weakref.WeakValueDictionary())
     shared.live_trace.clear()
     yield runs
     shared.live_trace.clear()
