@@ -296,14 +296,26 @@ def _rollout(fused_layers, T: int, p: int, discard_ratio: float, alpha: float) -
 def _rollout_row(fused_layers_last_first, T: int, p: int, discard_ratio: float, alpha: float,
                  query: int) -> np.ndarray:
     """Row `query` of the same R, `[T]`: e_q·Â_{L-1}·…·Â_start, from the layers given last
-    first, as L vector-matrix products — O(L·T²) where the whole R costs O(L·T³) (for
-    dinov2-small's 257 tokens ~2 ms instead of ~20)."""
+    first, as L vector-matrix products — O(L·T²) where the whole R costs O(L·T³). For
+    dinov2-small's 257 tokens 7 ms instead of 15, fusing the heads and normalising now the
+    larger part (17 instead of 26 with a discard ratio of 0.9, each layer's partition)."""
     k = int(np.floor(discard_ratio * (T - p) ** 2))
     eye = np.eye(T)
     row = eye[query]
     for f in fused_layers_last_first:
         row = row @ _a_hat(f, k, p, alpha, eye)
     return row
+
+
+def _rolled_out(fuse, a: np.ndarray, start: int, p: int, discard_ratio: float, alpha: float,
+                query: int | None) -> np.ndarray:
+    """R (query None) or its row R[query] of the layers start…L-1 of `a`, `fuse(l)` giving
+    layer l's F (fresh float64 [T, T])."""
+    L, T = a.shape[0], a.shape[-1]
+    if query is None:
+        return _rollout((fuse(l) for l in range(start, L)), T, p, discard_ratio, alpha)
+    query = _check_int(query, "query", 0, T - 1, f"it is a token index; 0 is CLS, T={T}")
+    return _rollout_row((fuse(l) for l in range(L - 1, start - 1, -1)), T, p, discard_ratio, alpha, query)
 
 
 def attention_rollout(
@@ -325,13 +337,7 @@ def attention_rollout(
     a = _as_attentions(attentions)
     head_fusion = _check_fusion(head_fusion)
     start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
-    L, T = a.shape[0], a.shape[-1]
-    if query is None:
-        fused = (_fuse(a[l], head_fusion) for l in range(start, L))
-        return _rollout(fused, T, p, discard_ratio, alpha)
-    query = _check_int(query, "query", 0, T - 1, f"it is a token index; 0 is CLS, T={T}")
-    fused = (_fuse(a[l], head_fusion) for l in range(L - 1, start - 1, -1))
-    return _rollout_row(fused, T, p, discard_ratio, alpha, query)
+    return _rolled_out(lambda l: _fuse(a[l], head_fusion), a, start, p, discard_ratio, alpha, query)
 
 
 def _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha):
@@ -369,13 +375,7 @@ def gradient_rollout(
     a = _as_attentions(attentions)
     g = _as_gradients(gradients, a)
     start, p, discard_ratio, alpha = _rollout_settings(a, start_layer, num_prefix_tokens, discard_ratio, residual_alpha)
-    L, T = a.shape[0], a.shape[-1]
-    if query is None:
-        fused = (_positive_cam(a[l], g[l]) for l in range(start, L))
-        return _rollout(fused, T, p, discard_ratio, alpha)
-    query = _check_int(query, "query", 0, T - 1, f"it is a token index; 0 is CLS, T={T}")
-    fused = (_positive_cam(a[l], g[l]) for l in range(L - 1, start - 1, -1))
-    return _rollout_row(fused, T, p, discard_ratio, alpha, query)
+    return _rolled_out(lambda l: _positive_cam(a[l], g[l]), a, start, p, discard_ratio, alpha, query)
 
 
 def chefer_relevance(attentions, gradients, start_layer: int = 0) -> np.ndarray:
