@@ -87,12 +87,12 @@ def chosen_head() -> None:
         shared.scroll_to("the-chosen-head")
     # Controls and numbers in rows above, the figures below them at full width, on a screen as on
     # a projector: beside a column of controls the overlay was fitted to ~2/3 of the width at its
-    # designed height, and the photo shrank to ~260 px between empty bands.
-    layer_col, head_col, query_col = st.columns([1, 1.3, 1], gap="medium")
+    # designed height, and the photo shrank to ~260 px between empty bands. Layer and head share
+    # a row (a third column left the head buttons cut off at 1024 px); the query token, which only
+    # the first figure follows, sits just above it.
+    layer_col, head_col = st.columns(2, gap="medium")
     layer_col.slider("Layer", 0, trace.L - 1, **session.kept("layer"))
     shared.head_picker(head_col, trace.H)
-    query_col.selectbox("Query token", views.query_options(trace), **session.kept("query"),
-                        format_func=trace.token_name)
     layer, head = ss["layer"], ss["head"]
     numbers = [("Mean attention distance", f"{stats['distance'][layer, head]:.1f} px"),
                ("Entropy", f"{stats['entropy'][layer, head]:.2f} nats")]
@@ -103,6 +103,8 @@ def chosen_head() -> None:
     st.markdown("The first figure shows where the query token looks in this head; the second the whole "
                 "T×T matrix of the head — row i is token i's softmax over all tokens, the first rows and "
                 "columns are the prefix tokens.")
+    st.columns(3)[0].selectbox("Query token", views.query_options(trace), **session.kept("query"),
+                               format_func=trace.token_name)
     shared.show(ctx, "attention_overlay", "heads_map")
     shared.show(ctx, "attention_matrix", "heads_matrix", view=figures.replace(shared.current_view(ctx),
                                                                               matrix_log=False))

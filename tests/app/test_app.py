@@ -235,8 +235,9 @@ def test_heads_page_and_choosing_a_head():
     assert [m.label for m in at.metric][:2] == ["Mean attention distance", "Entropy"]
     # The chosen head's controls share one row above its figures, which take the full width (beside
     # a column of controls the overlay's photo shrank to ~260 px on a 1280 px screen).
-    row = [c for c in at.columns if c.get("slider") or c.get("button_group") or c.get("selectbox")]
-    assert [len(c.get("slider")) for c in row] == [1, 0, 0] and len(row[2].get("selectbox")) == 1
+    row = [c for c in at.columns if c.get("slider") or c.get("button_group")]
+    assert [len(c.get("slider")) for c in row] == [1, 0] and len(row[1].get("button_group")) == 1
+    assert [s.key for c in at.columns for s in c.get("selectbox")] == ["query"]  # above the overlay
     in_columns = sum(len(c.get("plotly_chart")) for c in at.columns)
     assert len(at.get("plotly_chart")) - in_columns == 2  # the overlay and the T×T matrix
 
