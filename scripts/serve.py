@@ -29,6 +29,10 @@ import threading
 import time
 from pathlib import Path
 
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:  # the project's packages (model, app_pages), as for app.py's own run
+    sys.path.insert(0, ROOT)
+
 DEFLATE_LEVEL = 1
 SERVER_WINDOW_BITS = 15  # the window of what the server sends: 2**15 bytes (uvicorn: 12)
 MEM_LEVEL = 8  # zlib's default (uvicorn: 5)
@@ -78,9 +82,6 @@ def warm_when_ready(wait_s: float = 120.0) -> str:
         if time.monotonic() > deadline:
             return _say(f"serve.py: not warmed: Streamlit's runtime did not start within {wait_s:.0f} s")
         time.sleep(0.1)
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
     try:
         from app_pages import warm
 
@@ -94,11 +95,19 @@ def _say(line: str) -> str:
     return line
 
 
+def warm_wanted(environ=None) -> bool:
+    """PATCHLIGHT_WARM as the project reads its flags (model.env.parse_flag): on unless it says
+    0/false/no/off."""
+    from model.env import parse_flag
+
+    return parse_flag((os.environ if environ is None else environ).get("PATCHLIGHT_WARM", "1")) is not False
+
+
 def main() -> int:
     if not fast_deflate():
         print("serve.py: uvicorn's websocket deflate was not found; Streamlit keeps its own level",
               file=sys.stderr)
-    if os.environ.get("PATCHLIGHT_WARM", "1") != "0":
+    if warm_wanted():
         threading.Thread(target=warm_when_ready, name="patchlight-warm", daemon=True).start()
     from streamlit.web.cli import main as streamlit_main
 

@@ -71,3 +71,11 @@ def test_serve_says_so_when_the_runtime_never_starts():
     spec.loader.exec_module(serve)
     line = serve.warm_when_ready(wait_s=0.3)
     assert line == "serve.py: not warmed: Streamlit's runtime did not start within 0 s"
+
+
+def test_serve_reads_the_warm_flag_as_the_project_reads_flags():
+    spec = importlib.util.spec_from_file_location("serve", ROOT / "scripts" / "serve.py")
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    assert serve.warm_wanted({}) and serve.warm_wanted({"PATCHLIGHT_WARM": "1"})
+    assert not any(serve.warm_wanted({"PATCHLIGHT_WARM": word}) for word in ("0", "off", "False", " no "))
