@@ -271,8 +271,8 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
     xa.update(tickvals=xv, ticktext=xt, side="top")
     ya.update(tickvals=yv, ticktext=yt)
     xa["title"]["standoff"] = 4
-    traces = [go.Heatmap(
-        z=_figure.on_wire(big, scale), x=xnames, y=ynames, name="attention",
+    traces = [dict(
+        type="heatmap", z=_figure.on_wire(big, scale), x=xnames, y=ynames, name="attention",
         colorscale=th.cmap(st.colormap, "attention"), meta=_figure.z_meta(scale),
         zmin=lo * scale, zmax=hi * scale, zsmooth=False, hoverongaps=False,
         colorbar=_figure.colorbar(th, "attention weight", lo, hi, m, scale=scale),
@@ -283,20 +283,19 @@ def attention_grid_figure(maps, *, query: int | None = None, tokens: TokenLayout
         qx = [xnames[k * (w + 1) + qc] for layer in range(L) for k in range(Hh)]
         qy = [ynames[layer * (h + 1) + qr] for layer in range(L) for k in range(Hh)]
         cell_px = plot_w / nx
-        traces.append(go.Scatter(
-            x=qx, y=qy, mode="markers", name="query patch", hoverinfo="skip",
+        traces.append(dict(
+            type="scatter", x=qx, y=qy, mode="markers", name="query patch", hoverinfo="skip",
             marker={"symbol": "square-open", "size": max(6.0, cell_px * 1.6), "color": th.highlight_color,
                     "line": {"width": max(1.5, th.line_width * 2), "color": th.highlight_color}},
         ))
     margin["t"] = margin["t"] + round(th.tick_size * 2.2)  # ticks and 'head' title on top
     margin["b"] = round(24 * th.scale)  # nothing below the grid
     height -= round(th.margin["b"] - 24 * th.scale)
-    fig = go.Figure(traces)
-    fig.layout = th.layout(
+    # rebuilt for every new query: plain dicts of checked arrays (tests validate it once)
+    return _figure.unchecked_figure(traces, th.layout(
         title or ", ".join(t for t in ("Attention, every layer × head", _query_title(query, tk)) if t),
         width, height + round(th.tick_size * 2.2), margin=margin, xaxis=xa, yaxis=ya,
-    )
-    return fig
+    ))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,14 +378,14 @@ def attention_matrix_figure(attn, *, tokens: TokenLayout | None = None, layer: i
                        layer="above", name="prefix|patch separator (queries)")]
     where = " ".join(s for s in (f"layer {layer}" if layer is not None else "",
                                  f"head {head}" if head is not None else "") if s)
-    fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
+    # rebuilt for every layer and head: plain dicts of checked arrays (tests validate it once)
+    heatmap = dict(
+        type="heatmap", z=z, x=names, y=names, name="attention", colorscale=th.cmap(st.colormap, "attention"),
         zmin=lo * scale, zmax=hi * scale, meta=_figure.z_meta(scale),
         zsmooth=False, colorbar=_figure.colorbar(th, bar, lo, hi, logs if log_scale else A, scale=scale),
         hovertemplate="query %{y}<br>key %{x}<br>" + value_hover + "<extra></extra>",
-    ))
-    fig.layout = th.layout(
+    )
+    return _figure.unchecked_figure([heatmap], th.layout(
         title or f"Attention matrix {where} ({T}×{T}; {p} prefix + {N} patches)".replace("  ", " "),
         width, height, margin=margin, xaxis=xa, yaxis=ya, shapes=shapes,
-    )
-    return fig
+    ))

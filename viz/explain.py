@@ -153,26 +153,26 @@ def mass_mask_figure(image, attn_map, mask, *, tokens: TokenLayout | None = None
     xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), "x (px)", "y (px)")
     xs, ys = _mask_outline(mk, P)
     lw = th.outline_width
-    halo = go.Scatter(x=xs, y=ys, mode="lines", name="outline halo", hoverinfo="skip",
-                      line={"color": "rgba(0,0,0,0.85)", "width": lw + 2.5})
-    line = go.Scatter(x=xs, y=ys, mode="lines", name="kept patches", hoverinfo="skip",
-                      line={"color": th.highlight_color, "width": lw})
+    halo = dict(type="scatter", x=xs, y=ys, mode="lines", name="outline halo", hoverinfo="skip",
+                line={"color": "rgba(0,0,0,0.85)", "width": lw + 2.5})
+    line = dict(type="scatter", x=xs, y=ys, mode="lines", name="kept patches", hoverinfo="skip",
+                line={"color": th.highlight_color, "width": lw})
     rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     cell_px = (width - margin["l"] - margin["r"]) / w
-    hover = go.Scatter(
-        x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers", name="patches",
+    hover = dict(
+        type="scatter", x=(cols * P + (P - 1) / 2).ravel(), y=(rows * P + (P - 1) / 2).ravel(), mode="markers",
+        name="patches",
         marker={"size": max(6.0, cell_px), "symbol": "square", "opacity": 0, "color": "black"}, showlegend=False,
         customdata=np.stack([(rows * w + cols).ravel(), rows.ravel(), cols.ravel(), m.ravel()], axis=-1),
-        text=np.where(mk.ravel(), "kept", "dimmed"),
+        text=np.where(mk.ravel(), "kept", "dimmed").tolist(),
         hovertemplate=PATCH_HOVER + "<br>attention %{customdata[3]:.3~g}<br>%{text}<extra></extra>",
     )
-    fig = go.Figure([_figure.photo_trace(shown, name="masked image"), halo, line, hover])
-    fig.layout = th.layout(
+    # rebuilt for every layer, head and query: plain dicts of checked arrays (tests validate it once)
+    return _figure.unchecked_figure([_figure.photo_spec(shown, name="masked image"), halo, line, hover], th.layout(
         title or f"{_figure.pct(thr)} of attention in {k} of {N} patches ({_figure.pct(k / N)} of the image)",
         width, height, margin=margin, xaxis=xa, yaxis=ya,
         meta={"kept": k, "patches": N, "kept_mass": kept_mass, "threshold": thr},
-    )
-    return fig
+    ))
 
 
 def _mask_outline(mask: np.ndarray, P: int) -> tuple[list, list]:

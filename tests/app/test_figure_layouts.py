@@ -7,6 +7,8 @@ figures really look like was checked on PNGs exported by app_core.figure_png."""
 
 import re
 
+import pickle
+
 import numpy as np
 import pytest
 from synthetic_traces import synthetic_inputs
@@ -306,22 +308,44 @@ def test_scrub_figure_passes_plotly_validation(inputs, kind):
     assert len(checked.frames) == td.L and len(checked.data) == 2 * td.H + 1
 
 
-def test_scrub_frames_are_written_as_plotly_writes_them(inputs):
-    """The in-browser figure keeps its frames as plain dicts (viz._figure.PlainFramesFigure, no
-    plotly object per frame trace): its to_dict is the one plotly writes for the same figure."""
+def test_plain_figures_are_written_as_plotly_writes_them(inputs):
+    """Figures assembled from plain dicts stay dicts until something reads their plotly
+    objects (viz._figure.PlainFigure): what they write (to_dict, what the app sends) is what
+    plotly writes for the same dicts (arrays as typed arrays; that plotly accepts them property
+    by property is the test above); reading them builds the same figure."""
+    import json
+
     import plotly.graph_objects as go
 
     from viz import _figure
 
+    def as_json(spec):
+        return json.dumps(spec, sort_keys=True, default=str)
+
+    built = [(f"{kind}-{theme or 'screen'}-{spec.name}",
+              figures.build(spec.name, inputs[kind], _view(inputs[kind].trace, theme)))
+             for kind, theme in CASES for spec in figures.available(inputs[kind])]
+    plain_figures = [(key, fig) for key, fig in built
+                     if isinstance(fig, _figure.PlainFigure) and fig.__dict__["_plain"] is not None]
+    names = {key.split("-", 2)[2] for key, _ in plain_figures}
+    assert {"attention_scrub", "heads_of_layer", "layers_of_head", "layer_head_grid", "attention_matrix",
+            "mass_mask", "explanations"} <= names
+    for key, fig in plain_figures:
+        dicts = fig.__dict__["_plain"]
+        written = fig.to_dict()
+        assert fig.__dict__["_plain"] is dicts, key  # writing it built nothing
+        assert as_json(written) == as_json(go.Figure(dicts, _validate=False).to_dict()), key  # as plotly writes it
+        assert len(fig.data) == len(written["data"]) and fig.__dict__["_plain"] is None, key  # read: built
+        assert as_json(fig.to_dict()) == as_json(written), key
     td = inputs["registers"].trace
     fig = figures.build("attention_scrub", inputs["registers"], figures.View(query=td.num_prefix_tokens + 2))
-    assert isinstance(fig, _figure.PlainFramesFigure)
     plain = fig.to_dict()
-    by_plotly = go.Figure({"frames": fig._plain_frames}).to_dict()  # validated, then written by plotly
-    assert plain["frames"] == by_plotly["frames"]
-    assert plain["data"] == go.Figure(fig.data).to_dict()["data"]
     assert plain["frames"][0]["data"][0]["z"]["dtype"] in ("u2", "u4", "f4")  # typed arrays, as plotly writes them
     assert [f.name for f in go.Figure(fig).frames] == [f["name"] for f in plain["frames"]]  # a checked copy
+    late = _figure.unchecked_figure([{"type": "scatter", "x": [1, 2], "name": None}], {"template": "none"})
+    late.update_layout(width=300)  # a change builds the objects first, and is kept
+    assert late.to_dict()["layout"]["width"] == 300 and "name" not in late.to_dict()["data"][0]
+    assert type(pickle.loads(pickle.dumps(late))) is go.Figure
     odd = {"a": np.arange(3, dtype=np.int64), "range": np.arange(2.0), "b": np.zeros((2, 3), ">f4"),
            "c": [np.arange(2.0)], "d": np.zeros(0, np.float32)}
     assert _as_json(_figure._plotly_dict(odd)) == _as_json(_converted(odd))  # the rarer arrays too
