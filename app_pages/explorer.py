@@ -78,7 +78,16 @@ def explorer() -> None:
         start_layer, start_head = scrub_view(query)
         shared.show(ctx, "attention_scrub", "explorer_click", on_select=_clicked,
                     view=figures.replace(shared.current_view(ctx), layer=start_layer, head=start_head))
+    views_below()
 
+
+@st.fragment
+def views_below() -> None:
+    """The layer, head and view controls and the view they drive: their own fragment, so that
+    moving them (half of what a class does here) reruns this part only, not the in-browser
+    figure above and its controls (issue 15). A click on the figure or a new query reruns both."""
+    ss = st.session_state
+    query = ss["query"]
     with st.container():
         st.markdown("**Layer and head of the views below** (a click on a patch above brings them to what the "
                     "figure shows)")
