@@ -450,7 +450,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--port", type=int, default=8765, help="the server's port on 127.0.0.1")
     p.add_argument("--start", help='start the server with this command, e.g. "bash scripts/demo.sh --port 8765 '
-                                   '--address 127.0.0.1", and stop it at the end')
+                                   '--address 127.0.0.1", and stop it at the end; it runs in the current '
+                                   'directory (to measure another checkout, run from there)')
     p.add_argument("--server-pid", type=int, help="pid of a running server (its process tree's RSS is sampled)")
     p.add_argument("--server-log", default="", help="append the started server's output to this file")
     p.add_argument("--reuse-server", action="store_true", help="one started server for all levels (default: a fresh one each)")
@@ -507,6 +508,8 @@ async def main(argv=None) -> list[dict]:
     print(f"# Patchlight load: model {args.model}, think {args.think:g} s, duration {args.duration:g} s, "
           f"time-out {args.timeout:g} s, upload share {args.upload_share:g}, seed {args.seed}, "
           f"{os.cpu_count()} CPUs, load avg now {loadavg():.2f}")
+    if args.start:
+        print(f"# server: {args.start!r} in {os.getcwd()}")
     if args.soak:
         results = await soak(args, args.start)
     elif not args.compare_defaults:

@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from load_client import ProtocolError, http  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 
 def proc_tree(pid: int) -> list[int]:
     """pid and all its descendants, from /proc."""
@@ -119,7 +118,10 @@ class Server:
         if self.command:
             env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
             log = open(self.args.server_log, "ab") if self.args.server_log else subprocess.DEVNULL
-            self.proc = subprocess.Popen(shlex.split(self.command), cwd=ROOT, env=env, stdout=log,
+            # in the caller's directory: `cd ../other-checkout && python …/bench/load.py --start
+            # "bash scripts/demo.sh …"` measures that checkout (this repository's demo.sh ran
+            # whatever the directory once, and a comparison against another version measured this one)
+            self.proc = subprocess.Popen(shlex.split(self.command), env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
             self.pid = self.proc.pid
         await wait_healthy(self.args.port, self.args.start_timeout, self.proc)

@@ -189,26 +189,31 @@ def test_one_visitor_drives_the_real_app(demo_server):
             done.append(await s.switch_page("Explorer"))
             assert {"layer", "head", "query", "view", "explorer_click"} <= s.keys(), s.keys()
             assert s.widget("layer").fragment_id, "the Explorer's controls live in an st.fragment"
+            # the views below the in-browser figure are a fragment of their own (issue 15)
+            assert s.widget("query").fragment_id and s.widget("layer").fragment_id != s.widget("query").fragment_id
             before_query = s.value("query")
             # the server-side Layer control drives the views below the overlay: show one that depends on it
             done.append(await s.set_value("view", s.options("view")[1], "view"))  # heads of this layer
             layer = await s.set_value("layer", 1, "layer")
             done.append(layer)
             done.append(await s.set_value("head", s.options("head")[-1], "head"))
-            done.append(await s.click("explorer_click", "click targets", lambda n: n // 2))
+            click = await s.click("explorer_click", "click targets", lambda n: n // 2)
+            done.append(click)
             after_click = s.value("query")
             done.append(await s.set_value("view", s.options("view")[2], "view"))
-            return done, layer, before_query, after_click
+            return done, layer, click, before_query, after_click
         finally:
             await s.close()
 
-    done, layer, before_query, after_click = asyncio.run(asyncio.wait_for(journey(), 50))
+    done, layer, click, before_query, after_click = asyncio.run(asyncio.wait_for(journey(), 50))
     for rec in done:
         assert rec.ok, f"{rec.kind}: {rec.error}"
         assert rec.latency is not None  # script_finished arrived
         assert rec.bytes > 0 and rec.messages > 0
     assert layer.deltas > 0 and layer.figures + layer.refs >= 1
-    assert layer.bytes_by["plotly_chart"] > 0 and layer.figure_bytes > 0  # the overlay was redrawn
+    assert layer.bytes_by["plotly_chart"] > 0 and layer.figure_bytes > 0  # the view below was redrawn
+    assert "selectbox" not in layer.bytes_by  # ... and nothing above it: not the query token's control
+    assert "selectbox" in click.bytes_by  # a click reruns the figure's part and the views below
     assert "new_session" in layer.bytes_by and "script_finished" in layer.bytes_by
     assert after_click != before_query, "a click on a patch makes it the query token"
     # demo.sh deflates the websocket: the figures crossed the network smaller than they arrived
