@@ -90,11 +90,16 @@ def test_token_norms_artifacts_and_prefix_line():
     assert lines[0].x0 == 1.5
     assert sorted((r.x0, r.x1) for r in rects) == [(4.5, 5.5), (8.5, 9.5)]
     assert {"CLS", "REG0", "p3", "p7"} <= set(fig.layout.xaxis.ticktext)  # artifact tokens 5, 9 = patches 3, 7
-    assert np.asarray(fig.data[0].customdata)[0, 5].tolist() == ["0", "patch 3"]
+    assert (fig.data[0].x[5], fig.data[0].y[0]) == ("patch 3", "0")  # the hover's names: categories
+    assert "layer %{y}, %{x}" in fig.data[0].hovertemplate and fig.data[0].customdata is None
+    assert fig.layout.xaxis.type == "category" and fig.layout.xaxis.range == (-0.5, 10.5)
+    assert fig.layout.xaxis.tickvals[list(fig.layout.xaxis.ticktext).index("p3")] == "patch 3"
     assert fig.layout.meta["artifact_tokens"] == [5, 9]
     np.testing.assert_allclose(viz.token_norms_figure(n, log_scale=True).data[0].z, np.log10(n))
     with pytest.raises(ValueError, match="out of range"):
         viz.token_norms_figure(n, artifact_tokens=[11])
+    with pytest.raises(ValueError, match="repeat a label"):
+        viz.token_norms_figure(n, row_labels=["a", "b", "a", "c"])
 
 
 def test_pos_similarity_tiles():
