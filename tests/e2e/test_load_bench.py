@@ -201,6 +201,14 @@ def test_one_visitor_drives_the_real_app(demo_server):
             done.append(click)
             after_click = s.value("query")
             done.append(await s.set_value("view", s.options("view")[2], "view"))
+            for k in (2, 3):  # more runs of the views below, then a trip to another page and back
+                done.append(await s.set_value("layer", k, "layer"))
+            done.append(await s.switch_page("Heads"))
+            back = await s.switch_page("Explorer")
+            done.append(back)
+            # the browser still holds the in-browser figure: a reference comes, not ~190 KB again
+            # (global.maxCachedMessageAge in .streamlit/config.toml; Streamlit's 2 counts fragment runs)
+            assert "explorer_click" not in {name for name, _ in back.figure_sizes} and back.refs >= 1, back
             return done, layer, click, before_query, after_click
         finally:
             await s.close()
