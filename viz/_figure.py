@@ -522,11 +522,16 @@ class PlainFigure(go.Figure):
 
     def __getattr__(self, name: str):
         # only reached for attributes the instance lacks: plotly's own state before it is built
-        plain = self.__dict__.get("_plain")
-        if plain is None or name not in _FIGURE_STATE:
+        if name not in _FIGURE_STATE:
             raise AttributeError(name)
-        object.__setattr__(self, "_plain", None)
-        go.Figure.__init__(self, plain, _validate=False)
+        with _BUILDING:  # sessions run in threads: one builds, the others wait and read
+            plain = self.__dict__.get("_plain")
+            if plain is None:  # built meanwhile, or being built by this thread (plotly's own look-ups)
+                if name in self.__dict__:
+                    return self.__dict__[name]
+                raise AttributeError(name)
+            object.__setattr__(self, "_plain", None)
+            go.Figure.__init__(self, plain, _validate=False)
         return getattr(self, name)
 
     def to_dict(self) -> dict:
@@ -549,3 +554,4 @@ def _set(props: dict) -> dict:
 
 
 _FIGURE_STATE = frozenset(vars(go.Figure()))  # what go.Figure.__init__ sets on an instance
+_BUILDING = threading.RLock()

@@ -5,9 +5,9 @@ it to), captions never run into a colour bar, colour bars are labelled without S
 (issue 10, item 8). Sizes are estimated with the theme's fonts (viz.text.text_px); what the
 figures really look like was checked on PNGs exported by app_core.figure_png."""
 
-import re
-
+import concurrent.futures
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -346,6 +346,10 @@ def test_plain_figures_are_written_as_plotly_writes_them(inputs):
     late.update_layout(width=300)  # a change builds the objects first, and is kept
     assert late.to_dict()["layout"]["width"] == 300 and "name" not in late.to_dict()["data"][0]
     assert type(pickle.loads(pickle.dumps(late))) is go.Figure
+    shared = [_figure.unchecked_figure([{"type": "scatter", "x": [i]}] * 3, {"template": "none"}) for i in range(200)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:  # each read by four sessions at once
+        counts = list(pool.map(lambda f: len(f.data), [f for f in shared for _ in range(4)]))
+    assert counts == [3] * 800
     odd = {"a": np.arange(3, dtype=np.int64), "range": np.arange(2.0), "b": np.zeros((2, 3), ">f4"),
            "c": [np.arange(2.0)], "d": np.zeros(0, np.float32)}
     assert _as_json(_figure._plotly_dict(odd)) == _as_json(_converted(odd))  # the rarer arrays too
