@@ -119,8 +119,7 @@ class Server:
             env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"))
             log = open(self.args.server_log, "ab") if self.args.server_log else subprocess.DEVNULL
             # in the caller's directory: `cd ../other-checkout && python …/bench/load.py --start
-            # "bash scripts/demo.sh …"` measures that checkout (this repository's demo.sh ran
-            # whatever the directory once, and a comparison against another version measured this one)
+            # "bash scripts/demo.sh …"` measures that checkout, not the one holding this bench
             self.proc = subprocess.Popen(shlex.split(self.command), env=env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
             self.pid = self.proc.pid

@@ -105,7 +105,8 @@ def token_norms_figure(norms, *, tokens: TokenLayout | None = None, artifact_tok
     0..L, where row 0 is the embeddings), as a heatmap layers x tokens.
 
     ``z`` is ``norms`` (or ``log10(norms)`` with ``log_scale``); the axes are categories, ``x``
-    the token names (``CLS``, ``patch 24 (row 3, col 3)``), ``y`` the row labels (``"0"`` …). Prefix tokens are separated
+    the token names (``CLS``, ``patch 24 (row 3, col 3)``), ``y`` the row labels (``"0"`` …).
+    Prefix tokens are separated
     by a line at ``tokens.num_prefix_tokens - 0.5``; each index in ``artifact_tokens`` (token
     indices) gets an outlined column and a tick label (high-norm "artifact" tokens, Darcet et
     al. 2024). Ticks and hover name tokens by :class:`viz.TokenLayout` (``CLS``, ``p24``).
