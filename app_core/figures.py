@@ -262,14 +262,28 @@ def _randomisation(inputs, v):
                                     theme=v.theme)
 
 
+MAX_STEP_COLUMNS = 7  # randomisation steps drawn as maps (the ρ chart has every step): a row fits the page
+
+
+def shown_steps(count: int, most: int = MAX_STEP_COLUMNS) -> list[int]:
+    """Indices of at most ``most`` of ``count`` steps, evenly spread, the first and last always."""
+    if count <= most:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (most - 1)) for i in range(most)})
+
+
 def _randomisation_maps(inputs, v):
-    """Every method's map after each re-initialisation step: one row per method, one column per step."""
+    """Each method's map after the re-initialisation steps: one row per method, one column per
+    step (at most MAX_STEP_COLUMNS of them, evenly spread; each step is cumulative, so any
+    column is the model re-initialised from the top down to that point)."""
     check, image = inputs.randomisation(v), inputs.trace.image(0)
-    panels = [viz.MapPanel(image, check.maps[m][j], step, f"ρ = {check.rank_correlation[m][j]:.2f}")
-              for m in check.methods for j, step in enumerate(check.steps)]
-    return viz.compare_figure(panels, style=_style(v), theme=v.theme, columns=len(check.steps),
+    shown = shown_steps(len(check.steps))
+    panels = [viz.MapPanel(image, check.maps[m][j], check.steps[j], f"ρ = {round(check.rank_correlation[m][j], 2) + 0.0:.2f}")  # + 0.0: never "-0.00"
+              for m in check.methods for j in shown]
+    which = "" if len(shown) == len(check.steps) else f" ({len(shown)} of its {len(check.steps)} steps)"
+    return viz.compare_figure(panels, style=_style(v), theme=v.theme, columns=len(shown),
                               row_labels=[METHOD_TITLES.get(m, m) for m in check.methods],
-                              title="The maps as the model is re-initialised from the top down")
+                              title="The maps as the model is re-initialised from the top down" + which)
 
 
 def _compare(inputs, v):

@@ -30,9 +30,9 @@ def _keep_choice(key: str, options: list, default) -> None:
         ss[key] = default
 
 
-mode_col, query_col = st.columns([3, 2])
-mode_col.segmented_control("Compare", settings.COMPARE_MODES, **session.kept("compare_mode"), required=True,
-                           format_func=settings.COMPARE_LABELS.get)
+st.segmented_control("Compare", settings.COMPARE_MODES, **session.kept("compare_mode"), required=True,
+                     format_func=settings.COMPARE_LABELS.get)  # a row of its own: the three labels need the width
+query_col, choice_col = st.columns([2, 3])  # the query, and the first choice of the comparison beside it
 query_col.selectbox("Query token (rollout and attention follow it)", views.query_options(trace),
                     **session.kept("query"), format_func=trace.token_name)
 mode = ss["compare_mode"]
@@ -44,21 +44,20 @@ names = trace.class_names()
 if mode == "methods":
     if trace.has_head:
         top = views.top_classes(trace, 1)[0]["class"]
-        st.selectbox("Class the class maps explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
+        choice_col.selectbox("Class the class maps explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
                      format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
 elif mode == "classes":
     if not trace.has_head:
         st.info(f"{ctx.model_label} has no classification head, so there are no classes to compare; choose "
                 "another comparison or a classifier such as fashion-vit.", icon=":material/info:")
         st.stop()
-    method_col, class_col = st.columns([1, 2])
     _keep_choice("compare_method", titles, (class_titles or titles)[0])
-    method_col.selectbox("Method", titles, key="compare_method")
+    choice_col.selectbox("Method", titles, key="compare_method")
     top3 = [row["index"] for row in views.top_classes(trace, 3)]
     if not ss.get("compare_classes") or any(k >= trace.K for k in ss["compare_classes"]):
         ss["compare_classes"] = top3
-    class_col.multiselect("Classes (the model's top 3 first)", list(range(trace.K)), key="compare_classes",
-                          format_func=names.__getitem__, max_selections=6)
+    st.multiselect("Classes (the model's top 3 first)", list(range(trace.K)), key="compare_classes",
+                   format_func=names.__getitem__, max_selections=6)
     if not ss["compare_classes"]:
         st.info("Choose at least one class.", icon=":material/info:")
         st.stop()
@@ -68,9 +67,8 @@ else:
     if not others:
         st.info("There is no second built-in model to compare with.", icon=":material/info:")
         st.stop()
-    model_col, method_col = st.columns(2)
     _keep_choice("compare_model", others, others[0])
-    model_col.selectbox("Second model (the same image)", others, key="compare_model")
+    choice_col.selectbox("Second model (the same image)", others, key="compare_model")
     try:
         with st.spinner("Running the second model…"):
             other = trust.other_context(ctx, ss["compare_model"])
@@ -82,7 +80,7 @@ else:
                                            shared.current_view(ctx).extra_method, other)
     both = [t for t in titles if t in other_titles]
     _keep_choice("compare_method", both, both[0])
-    method_col.selectbox("Method (the maps both models can show)", both, key="compare_method")
+    st.selectbox("Method (the maps both models can show)", both, key="compare_method")
 
 if trace.has_head and not faithfulness.is_quick(trace) and not trust.wanted(
         ctx, "faithfulness", False, "Compare, with deletion and insertion AUCs",

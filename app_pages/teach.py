@@ -121,7 +121,9 @@ def quick_start() -> None:
 
 
 def thumbnails(cls: dict) -> None:
-    if cls["examples"]:
+    count = len(cls["examples"])
+    if count:
+        st.markdown(f"**{count}** image{'s' if count != 1 else ''}")
         st.image([e.data for e in cls["examples"]], width=110 if session.classroom() else 72)
     else:
         st.caption("No images yet: upload some, pick gallery photos, or add the current image.")
@@ -130,12 +132,12 @@ def thumbnails(cls: dict) -> None:
 def class_box(cls: dict, can_remove: bool) -> None:
     cid = cls["id"]
     with st.container(border=True):
-        top = st.columns([3, 1.2, 1.6], vertical_alignment="bottom")
+        name_col, remove_col = st.columns([2.6, 1.6], vertical_alignment="bottom")  # a half-width card: two columns fit
         st.session_state.setdefault(f"teach_name_{cid}", cls["name"])
-        top[0].text_input("Class name", key=f"teach_name_{cid}", on_change=rename, args=(cid,), max_chars=40)
-        top[1].markdown(f"**{len(cls['examples'])}** image{'s' if len(cls['examples']) != 1 else ''}")
-        top[2].button("Remove", key=f"teach_drop_{cid}", on_click=remove_class, args=(cid,),
-                      disabled=not can_remove, icon=":material/delete:", help="Remove this class")
+        name_col.text_input("Class name", key=f"teach_name_{cid}", on_change=rename, args=(cid,), max_chars=40)
+        remove_col.button("Remove", key=f"teach_drop_{cid}", on_click=remove_class, args=(cid,),
+                          disabled=not can_remove, icon=":material/delete:", help="Remove this class",
+                          width="stretch")
         thumbnails(cls)
         with st.expander(f"Add images to {cls['name'] or 'this class'}"):
             gen = st.session_state.get(f"teach_gen_{cid}", 0)

@@ -50,11 +50,12 @@ def head_in_use() -> None:
 
 HEAD_EQUATIONS = {  # y for each head type a model can carry (model.vit.ViT.forward_head)
     "cls": r"y=\mathrm{LN}(z_L)_{\mathrm{cls}}\,W_{\mathrm{head}}+b",
-    "cls_dist_mean": r"y=	frac12ig(\mathrm{LN}(z_L)_{\mathrm{cls}}W_{\mathrm{head}}+\mathrm{LN}(z_L)_{\mathrm{dist}}"
-                     r"W_{\mathrm{dist}}ig)+b",
-    "cls_patch_mean": r"y=ig[\mathrm{LN}(z_L)_{\mathrm{cls}};\ 	frac1N	extstyle\sum_p\mathrm{LN}(z_L)_pig]\,"
-                      r"W_{\mathrm{head}}+b",
-    "clip": r"y_k=s\cdot\cosig(P\,\mathrm{LN}(z_L)_{\mathrm{cls}},\ t_kig)",
+    # two lines where one would not fit the maths column at a 1280-px screen
+    "cls_dist_mean": r"y=\tfrac12\big(\mathrm{LN}(z_L)_{\mathrm{cls}}W_{\mathrm{head}}\\"
+                     r"+\,\mathrm{LN}(z_L)_{\mathrm{dist}}W_{\mathrm{dist}}\big)+b",
+    "cls_patch_mean": r"x=\big[\mathrm{LN}(z_L)_{\mathrm{cls}};\ \tfrac1N\textstyle\sum_p\mathrm{LN}(z_L)_p\big]\\"
+                      r"y=x\,W_{\mathrm{head}}+b",
+    "clip": r"y_k=s\cdot\cos\big(P\,\mathrm{LN}(z_L)_{\mathrm{cls}},\ t_k\big)",
 }
 
 
@@ -78,7 +79,7 @@ st.segmented_control("Step", STEPS, **session.kept("step"), format_func=steps.ST
                      label_visibility="collapsed")
 step = st.session_state["step"]
 st.header(steps.STEP_TITLES[step])
-words, maths = pair()
+words, maths = pair((1, 1))  # the maths column holds the widest equation at a 1280-px screen
 
 # ------------------------------------------------------------------------------------ 1 patches
 if step == "patches":

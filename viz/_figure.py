@@ -220,6 +220,26 @@ def colorbar(theme: Theme, title: str, lo: float, hi: float, values=None, scale:
     return theme.colorbar(title, tickmode="array", tickvals=[t * scale for t in vals], ticktext=text, **extra)
 
 
+def bar_above_room(theme: Theme) -> int:
+    """Height in px a :func:`bar_above` takes: its title, the bar, its tick labels."""
+    return round(theme.font_size * 2.4) + theme.colorbar_thickness + round(theme.tick_size * 1.5)
+
+
+def bar_above(theme: Theme, title: str, plot_h: float, length: float, lift_px: float = 0) -> tuple[dict, dict]:
+    """A horizontal colour bar above the plot area, from its left edge, ``length`` of its width
+    long, its tick labels under it and ``lift_px`` clear of the plot (room for e.g. subplot
+    titles): ``(placement, title note)``. The placement goes into a colour bar's properties; the
+    title is a note, because a horizontal bar's own title (side "top") moves the figure's title
+    up and out of the figure in plotly.js 3. Needs :func:`bar_above_room` + ``lift_px`` of top margin."""
+    labels_h = round(theme.tick_size * 1.5)
+    place = {"orientation": "h", "x": 0, "xanchor": "left", "len": length, "y": 1 + (lift_px + labels_h) / plot_h,
+             "yanchor": "bottom", "ypad": 0, "xpad": 0}
+    note = dict(text=title, xref="paper", yref="paper", x=0, xanchor="left",
+                y=1 + (lift_px + labels_h + theme.colorbar_thickness) / plot_h, yanchor="bottom",
+                yshift=round(theme.font_size * 0.2 + 10 * theme.scale), showarrow=False, font=theme.font())
+    return place, note
+
+
 def fit_caption(theme: Theme, text: str, width_px: float, size: float | None = None,
                 max_lines: int = 2) -> tuple[str, int]:
     """A caption (an annotation above a panel) wrapped to ``width_px``; (text, lines)."""

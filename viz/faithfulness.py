@@ -119,6 +119,9 @@ def randomisation_figure(steps, correlations: dict, *, title: str | None = None,
         margin=margin, xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend()))
 
 
+FIT_WIDTH_PX = 760  # what the page's main column holds at a 1280-px screen with the sidebar open
+
+
 @dataclass(frozen=True)
 class MapPanel:
     """One map over its own model input: the image [H, W, 3] uint8, the map [h, w], a title, a
@@ -137,7 +140,12 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
     sizes), ONE colour scale: each map divided by its largest |value| (0…1, as
     :func:`viz.explanation_figure`). ``columns`` panels per row (default: up to 4, rows as even as can be), row-major;
     ``row_labels`` name the rows on the left. Per panel traces: ``[Image, map trace(s)]``; a
-    note under each panel; the query patch outlined. ``layout.meta``: ``{"notes": [...]}``."""
+    note under each panel; the query patch outlined. ``layout.meta``: ``{"notes": [...]}``.
+
+    The figure is at most :data:`FIT_WIDTH_PX` wide (theme-scaled) where its text allows: a page
+    draws a wider figure squeezed to its column, and squeezed rows of square maps drift apart
+    from their titles and notes. The colour bar lies above the maps, where it takes no width.
+    """
     th = resolve_theme(theme)
     if not panels:
         raise ValueError("panels is empty; pass one MapPanel per map")
@@ -147,18 +155,20 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
         columns = -(-n // -(-n // 4))
     cols = max(1, min(int(columns), n))
     rows = -(-n // cols)
-    gap_px = 18 * th.scale
+    gap_px = (18 if cols <= 4 else 10) * th.scale
     words = [line for p in panels for line in (p.title + "<br>" + p.note).split("<br>")]
-    tile_w = max(th.px(min(300, 1100 / cols)), max(text_px(line, th.font_size) for line in words) + 8)  # text fits
+    label_px = round(max(text_px(label, th.font_size) for label in row_labels) + 16) if row_labels else 0
+    margin = dict(th.margin, l=round(24 * th.scale) + label_px, r=round(24 * th.scale))
+    room = th.px(FIT_WIDTH_PX) - margin["l"] - margin["r"] - (cols - 1) * gap_px
+    text_w = max(text_px(line, th.font_size) for line in words) + 8  # titles and notes never overlap
+    tile_w = max(text_w, min(th.px(300), room / cols))
     aspect = max(image_array(p.image).shape[0] / image_array(p.image).shape[1] for p in panels)
     note_lines = max((p.note.count("<br>") + 1 for p in panels if p.note), default=0)
     title_px, note_px = th.font_size * 1.8, note_lines * th.font_size * 1.35 + 8
     plot_w = cols * tile_w + (cols - 1) * gap_px
     plot_h = rows * tile_w * aspect + (rows - 1) * (title_px + note_px)
-    margin = dict(th.margin)
-    label_px = round(max(text_px(label, th.font_size) for label in row_labels) + 16) if row_labels else 0
-    margin.update(l=round(24 * th.scale) + label_px, b=round(note_px + 10 * th.scale),
-                  t=round(th.title_size * 2.6 + th.font_size * 1.8), r=margin["r"] + round(_figure.COLORBAR_ROOM * th.scale))
+    margin.update(b=round(note_px + 10 * th.scale), t=round(th.title_size * 2.6 + _figure.bar_above_room(th) + title_px))
+    bar_place, bar_title = _figure.bar_above(th, "relevance (÷ max)", plot_h, min(1.0, th.px(320) / plot_w), title_px)
     axes, titles = _figure.subplot_grid(th, rows, cols, [p.title for p in panels], gap_px / plot_w if cols > 1 else 0.0,
                                         (title_px + note_px) / plot_h if rows > 1 else 0.0)
     traces, shapes, notes = [], [], []
@@ -190,9 +200,10 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
         y0, y1 = axes[_figure.subplot_axis_names(r * cols + 1)[1]]["domain"]
         notes.append(dict(text=label, x=0, y=(y0 + y1) / 2, xref="paper", yref="paper", xanchor="right",
                           yanchor="middle", xshift=-8, showarrow=False, font=th.font()))
+    bar = _figure.colorbar(th, "", lo, 1.0, **bar_place)  # its title: bar_title
     return _figure.unchecked_figure(traces, th.layout(  # plain dicts, unvalidated: tests validate it once
         title or "Compared side by side", plot_w + margin["l"] + margin["r"], plot_h + margin["t"] + margin["b"],
-        margin=margin, annotations=titles + notes, shapes=shapes, hovermode="closest",
+        margin=margin, annotations=titles + notes + [bar_title], shapes=shapes, hovermode="closest",
         coloraxis={"colorscale": th.cmap(st.colormap, "attention"), "cmin": lo, "cmax": 1.0,
-                   "colorbar": _figure.colorbar(th, "relevance (÷ max)", lo, 1.0)},
+                   "colorbar": bar},
         meta={"notes": [p.note for p in panels]}, **axes))

@@ -80,16 +80,14 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     fs = th.font_size
     buttons_h = round(fs * 2.6)
     slider_h = round(fs * 5.0)
-    bar_labels_h = round(th.tick_size * 1.5)  # the bar's tick labels, under it
-    bar_h = round(fs * 2.4) + th.colorbar_thickness + bar_labels_h  # its title above it
+    bar_h = _figure.bar_above_room(th)
     slider_gap = round(fs * 1.2)  # the slider's step labels hang below the box it is placed by
     plot_h = height - margin["t"] - margin["b"]
     margin = dict(margin, l=round(EDGE_PX * th.scale), r=round(EDGE_PX * th.scale),
                   t=margin["t"] + buttons_h + slider_h + slider_gap + bar_h, b=round(EDGE_PX * th.scale))
     width = round(margin["l"] + margin["r"] + th.px(PLOT_WIDTH_PX))
     height = margin["t"] + plot_h + margin["b"]
-    bar_place = {"orientation": "h", "x": 0, "xanchor": "left", "len": BAR_LENGTH, "y": 1 + bar_labels_h / plot_h,
-                 "yanchor": "bottom", "ypad": 0, "xpad": 0}
+    bar_place, bar_title = _figure.bar_above(th, colorbar_title, plot_h, BAR_LENGTH)
     cell_px = (width - margin["l"] - margin["r"]) / w
     # patch units (small integers on the wire); the photo is scaled into them (dx = 1/P)
     small = np.min_scalar_type(max(h, w))
@@ -156,11 +154,6 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
                       args=[{"visible": [True] + [j == k for j in range(Hh) for _ in range(2)]}])
                  for k in range(Hh)],
     )
-    # the colour bar's title as a note above it: a horizontal bar's own title (side "top") moves
-    # the figure's title up and out of the figure in plotly.js 3
-    bar_top = 1 + (bar_labels_h + th.colorbar_thickness) / plot_h
-    bar_title = dict(text=colorbar_title, xref="paper", yref="paper", x=0, xanchor="left", y=bar_top,
-                     yanchor="bottom", yshift=round(fs * 0.2 + 10 * th.scale), showarrow=False, font=font)
     word = dict(text=HEAD_WORD, xref="paper", yref="paper", x=0, xanchor="left", y=buttons_y, yanchor="bottom",
                 yshift=round(fs * 0.5 + fs * 0.15), showarrow=False, font=font)
     xa, ya = _figure.image_axes(th, (-0.5, w - 0.5), (h - 0.5, -0.5), show_ticks=False)

@@ -10,6 +10,21 @@ from test_app import assert_clean, figures, needs_fashion, new_app, texts, title
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
+def test_sources_hold_no_control_characters():
+    """A "\t" or "\b" in a string that is not raw becomes a tab or a backspace: in an equation
+    (r"\tfrac" typed where the r was lost) KaTeX then draws something else. Sources are plain text."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    files = [f for d in ("app_pages", "app_core", "viz", "model", "bench", "scripts") for f in (root / d).rglob("*")
+             if f.suffix in (".py", ".md", ".sh", ".json")] + [root / "app.py", root / "README.md"]
+    assert len(files) > 50
+    bad = [f"{f.relative_to(root)}:{n}" for f in files
+           for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+           if any(ord(ch) < 32 and ch != "\t" for ch in line) or (f.suffix == ".py" and "\t" in line)]
+    assert not bad, bad
+
+
 @needs_fashion
 def test_walkthrough_every_step_fashion_vit():
     at = new_app()
@@ -19,6 +34,7 @@ def test_walkthrough_every_step_fashion_vit():
         assert_clean(at)
         assert at.header[0].value == steps.STEP_TITLES[step]
         assert at.latex, f"step {step} has no equation"
+        assert all(ch >= " " or ch == "\n" for e in at.latex for ch in e.value), step  # TeX, not "\t" read as a tab
         assert any(e.label == "Answer" for e in at.expander), f"step {step} has no question"
         assert "On this image" in texts(at) or step in ("loss",), step
         assert figures(at), f"step {step} shows no figure"

@@ -111,6 +111,33 @@ def test_titles_fit_the_figure_and_a_narrower_column(built):
         assert not title.text.endswith("…"), (key, title.text)  # wrapped, never cut short, at these shapes
 
 
+def test_small_multiples_fit_the_page_column_unless_their_text_needs_more(built):
+    """Rows of maps (Compare, the randomisation maps) squeezed into a narrower column drift apart
+    from their titles and notes (the page keeps the height): such a figure is at most
+    FIT_WIDTH_PX wide, or each map is just as wide as its longest title or note line needs."""
+    from viz.faithfulness import FIT_WIDTH_PX
+
+    checked = 0
+    for key, fig, theme in built:
+        if not key.endswith(("-compare", "-randomisation_maps")):
+            continue
+        checked += 1
+        th = viz.resolve_theme(theme)
+        _, _, pw = _plot_box(fig)
+        tile = (fig.layout.xaxis.domain[1] - fig.layout.xaxis.domain[0]) * pw
+        words = [a.text for a in fig.layout.annotations if a.yanchor in ("bottom", "top") and a.xanchor == "center"]
+        text_w = max(text_px(line, th.font_size) for w in words for line in w.split("<br>")) + 8
+        assert fig.layout.width <= th.px(FIT_WIDTH_PX) + 1 or tile <= text_w + 1, (key, fig.layout.width, tile, text_w)
+        assert len(fig.layout.xaxis.domain) == 2 and tile >= text_w - 1, key  # and the text still fits the map
+    assert checked >= 6
+
+
+def test_randomisation_maps_show_at_most_seven_steps_first_and_last_kept():
+    assert figures.shown_steps(7) == list(range(7))
+    shown = figures.shown_steps(14)
+    assert len(shown) == 7 and shown[0] == 0 and shown[-1] == 13 and shown == sorted(set(shown))
+
+
 def test_colour_bars_are_written_out_and_fit(built):
     seen = 0
     for key, fig, theme in built:
