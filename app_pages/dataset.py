@@ -186,11 +186,10 @@ def qk_view(ds: datasets.DataSet, view: dataset_figures.DataSetView) -> None:
         return
     embedding = qk_embedding(ds.digest, ds)
     fig_col, text_col = shared.figure_and_text()
-    with text_col:
+    with fig_col:  # over the figure: the text column is too narrow for the three choices at a 1280-px screen
         st.segmented_control("Colour by", list(dataset_views.QK_COLOURS), key="dataset_colour", required=True,
                              default="kind", format_func=dataset_views.QK_COLOURS.get)
-    view = dataset_figures.replace(view, colour_by=st.session_state.get("dataset_colour") or "kind")
-    with fig_col:
+        view = dataset_figures.replace(view, colour_by=st.session_state.get("dataset_colour") or "kind")
         show(ds, "dataset_qk", "dataset_qk", view, on_select=lambda: _clicked(ds.digest, embedding))
     with text_col:
         shown = (f" The first {embedding.images_shown} of the {embedding.images_total} images are shown (at most "

@@ -47,13 +47,20 @@ def legend_rows(theme: Theme, names, plot_width: float) -> int:
     return math.ceil(len(widths) / per_row)
 
 
-def legend_room(theme: Theme, names, width: int, height: int, margin: dict) -> tuple[int, dict]:
+FIGURE_COLUMN_PX = 500  # a page's figure column (the figure beside its text) at a 1280-px screen
+
+
+def legend_room(theme: Theme, names, width: int, height: int, margin: dict,
+                drawn_width: float | None = None) -> tuple[int, dict]:
     """(height, margin) grown so a :meth:`Theme.legend` of ``names`` fits between title and plot.
 
     The theme's top margin already holds the title and one legend row; each further row grows
-    the margin and the figure by the same amount, so the plot keeps its size.
+    the margin and the figure by the same amount, so the plot keeps its size. ``drawn_width``:
+    the narrowest width a page may draw the figure at (Streamlit squeezes a figure wider than its
+    column, keeping its height; the legend then takes more rows): the rows it needs there are kept.
     """
-    rows = legend_rows(theme, names, width - margin["l"] - margin["r"])
+    shown = min(width, drawn_width) if drawn_width else width
+    rows = legend_rows(theme, names, shown - margin["l"] - margin["r"])
     grow = (rows - 1) * theme.legend_row_height
     margin = dict(margin, t=margin["t"] + grow)
     return height + grow, margin

@@ -61,7 +61,8 @@ def head_spread_figure(values, *, quantity: str, unit: str = "", top: float | No
                  tickvals=list(range(0, L, 2 if L > 16 else 1)), ticktext=[str(i) for i in range(0, L, 2 if L > 16 else 1)])
     ya = th.axis(f"{quantity}{f' ({unit.strip()})' if unit.strip() else ''}", chart=True, range=[0, ceiling])
     names = [line.name, dots.name]
-    height, margin = _figure.legend_room(th, names, width, height, margin)
+    # drawn beside its text (app_pages.shared.figure_and_text): at a 1280-px screen, ~500 px wide
+    height, margin = _figure.legend_room(th, names, width, height, margin, th.px(_figure.FIGURE_COLUMN_PX))
     fig = go.Figure([dots, line])
     fig.layout = th.layout(title or f"{quantity.capitalize()} per head over {M} images", width, height,
                            margin=margin, xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend())
@@ -153,8 +154,8 @@ def qk_embedding_figure(xy, is_key, *, image, token, row, col, names=None, colou
     scale = th.cmap(None, "sequential")
     top = max(int((r if colour_by == "row" else c).max()), 1)
     traces = []
-    for name, mask, symbol, colour in (("queries", patch & ~key, "circle", th.bar_color),
-                                       ("keys", patch & key, "diamond", th.second_color)):
+    for name, one, mask, symbol, colour in (("queries", "query", patch & ~key, "circle", th.bar_color),
+                                            ("keys", "key", patch & key, "diamond", th.second_color)):
         marker = {"size": size, "symbol": symbol, "opacity": 0.75, "line": {"width": 0}}
         if colour_by == "kind":
             marker["color"] = colour
@@ -165,7 +166,7 @@ def qk_embedding_figure(xy, is_key, *, image, token, row, col, names=None, colou
         traces.append(go.Scattergl(
             x=pts[mask, 0], y=pts[mask, 1], mode="markers", name=name, marker=marker, customdata=custom[mask],
             text=label[mask],
-            hovertemplate=(f"{name[:-1]} of patch " + "%{customdata[2]} (row %{customdata[3]}, col %{customdata[4]})"
+            hovertemplate=(f"{one} of patch " + "%{customdata[2]} (row %{customdata[3]}, col %{customdata[4]})"
                            "<br>%{text}<br>click to open it in the Explorer<extra></extra>")))
     pre = ~patch
     traces.append(go.Scattergl(
@@ -180,7 +181,7 @@ def qk_embedding_figure(xy, is_key, *, image, token, row, col, names=None, colou
     xa = th.axis(axis[0], chart=True, showticklabels=False)
     ya = th.axis(axis[1], chart=True, showticklabels=False, scaleanchor="x", scaleratio=1)
     names_shown = [t.name for t in traces]
-    height, margin = _figure.legend_room(th, names_shown, width, height, margin)
+    height, margin = _figure.legend_room(th, names_shown, width, height, margin, th.px(_figure.FIGURE_COLUMN_PX))
     fig = go.Figure(traces)
     fig.layout = th.layout(title or "Queries and keys of one head", width, height, margin=margin, xaxis=xa,
                            yaxis=ya, showlegend=True, legend=th.legend(), hovermode="closest",

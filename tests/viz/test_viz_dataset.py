@@ -101,6 +101,7 @@ def test_qk_embedding_every_point_once_with_its_role_and_position(colour_by):
     assert all(d["is_key"][int(cd[0])] for cd in keys.customdata)
     assert all(d["row"][int(cd[0])] == -1 for cd in prefix.customdata)
     assert set(queries.text) == {"a.png", "b.png"}
+    assert queries.hovertemplate.startswith("query of patch ") and keys.hovertemplate.startswith("key of patch ")
     if colour_by == "kind":
         assert queries.marker.color != keys.marker.color
     else:
@@ -119,3 +120,24 @@ def test_qk_embedding_refuses_mismatched_inputs():
     with pytest.raises(ValueError, match="colour_by"):
         viz.qk_embedding_figure(d["xy"], d["is_key"], image=d["image"], token=d["token"], row=d["row"],
                                 col=d["col"], colour_by="size")
+
+
+def test_legends_keep_the_rows_they_need_in_the_pages_figure_column():
+    """The data-set page draws these figures beside their text, ~500 px wide at a 1280-px screen:
+    Streamlit squeezes them (the height kept), their legend wraps onto more rows, and the room
+    above the plot must hold those rows under the title (they overlapped it)."""
+    from viz import _figure as F
+
+    th = viz.resolve_theme(None)
+    v = RNG.random((300, 4, 4)) * 20
+    for fig in (viz.head_spread_figure(v, quantity="mean attention distance", unit=" px", top=28.0),
+                viz.head_spread_figure(v, quantity="attention entropy", unit=" nats",
+                                       title="Attention entropy per head over 300 images (mean ± std; at most ln 50 "
+                                             "= 3.91)")):
+        m = fig.layout.margin
+        names = [t.name for t in fig.data]
+        rows = F.legend_rows(th, names, F.FIGURE_COLUMN_PX - m.l - m.r)
+        assert rows > F.legend_rows(th, names, fig.layout.width - m.l - m.r)  # the squeeze adds a row here
+        title_lines = fig.layout.title.text.count("<br>") + 1
+        assert m.t >= th.margin["t"] + (title_lines - 1) * round(th.title_size * 1.3) \
+            + (rows - 1) * th.legend_row_height, fig.layout.title.text
