@@ -13,8 +13,9 @@ from model.gallery import get_sample
 
 st.set_page_config(page_title="Patchlight — what a Vision Transformer sees", page_icon=session.page_icon(),
                    layout="wide",
-                   # a projector needs the width: classroom links open with the sidebar folded away
-                   initial_sidebar_state="collapsed" if st.query_params.get("classroom") == "true" else "expanded")
+                   # a projector needs the width: classroom links open with the sidebar folded away; "auto"
+                   # folds it on a phone too (open, it covers the whole page there)
+                   initial_sidebar_state="collapsed" if st.query_params.get("classroom") == "true" else "auto")
 session.install_upload_quota()
 session.init_state()
 
