@@ -90,7 +90,9 @@ def explanation_figure(image, maps, *, normalise: str = "max", tokens: TokenLayo
                              coloraxis="coloraxis", value_label="relevance", xref=xref, yref=yref)
         xa, ya = _figure.image_axes(th, (-0.5, W - 0.5), (H - 0.5, -0.5), anchor=xref, show_ticks=False)
         xa.update(showline=False, **axes[xname])
-        ya.update(showline=False, **axes[yname])
+        # drawn narrower than built (Streamlit fits a figure to its column, keeping its height), the
+        # maps hang from their titles and the room they no longer need is left below them
+        ya.update(showline=False, constraintoward="top", **axes[yname])
         axes[xname], axes[yname] = xa, ya
     # plain dicts, unvalidated (see viz._figure.unchecked_figure); tests validate it once
     return _figure.unchecked_figure(traces, th.layout(

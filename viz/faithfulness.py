@@ -56,13 +56,18 @@ def faithfulness_figure(panels: list[CurvePanel], *, class_name: str | None = No
     if not panels:
         raise ValueError("panels is empty; pass one CurvePanel per map")
     n = len(panels)
-    gap_px = 56 * th.scale
-    tile_w = th.px(min(300, 960 / n))
-    tile_h = th.px(170)
-    plot_w = n * tile_w + (n - 1) * gap_px
+    gap_px = 40 * th.scale  # room for the "100%" and "0%" at the ends of neighbouring x axes
     margin = dict(th.margin)
     margin.update(l=round(70 * th.scale), b=round(60 * th.scale), t=round(th.title_size * 2.6 + th.font_size * 5.0))
     titles = [f"<b>{p.name}</b><br>{p.summary()}" for p in panels]
+    # at most FIT_WIDTH_PX wide where the panel titles allow (a page squeezes a wider figure into
+    # its column, and the titles and axis labels of neighbouring panels then run together)
+    text_w = max(text_px(line.replace("<b>", "").replace("</b>", ""), th.font_size)
+                 for t in titles for line in t.split("<br>")) + 8
+    room = th.px(FIT_WIDTH_PX) - margin["l"] - margin["r"] - (n - 1) * gap_px
+    tile_w = max(text_w - gap_px / 2, min(th.px(300), room / n))
+    tile_h = th.px(170)
+    plot_w = n * tile_w + (n - 1) * gap_px
     axes, notes = _figure.subplot_grid(th, 1, n, titles, gap_px / plot_w if n > 1 else 0.0, 0.0)
     colors = {"deletion": th.accent_color, "insertion": th.bar_color}
     traces = []
