@@ -364,3 +364,56 @@ def test_browser_journey(server, page, tmp_path, shots):
     _idle(pg)
     assert not pg.get_by_test_id("stException").count()
     _shot(pg, shots, "walkthrough-classroom.png")
+
+
+# Every KaTeX block that is wider than the box it is drawn in (Streamlit clips it there).
+CLIPPED_EQUATIONS = """() => Array.from(document.querySelectorAll('.katex-display'))
+    .filter(e => e.scrollWidth > e.clientWidth + 4).map(e => [e.scrollWidth, e.clientWidth])"""
+# Every map (an axis with a fixed aspect) drawn lower than the top of its place in the figure: a
+# figure wider than its column is drawn narrower at its height, and its maps then shrink and sink
+# away from the titles above them (unless they hang from the top, constraintoward "top").
+SUNKEN_MAPS = """() => {
+    const out = [];
+    for (const gd of document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')) {
+        const full = gd._fullLayout, size = full._size;
+        for (const name of Object.keys(full).filter(k => /^yaxis[0-9]*$/.test(k) && full[k].scaleanchor)) {
+            const x = full[name.replace('y', 'x')].domain, top = full[name]._offset;
+            const titles = (gd.layout.annotations || [])  // the subplot titles over this map
+                .filter(a => a.yref === 'paper' && a.yanchor === 'bottom' && a.x >= x[0] - 0.01 && a.x <= x[1] + 0.01)
+                .map(a => size.t + (1 - a.y) * size.h).filter(y => y <= top + 1);
+            if (titles.length && top - Math.max(...titles) > 3)
+                out.push([(gd.layout.title || {}).text, name, top - Math.max(...titles)]);
+        }
+    }
+    return out;
+}"""
+
+
+def test_equations_and_rows_of_maps_fit_a_1280_px_screen(server, page):
+    """A laptop in class, 1280 px wide with the sidebar open: every equation of the walkthrough
+    is whole (they were cut off on the right in steps 2–4), and Compare's maps sit right under their
+    titles (built wider than the column, they shrank and drifted apart from titles and notes)."""
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
+    try:
+        pg = context.new_page()
+        pg.set_default_timeout(int(os.environ.get("PATCHLIGHT_E2E_TIMEOUT_MS", "120000")))
+        pg.goto(f"{server}/?model=fashion-vit")
+        pg.get_by_test_id("stPlotlyChart").first.wait_for()
+        _idle(pg)
+        for step in ("1 Patches", "2 Positions", "3 Attention", "4 MLP", "5 Logits", "6 Loss"):
+            pg.get_by_test_id("stMain").get_by_text(step, exact=True).first.click()
+            pg.get_by_test_id("stHeading").get_by_text(f"{step[0]} ·", exact=False).first.wait_for()  # "2 · Position…"
+            _idle(pg)
+            assert pg.locator(".katex-display").count(), step
+            assert pg.evaluate(CLIPPED_EQUATIONS) == [], step
+        pg.get_by_role("link", name="Compare").click()
+        pg.get_by_test_id("stMain").get_by_text("deletion 0", exact=False).first.wait_for()
+        pg.wait_for_function("() => document.querySelector('[data-testid=\"stPlotlyChart\"] .gtitle')")
+        _idle(pg)
+        titles = pg.evaluate("() => Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .gtitle'))"
+                             ".map(t => t.textContent)")
+        assert "Methods on this image" in titles, titles
+        assert pg.evaluate(SUNKEN_MAPS) == []
+        assert not pg.get_by_test_id("stException").count()
+    finally:
+        context.close()
