@@ -84,7 +84,9 @@ def attention_scrub_figure(image, maps, *, layer: int = 0, head: int = 0, query:
     slider_gap = round(fs * 1.2)  # the slider's step labels hang below the box it is placed by
     plot_h = height - margin["t"] - margin["b"]
     margin = dict(margin, l=round(EDGE_PX * th.scale), r=round(EDGE_PX * th.scale),
-                  t=margin["t"] + buttons_h + slider_h + slider_gap + bar_h, b=round(EDGE_PX * th.scale))
+                  # the title's band only (the theme's top margin also holds a legend row, and this
+                  # figure has no legend: on a 720-px projector every pixel above the map counts)
+                  t=round(th.title_size * 2.6) + buttons_h + slider_h + slider_gap + bar_h, b=round(EDGE_PX * th.scale))
     width = round(margin["l"] + margin["r"] + th.px(PLOT_WIDTH_PX))
     height = margin["t"] + plot_h + margin["b"]
     bar_place, bar_title = _figure.bar_above(th, colorbar_title, plot_h, BAR_LENGTH)
