@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import warnings
 from dataclasses import asdict, dataclass
@@ -28,6 +29,9 @@ from . import image_limits
 
 # The one pixel cap, for the app and the command line: a 24 MP phone photo passes.
 DEFAULT_MAX_PIXELS = 25_000_000
+CROP_FIRST_RATIO = 8  # a shortest-edge resize more than this many times the crop's area resizes the crop's window only
+MAX_ASPECT_UNCROPPED = 4.0  # a shortest-edge resize with no crop: the longest result taken, in short sides
+MAX_RESIZED_PIXELS = 16_000_000  # a shortest-edge resize that is not cut to its crop's window: at most this (48 MB)
 # The memory one decode may hold at once (estimated by image_limits.decode_peak_bytes). It
 # is set by the largest ordinary photo: 25 MP of 8-bit RGB needs 200 MB (Pillow keeps RGB
 # at 4 bytes per pixel; an EXIF rotation copies it once), a progressive 4:4:4 JPEG 246 MB
@@ -251,7 +255,8 @@ class Preprocessor:
         if self.shortest_edge is not None:
             w, h = img.size
             s = self.shortest_edge / min(w, h)
-            img = img.resize((max(1, round(w * s)), max(1, round(h * s))), resample=self.resample)
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            img = self._shortest_edge_resize(img, size)
         elif self.longest_edge is not None:
             w, h = img.size
             s = self.longest_edge / max(w, h)
@@ -273,6 +278,42 @@ class Preprocessor:
         if self.invert == "always" or (self.invert == "auto" and border_is_light(img)):
             img = ImageOps.invert(img)
         return img
+
+    def _shortest_edge_resize(self, img: Image.Image, size: tuple[int, int]) -> Image.Image:
+        """``img`` resized to ``size`` (its short side to ``shortest_edge``), of which a center crop
+        may keep only a window. A long, thin image (a 40000×1 PNG is ~100 bytes) would become
+        enormous (10,240,000×256 px, 7.9 GB): where the whole is more than CROP_FIRST_RATIO times
+        the crop, only the window is resized (the same filter weights on the same source pixels:
+        equal to resizing the whole and cropping, up to 1 in 255 where the arithmetic rounds
+        differently). Otherwise the result may hold at most MAX_RESIZED_PIXELS, and without a crop
+        be at most MAX_ASPECT_UNCROPPED times longer than wide (the model would see all of it: its
+        tokens, and the attention between them, grow with its length)."""
+        w, h = img.size
+        crop = self.crop_size
+        if crop is not None and self.resample != Image.Resampling.NEAREST:
+            ch, cw = crop
+            if size[0] * size[1] > CROP_FIRST_RATIO * ch * cw and size[0] >= cw and size[1] >= ch:
+                left, top = (size[0] - cw) // 2, (size[1] - ch) // 2  # as the crop after the resize takes it
+                sx, sy = w / size[0], h / size[1]
+                x0, x1, y0, y1 = left * sx, (left + cw) * sx, top * sy, (top + ch) * sy
+                # the source rows the window's filters reach (Lanczos, the widest, spans 3 per unit of scale)
+                reach = 3 * max(sy, 1.0) + 1
+                r0, r1 = max(0, math.floor(y0 - reach)), min(h, math.ceil(y1 + reach))
+                rows = img.crop((0, r0, w, r1))
+                # across, then down: the order of PIL's own two passes (one resize with a box may
+                # take them the other way round, and the rounding between them differs)
+                across = rows.resize((cw, r1 - r0), resample=self.resample, box=(x0, 0, x1, r1 - r0))
+                return across.resize((cw, ch), resample=self.resample, box=(0, y0 - r0, cw, y1 - r0))
+        what = (f"this image is {w}×{h} px, and this model's preprocessing resizes its short side to "
+                f"{self.shortest_edge} px: it would become {size[0]:,}×{size[1]:,} px")
+        if size[0] * size[1] > MAX_RESIZED_PIXELS:
+            raise ImageError(f"{what}, more than the {MAX_RESIZED_PIXELS:,} px Patchlight resizes an image to. "
+                             "Crop it to a less elongated shape and upload it again")
+        if crop is None and max(size) > MAX_ASPECT_UNCROPPED * min(size):
+            raise ImageError(f"{what}, all of which the model would see (it crops nothing); at most "
+                             f"{MAX_ASPECT_UNCROPPED:g} times longer than wide is taken. Crop it to a less "
+                             "elongated shape and upload it again")
+        return img.resize(size, resample=self.resample)
 
     def to_tensor(self, img: Image.Image) -> torch.Tensor:
         arr = np.asarray(img, dtype=np.float32) * self.rescale_factor  # (H, W, 3)

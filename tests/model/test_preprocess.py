@@ -111,3 +111,40 @@ def test_preprocessor_resize_crop_normalize():
     x = pre([img])
     assert x.shape == (1, 3, 16, 16)
     np.testing.assert_allclose(x[0, :, 5, 5].numpy(), [1.0, -1.0, 128 / 255 * 2 - 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("resample", [1, 2, 3])
+@pytest.mark.parametrize("size", [(2400, 60), (60, 2400), (3000, 97), (97, 3000), (1000, 7), (7, 1000)])
+def test_a_long_thin_image_is_resized_in_its_crops_window_only(size, resample, monkeypatch):
+    """A shortest-edge resize then a center crop (DINOv2's and CLIP's processors): for a long, thin
+    image the whole resize is enormous (a ~100-byte 40000×1 PNG would become 10,240,000×256 px,
+    7.9 GB). Only the crop's window is resized, giving what resizing all and cropping gives."""
+    rng = np.random.default_rng(size[0] * 7 + size[1])
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    pre = Preprocessor(resize_to=None, shortest_edge=256, crop_size=(224, 224), resample=resample)
+    w, h = size
+    s = 256 / min(w, h)
+    whole = img.resize((round(w * s), round(h * s)), resample=resample)  # the reference: all, then the crop
+    left, top = (whole.width - 224) // 2, (whole.height - 224) // 2
+    expected = np.asarray(whole.crop((left, top, left + 224, top + 224)), dtype=int)
+    made = []
+    resize = Image.Image.resize
+    monkeypatch.setattr(Image.Image, "resize", lambda self, sz, *a, **k: made.append(sz) or resize(self, sz, *a, **k))
+    got = np.asarray(pre.prepare(img), dtype=int)
+    assert got.shape == (224, 224, 3)
+    assert np.abs(got - expected).max() <= 1 and (got != expected).mean() < 0.01  # rounding, in a few pixels
+    assert made and max(a * b for a, b in made) <= 2 * 224 * 224 < whole.width * whole.height / 20, made  # no whole
+
+
+def test_extreme_shapes_are_prepared_small_or_refused_with_what_to_do():
+    crop = Preprocessor(resize_to=None, shortest_edge=256, crop_size=(224, 224), resample=3)
+    for size in [(40000, 1), (1, 40000)]:
+        assert crop.prepare(Image.new("RGB", size, (10, 200, 30))).getpixel((100, 100)) == (10, 200, 30)
+    nearest = Preprocessor(resize_to=None, shortest_edge=256, crop_size=(224, 224), resample=0)
+    assert nearest.prepare(Image.new("RGB", (3000, 50))).size == (224, 224)
+    with pytest.raises(ImageError, match=r"40000×1 px.*10,240,000×256 px.*Crop it"):
+        nearest.prepare(Image.new("RGB", (40000, 1)))  # no window-only resize with nearest: refused
+    uncropped = Preprocessor(resize_to=None, shortest_edge=256)
+    assert uncropped.prepare(Image.new("RGB", (1000, 260))).size == (985, 256)
+    with pytest.raises(ImageError, match=r"2000×100 px.*5,120×256 px.*crops nothing.*at most 4 times"):
+        uncropped.prepare(Image.new("RGB", (2000, 100)))  # the model would see 5,120×256 px, 6.6× the tokens
