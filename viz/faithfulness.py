@@ -18,6 +18,10 @@ from .specs import MapStyle, TokenLayout, as_style
 from .text import text_px
 from .theme import resolve_theme
 
+# The widest these rows of panels are built, where their text allows: what the page's main column
+# holds at a 1280-px screen with the sidebar open (a page draws a wider figure squeezed, at its height)
+FIT_WIDTH_PX = 760
+
 
 @dataclass(frozen=True)
 class CurvePanel:
@@ -122,9 +126,6 @@ def randomisation_figure(steps, correlations: dict, *, title: str | None = None,
     return go.Figure(traces, layout=th.layout(
         title or "Randomisation check: do the maps change when the model is destroyed?", width, height,
         margin=margin, xaxis=xa, yaxis=ya, showlegend=True, legend=th.legend()))
-
-
-FIT_WIDTH_PX = 760  # what the page's main column holds at a 1280-px screen with the sidebar open
 
 
 @dataclass(frozen=True)
