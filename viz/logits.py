@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -9,10 +11,11 @@ from . import _figure
 from ._checks import float_array
 from model.numerics import log_softmax, softmax  # the one softmax (torch-free)
 
-from .text import format_sig
+from .text import format_number, format_sig
 from .theme import resolve_theme
 
 MAX_NAME = 32
+LOG_LOSS_SPAN = 100  # a loss curve spanning more than this factor is drawn on a log axis
 
 
 def _inputs(logits, class_names):
@@ -167,6 +170,14 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) 
     pad = 0.5 if len(epochs) <= 40 else 0.0
     xa = th.axis(x_title, chart=True, range=[float(epochs[0]) - pad, float(epochs[-1]) + pad])
     ya = th.axis("cross-entropy (nats)", chart=True, range=[0, top * 1.08])
+    both = np.concatenate([train, test if test is not None else train])
+    floor = float(both[both > 0].min()) if (both > 0).any() else top
+    if top > LOG_LOSS_SPAN * floor:  # a fit that drives the loss near 0 (a taught head): on a linear axis
+        #                              a drop in the first steps and a flat line at 0; decades show the fall
+        lo, hi = math.log10(floor) - 0.2, math.log10(top) + 0.1  # log10 units; a little room at both ends
+        decades = range(math.ceil(lo), math.floor(hi) + 1)
+        ya = th.axis("cross-entropy (nats, log scale)", chart=True, type="log", range=[lo, hi], tickmode="array",
+                     tickvals=[10.0 ** k for k in decades], ticktext=[format_number(10.0 ** k, 10.0 ** k) for k in decades])
     colors = (th.bar_color, th.accent_color)
     mode = "lines+markers" if len(epochs) <= 40 else "lines"
     traces = []

@@ -1,5 +1,7 @@
 """viz.logits: top-k probabilities and the cross-entropy loss figure."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,22 @@ def test_training_curve_figure_plots_the_curve_it_is_given():
 def test_training_curve_without_accuracy():
     fig = viz.training_curve_figure({"epoch": [1, 2], "train_loss": [1.0, 0.50], "test_loss": [1.1, 0.51]})
     assert fig.data[1].name == "test loss (last 0.510)"
+
+
+def test_a_loss_that_falls_by_decades_is_drawn_on_a_log_axis():
+    """A taught head on a few photos drives the loss from ~1.4 to ~0.001 in a few dozen steps: on a
+    linear axis a cliff at step 0 and a flat line at 0. Spanning more than 100×, the axis is log,
+    ticked at decades written out; a curve like fashion-vit's (0.35–0.6) stays linear from 0."""
+    steps = list(range(150))
+    loss = [1.4 * math.exp(-k / 3) + 0.001 for k in steps]
+    fig = viz.training_curve_figure({"epoch": steps, "train_loss": loss, "x_title": "Adam step",
+                                     "names": ("training", "held-out")})
+    ya = fig.layout.yaxis
+    assert ya.type == "log" and "log scale" in ya.title.text
+    assert 10 ** ya.range[0] < min(loss) and 10 ** ya.range[1] > max(loss)  # every point inside, log10 units
+    assert list(ya.ticktext) == ["0.001", "0.01", "0.1", "1"] and list(ya.tickvals) == [0.001, 0.01, 0.1, 1.0]
+    flat = viz.training_curve_figure({"epoch": [1, 2, 3], "train_loss": [0.6, 0.4, 0.35], "test_loss": [0.62, 0.45, 0.41]})
+    assert flat.layout.yaxis.type != "log" and flat.layout.yaxis.range[0] == 0
 
 
 @pytest.mark.parametrize("curve, words", [
