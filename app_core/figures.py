@@ -278,7 +278,8 @@ def _randomisation_maps(inputs, v):
     column is the model re-initialised from the top down to that point)."""
     check, image = inputs.randomisation(v), inputs.trace.image(0)
     shown = shown_steps(len(check.steps))
-    panels = [viz.MapPanel(image, check.maps[m][j], check.steps[j], f"ρ = {round(check.rank_correlation[m][j], 2) + 0.0:.2f}")  # + 0.0: never "-0.00"
+    rho = {m: [round(r, 2) + 0.0 for r in check.rank_correlation[m]] for m in check.methods}  # + 0.0: never "-0.00"
+    panels = [viz.MapPanel(image, check.maps[m][j], check.steps[j], f"ρ = {rho[m][j]:.2f}")
               for m in check.methods for j in shown]
     which = "" if len(shown) == len(check.steps) else f" ({len(shown)} of its {len(check.steps)} steps)"
     return viz.compare_figure(panels, style=_style(v), theme=v.theme, columns=len(shown),

@@ -44,8 +44,9 @@ names = trace.class_names()
 if mode == "methods":
     if trace.has_head:
         top = views.top_classes(trace, 1)[0]["class"]
-        choice_col.selectbox("Class the class maps explain", [-1] + list(range(trace.K)), **session.kept("target_class"),
-                     format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
+        choice_col.selectbox("Class the class maps explain", [-1] + list(range(trace.K)),
+                             **session.kept("target_class"),
+                             format_func=lambda i: f"predicted: {top}" if i == -1 else names[i])
 elif mode == "classes":
     if not trace.has_head:
         st.info(f"{ctx.model_label} has no classification head, so there are no classes to compare; choose "

@@ -173,7 +173,8 @@ def compare_figure(panels: list[MapPanel], *, style: MapStyle | None = None, tit
     title_px, note_px = th.font_size * 1.8, note_lines * th.font_size * 1.35 + 8
     plot_w = cols * tile_w + (cols - 1) * gap_px
     plot_h = rows * tile_w * aspect + (rows - 1) * (title_px + note_px)
-    margin.update(b=round(note_px + 10 * th.scale), t=round(th.title_size * 2.6 + _figure.bar_above_room(th) + title_px))
+    margin.update(b=round(note_px + 10 * th.scale),
+                  t=round(th.title_size * 2.6 + _figure.bar_above_room(th) + title_px))
     bar_place, bar_title = _figure.bar_above(th, "relevance (÷ max)", plot_h, min(1.0, th.px(320) / plot_w), title_px)
     axes, titles = _figure.subplot_grid(th, rows, cols, [p.title for p in panels], gap_px / plot_w if cols > 1 else 0.0,
                                         (title_px + note_px) / plot_h if rows > 1 else 0.0)

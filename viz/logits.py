@@ -177,7 +177,8 @@ def training_curve_figure(curve: dict, *, title: str | None = None, theme=None) 
         lo, hi = math.log10(floor) - 0.2, math.log10(top) + 0.1  # log10 units; a little room at both ends
         decades = range(math.ceil(lo), math.floor(hi) + 1)
         ya = th.axis("cross-entropy (nats, log scale)", chart=True, type="log", range=[lo, hi], tickmode="array",
-                     tickvals=[10.0 ** k for k in decades], ticktext=[format_number(10.0 ** k, 10.0 ** k) for k in decades])
+                     tickvals=[10.0 ** k for k in decades],
+                     ticktext=[format_number(10.0 ** k, 10.0 ** k) for k in decades])
     colors = (th.bar_color, th.accent_color)
     mode = "lines+markers" if len(epochs) <= 40 else "lines"
     traces = []

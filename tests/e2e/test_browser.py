@@ -402,7 +402,8 @@ def test_equations_and_rows_of_maps_fit_a_1280_px_screen(server, page):
         _idle(pg)
         for step in ("1 Patches", "2 Positions", "3 Attention", "4 MLP", "5 Logits", "6 Loss"):
             pg.get_by_test_id("stMain").get_by_text(step, exact=True).first.click()
-            pg.get_by_test_id("stHeading").get_by_text(f"{step[0]} ·", exact=False).first.wait_for()  # "2 · Position…"
+            heading = pg.get_by_test_id("stHeading")
+            heading.get_by_text(f"{step[0]} ·", exact=False).first.wait_for()  # "2 · Position embedding"
             _idle(pg)
             assert pg.locator(".katex-display").count(), step
             assert pg.evaluate(CLIPPED_EQUATIONS) == [], step

@@ -117,7 +117,8 @@ def test_a_loss_that_falls_by_decades_is_drawn_on_a_log_axis():
     assert ya.type == "log" and "log scale" in ya.title.text
     assert 10 ** ya.range[0] < min(loss) and 10 ** ya.range[1] > max(loss)  # every point inside, log10 units
     assert list(ya.ticktext) == ["0.001", "0.01", "0.1", "1"] and list(ya.tickvals) == [0.001, 0.01, 0.1, 1.0]
-    flat = viz.training_curve_figure({"epoch": [1, 2, 3], "train_loss": [0.6, 0.4, 0.35], "test_loss": [0.62, 0.45, 0.41]})
+    flat = viz.training_curve_figure({"epoch": [1, 2, 3], "train_loss": [0.6, 0.4, 0.35],
+                                      "test_loss": [0.62, 0.45, 0.41]})
     assert flat.layout.yaxis.type != "log" and flat.layout.yaxis.range[0] == 0
 
 
