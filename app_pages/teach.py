@@ -208,9 +208,14 @@ def fit(source: str, key: str, backbone, recipe: Recipe, examples: dict) -> None
     def features_of(example):
         return cached_features(key, example.digest, recipe.head_type, recipe.views, recipe.seed, backbone, example)
 
+    def on_wait(ahead: int) -> None:
+        progress.progress(0.0, text=f"Waiting for a turn: {ahead} fit{'s' if ahead != 1 else ''} ahead of yours on "
+                                    "this server (they run one after another, so that everyone's clicks stay quick)…")
+
     try:
-        result = teach(backbone, examples, recipe, backbone=source, on_step=on_step, on_features=on_features,
-                       features_of=features_of)
+        with teaching.FITS.turn(on_wait):
+            result = teach(backbone, examples, recipe, backbone=source, on_step=on_step, on_features=on_features,
+                           features_of=features_of)
     except (ValueError, RuntimeError) as err:  # e.g. an image size the backbone cannot take
         progress.empty()
         st.error(f"**The head could not be taught.** {safe_text.message(err)}", icon=":material/error:")

@@ -15,6 +15,9 @@ made unique by bytes after the JPEG end marker, as every student's photo is thei
 sends the files as they are) → the Explorer → layer / head / query moves → click a patch of the
 image → switch the view → another page (--pages: Heads or Walkthrough unless given) and back, and
 again, with about 1 s of seeded think time between actions, until --duration is over.
+With --teach-share S, a share S of the visitors first teaches a head on photos of its own (Teach
+classes: --teach-images crops of samples/*.jpg, different pixels for each visitor, uploaded into
+each of the page's two classes, then the fit's button; kinds teach_upload and teach).
 
 For every level of --visitors it prints one row of | concurrent visitors | interactions |
 interaction p50 | p95 | max | failed | KB per interaction (median) | KB on the wire | server RSS peak | load avg |
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import math
 import os
@@ -63,7 +67,9 @@ MODEL, IMAGE_SOURCE, SAMPLE, UPLOAD = "model_choice", "image_source", "sample", 
 LAYER, HEAD, QUERY, VIEW, CLICK = "layer", "head", "query", "view", "explorer_click"
 EXPLORER, OTHER_PAGES = "Explorer", ("Heads", "Walkthrough")
 CLICK_TRACE = "click targets"  # the transparent scatter app_pages.shared.add_click_targets draws
-KIND_ORDER = ("open", "model", "image", "upload", "page", "layer", "head", "query", "click", "view")
+KIND_ORDER = ("open", "model", "image", "upload", "page", "layer", "head", "query", "click", "view",
+              "teach_upload", "teach")
+TEACH_PAGE, TEACH_FIT = "Teach classes", "teach_fit"  # app_pages/teach.py: its page title and the fit's button
 MOVES = ("layer", "head", "query")
 
 
@@ -121,6 +127,8 @@ class Visitor:
                 return
             await self.choose_model()
             await self.choose_image()
+            if self.rng.random() < self.args.teach_share:
+                await self.teach()
             await self.act(lambda: s.switch_page(EXPLORER))
             while self.time_left():
                 for _ in range(rng.randint(2, 5)):
@@ -168,6 +176,32 @@ class Visitor:
         current = s.value(SAMPLE)
         choices = [o for o in fits if o != current] or fits
         await self.act(lambda: s.set_value(SAMPLE, rng.choice(choices), "image"))
+
+    async def teach(self) -> None:
+        """Teach a head on photos of one's own: two classes of --teach-images photos each (crops of
+        the sample photos, different pixels for every visitor, so no features are shared), then
+        the fit. Its interaction lasts until the page shows the taught head."""
+        from PIL import Image
+
+        s, rng = self.session, self.rng
+        photos = sorted((ROOT / "samples").glob("*.jpg"))
+        await self.act(lambda: s.switch_page(TEACH_PAGE))
+
+        def own_photo(path: Path) -> bytes:
+            img = Image.open(path).convert("RGB")
+            w, h = img.size
+            f = rng.uniform(0.6, 0.9)
+            x, y = rng.uniform(0, w * (1 - f)), rng.uniform(0, h * (1 - f))
+            out = io.BytesIO()
+            img.crop((round(x), round(y), round(x + w * f), round(y + h * f))).save(out, "JPEG", quality=85)
+            return out.getvalue()
+
+        for cid in (0, 1):  # the page starts with two empty classes, ids 0 and 1
+            files = [(f"visitor{self.index}-class{cid}-{k}.jpg", own_photo(rng.choice(photos)))
+                     for k in range(self.args.teach_images)]
+            key = next(k for k in sorted(s.keys()) if k.startswith(f"teach_up_{cid}_"))
+            await self.act(lambda key=key, files=files: s.upload_files(key, files, "image/jpeg", "teach_upload"))
+        await self.act(lambda: s.press(TEACH_FIT, "teach"))
 
     async def move(self) -> None:
         """A layer, head or query-token change inside the Explorer's fragment."""
@@ -471,6 +505,9 @@ def parse_args(argv=None):
                         "Heads,Walkthrough,Compare,Teach classes,Data set,Downloads)")
     p.add_argument("--upload-share", type=float, default=0.25, help="share of visitors who upload a photo (default 0.25)")
     p.add_argument("--same-uploads", action="store_true", help="upload samples/*.jpg unchanged (cache hits)")
+    p.add_argument("--teach-share", type=float, default=0.0,
+                   help="share of visitors who first teach a head on photos of their own (Teach classes page)")
+    p.add_argument("--teach-images", type=int, default=6, help="photos per class a teaching visitor uploads")
     p.add_argument("--seed", type=int, default=15)
     p.add_argument("--warmup", type=float, default=8.0, help="seconds of one visitor before each fresh server (0: none)")
     p.add_argument("--sample", type=float, default=0.25, help="RSS / load sampling period, s")

@@ -52,7 +52,7 @@ from load_http import HOST, ProtocolError, http, multipart  # noqa: F401  (Proto
 
 XSRF_COOKIE = "_streamlit_xsrf"
 WIDGET_TYPES = ("selectbox", "radio", "slider", "button_group", "checkbox", "text_input", "plotly_chart",
-                "file_uploader")
+                "file_uploader", "button")
 FAILED_STATUSES = (ForwardMsg.FINISHED_WITH_COMPILE_ERROR,)
 
 
@@ -358,35 +358,52 @@ class Session:
     async def upload(self, key: str, filename: str, data: bytes, content_type: str = "application/octet-stream",
                      kind: str = "upload") -> Interaction:
         """Choose a file in an st.file_uploader: get its URL, PUT it, rerun with its state."""
+        return await self.upload_files(key, [(filename, data)], content_type, kind)
+
+    async def upload_files(self, key: str, files: list[tuple[str, bytes]],
+                           content_type: str = "application/octet-stream", kind: str = "upload") -> Interaction:
+        """Choose several files at once in an st.file_uploader (accept_multiple_files): one URL and
+        one PUT each, then one rerun with all of them in its state."""
         w = self.widget(key, "file_uploader")
         rec = self._begin(kind)
         request_id = uuid.uuid4().hex
         waiter = asyncio.get_running_loop().create_future()
         self._url_waiters[request_id] = waiter
+        infos = []
         try:
             msg = BackMsg()
             msg.file_urls_request.request_id = request_id
             msg.file_urls_request.session_id = self.session_id
-            msg.file_urls_request.file_names.append(filename)
+            msg.file_urls_request.file_names.extend(name for name, _ in files)
             await self.ws.send(msg.SerializeToString())
-            urls = (await asyncio.wait_for(waiter, self.timeout)).file_urls[0]
-            body, ctype = multipart("file", filename, data, content_type)
-            status, _, answer = await http(self.port, "PUT", urls.upload_url, body=body, timeout=self.timeout,
-                                           headers={"Content-Type": ctype, "X-Xsrftoken": self.cookie,
-                                                    "Cookie": self._cookies(),
-                                                    "Origin": f"http://{HOST}:{self.port}"})
-            rec.uploaded = len(body)
-            if status not in (200, 204):
-                raise ProtocolError(f"upload answered {status}: {answer[:200]!r}")
-        except (OSError, asyncio.TimeoutError, ProtocolError, ConnectionClosed, IndexError) as err:
+            answer_urls = (await asyncio.wait_for(waiter, self.timeout)).file_urls
+            rec.uploaded = 0
+            for (filename, data), urls in zip(files, answer_urls, strict=True):
+                body, ctype = multipart("file", filename, data, content_type)
+                status, _, answer = await http(self.port, "PUT", urls.upload_url, body=body, timeout=self.timeout,
+                                               headers={"Content-Type": ctype, "X-Xsrftoken": self.cookie,
+                                                        "Cookie": self._cookies(),
+                                                        "Origin": f"http://{HOST}:{self.port}"})
+                rec.uploaded += len(body)
+                if status not in (200, 204):
+                    raise ProtocolError(f"upload answered {status}: {answer[:200]!r}")
+                info = UploadedFileInfo(name=filename, size=len(data), file_id=urls.file_id)
+                info.file_urls.CopyFrom(urls)
+                infos.append(info)
+        except (OSError, asyncio.TimeoutError, ProtocolError, ConnectionClosed, IndexError, ValueError) as err:
             return self._fail(rec, f"upload: {type(err).__name__}: {err}")
         finally:
             self._url_waiters.pop(request_id, None)
-        info = UploadedFileInfo(name=filename, size=len(data), file_id=urls.file_id)
-        info.file_urls.CopyFrom(urls)
         s = WidgetState(id=w.id)
-        s.file_uploader_state_value.uploaded_file_info.append(info)
+        s.file_uploader_state_value.uploaded_file_info.extend(infos)
         return await self._change(w, s, kind, rec)
+
+    async def press(self, key: str, kind: str) -> Interaction:
+        """Press an st.button (a trigger: true for the one run it causes)."""
+        w = self.widget(key, "button")
+        rec = await self._change(w, WidgetState(id=w.id, trigger_value=True), kind)
+        self.states.pop(w.id, None)  # the frontend resets a trigger after its run
+        return rec
 
     # --------------------------------------------------------------- reruns
 

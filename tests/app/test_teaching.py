@@ -57,3 +57,80 @@ def test_a_session_head_is_keyed_by_its_digest_and_checked_against_the_backbone(
         teaching.read_head_file(head_bytes(clip), "tiny", 8)
     with pytest.raises(ValueError, match="not a safetensors file"):
         teaching.read_head_file(b"junk", "tiny", 8)
+
+
+def test_fits_take_turns_first_come_first_served_and_waiters_hear_how_many_are_ahead():
+    import threading
+    import time
+
+    turns = teaching.Turns(1)
+    order, heard, inside, peak = [], {}, [0], [0]
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def fit(i: int) -> None:
+        def on_wait(ahead: int) -> None:
+            heard.setdefault(i, []).append(ahead)
+
+        with turns.turn(on_wait, poll_s=0.01):
+            with lock:
+                order.append(i)
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            if i == 0:
+                release.wait(5)  # the first holds its turn until the others queue behind it
+            with lock:
+                inside[0] -= 1
+
+    threads = []
+    for i in range(4):
+        threads.append(threading.Thread(target=fit, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.05)  # arrive in order 0, 1, 2, 3
+    time.sleep(0.1)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert order == [0, 1, 2, 3] and peak[0] == 1
+    assert heard[1][0] == 1 and heard[2][0] == 2 and heard[3][0] == 3  # the holder and the waiters before
+    assert 0 not in heard  # the first found a free turn
+    assert turns._running == 0 and not turns._queue
+
+
+def test_a_waiter_who_leaves_gives_up_its_place():
+    import threading
+
+    turns = teaching.Turns(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with turns.turn():
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+
+    class Left(Exception):
+        pass
+
+    def leave(ahead: int) -> None:
+        raise Left  # what Streamlit raises in a script whose visitor moved on
+
+    with pytest.raises(Left):
+        with turns.turn(leave, poll_s=0.01):
+            pass
+    assert len(turns._queue) == 0 and turns._running == 1
+    release.set()
+    holder.join(5)
+    with turns.turn():  # the place is free again
+        assert turns._running == 1
+    assert turns._running == 0
+
+
+def test_teach_slots_from_the_environment():
+    assert teaching.teach_slots({}) == 1
+    assert teaching.teach_slots({"PATCHLIGHT_TEACH_SLOTS": "3"}) == 3
+    assert teaching.teach_slots({"PATCHLIGHT_TEACH_SLOTS": "0"}) == 1
+    assert teaching.teach_slots({"PATCHLIGHT_TEACH_SLOTS": "many"}) == 1

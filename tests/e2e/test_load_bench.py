@@ -238,6 +238,25 @@ def test_one_visitor_drives_the_real_app(demo_server):
     assert "| 1 |" in load.level_row(res) and "layer" in load.kind_table(res["records"])
 
 
+def test_a_teaching_visitor_uploads_photos_of_its_own_and_fits_a_head(demo_server):
+    """--teach-share: the bench's visitor goes to Teach classes, uploads photos into both classes
+    (several files in one uploader at once) and presses the fit's button, through the protocol."""
+    port, pid, _ = demo_server
+    args = load.parse_args(["--port", str(port), "--server-pid", str(pid), "--visitors", "1", "--duration", "4",
+                            "--think", "0.2", "--model", "fashion-vit", "--timeout", "40", "--ramp", "0",
+                            "--teach-share", "1", "--teach-images", "3"])
+    res = asyncio.run(asyncio.wait_for(load.run_visitors(args, 1, "test"), 90))
+    records = res["records"]
+    assert all(r.ok for r in records), load.failures(records)
+    uploads = [r for r in records if r.kind == "teach_upload"]
+    assert len(uploads) == 2 and all(r.uploaded > 3 * 1000 for r in uploads)  # three photos each
+    fit = next(r for r in records if r.kind == "teach")
+    live = [name for name, _ in fit.figure_sizes if name.startswith("teach_live_")]
+    assert len(live) >= 5, fit.figure_sizes  # the loss drawn as it fell, then the page with the head
+    assert "teach_curve" in {name for name, _ in fit.figure_sizes}
+    assert "| teach |" in load.kind_table(records).replace("| teach_upload |", "")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("demo_server", [{"PATCHLIGHT_UPLOAD_TOTAL_MB": "1"}], indirect=True)
 def test_the_running_server_enforces_the_upload_quota(demo_server):
