@@ -147,11 +147,13 @@ def sync_query_params() -> None:
 
 
 def fit_sample_to_model() -> None:
-    """A built-in model with a gallery image meant for the other one: switch to a fitting sample."""
-    ss = st.session_state
-    choice = ss.get("model_choice")
-    if choice in sources.BUILTIN_CHOICES and ss.get("image_source") == "gallery":
-        if get_sample(ss["sample"]).suggested_model != choice:
+    """A built-in model with a gallery image meant for the other one: switch to a fitting sample.
+    Reads the saved settings: on a session's first run (a link with ``?model=…``) the widgets'
+    own keys are not set yet."""
+    saved = st.session_state[SAVED]
+    choice = saved.get("model_choice")
+    if choice in sources.BUILTIN_CHOICES and saved.get("image_source") == "gallery":
+        if get_sample(saved["sample"]).suggested_model != choice:
             set_setting("sample", next(s.key for s in list_samples() if s.suggested_model == choice))
 
 

@@ -21,6 +21,7 @@ from streamlit.testing.v1 import AppTest
 from app_core import settings, sources, uploads
 from app_core.figure_png import figure_png, png_export_available
 from model import steps
+from model.gallery import get_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
@@ -440,6 +441,17 @@ def test_public_mode_hides_local_paths(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- dinov2-small
+
+@needs_dinov2
+def test_a_link_naming_only_the_model_opens_a_sample_meant_for_it():
+    """?model=dinov2-small alone used to keep the default Fashion-MNIST tile (the session's first
+    run looked at widget keys not set yet): dinov2-small on a 28×28 ankle boot."""
+    at = new_app("explorer", model="dinov2-small")
+    assert at.session_state["model_choice"] == "dinov2-small"
+    assert get_sample(at.session_state["sample"]).suggested_model == "dinov2-small"
+    at = new_app("explorer", model="dinov2-small", sample="fashion-ankle-boot")  # an explicit sample stays
+    assert at.session_state["sample"] == "fashion-ankle-boot"
+
 
 @needs_dinov2
 def test_dinov2_small_pages():
