@@ -91,7 +91,10 @@ def warm_when_ready(wait_s: float = 120.0) -> str:
 
 
 def _say(line: str) -> str:
-    print(line, file=sys.stderr, flush=True)
+    # one write of the whole line: the workers of demo.sh --workers share one log, and print's two
+    # writes (the text, then the newline) let two workers' lines run into one
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), (line + "\n").encode("utf-8", "backslashreplace"))
     return line
 
 
