@@ -156,6 +156,11 @@ def model_key_with_head(model_key: str, digest: str | None) -> str:
     return model_key if not digest else f"{model_key}|head:{digest}"
 
 
+def backbone_key(model_key: str) -> str:
+    """The backbone's cache key in the key of a model with a taught head (model_key_with_head)."""
+    return model_key.split("|head:", 1)[0]
+
+
 def head_applies(head: Head, source: str, embed_dim: int) -> str | None:
     """Why `head` cannot be used on the backbone `source`, or None when it can."""
     if head.backbone != source:

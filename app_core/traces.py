@@ -20,6 +20,20 @@ def run_trace(model, data: bytes, name: str) -> Trace:
         return model.trace([img]).numpy()
 
 
+def with_head(backbone_trace: Trace, model) -> Trace:
+    """The trace of ``model``, a backbone with an attached head (a taught head), from the
+    backbone's own trace of the same image: nothing before the head depends on it, so every
+    array is the backbone's (shared, not copied: a dinov2-small trace is ~48 MB) and only the
+    logits are computed, by the head from the last layer's normalised tokens as the model's own
+    trace computes them."""
+    from dataclasses import replace
+
+    with torch.inference_mode():
+        logits = model.forward_head(torch.tensor(np.asarray(backbone_trace.last_hidden_state)))  # (B, T, D): small
+    return replace(backbone_trace, logits=logits, labels=model.cfg.class_names, attention_grads=None,
+                   grad_classes=None).numpy()
+
+
 def run_gradients(model, data: bytes, name: str, class_index: int) -> np.ndarray:
     """∂y_c/∂A_l for every layer l, ``[L, H, T, T]`` float32, for class `class_index`."""
     img = decode_upload(data, name)

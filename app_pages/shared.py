@@ -73,7 +73,14 @@ def live_trace(model_key: str, digest: str, _image_name: str, _model, _data: byt
     alive = _TRACES_IN_USE.get((model_key, digest))
     if alive is not None:
         return alive
-    trace = traces.run_trace(_model, _data, _image_name)
+    # A taught head's trace of an image whose backbone trace is at hand (a gallery photo the whole
+    # class looks at) shares its arrays and adds the head's logits: 12 students teaching at once
+    # each held a ~48 MB trace of the same photo (issue 15, eighth pass).
+    base = _TRACES_IN_USE.get((teaching.backbone_key(model_key), digest))
+    if base is not None and getattr(_model, "attached_head", None) is not None:
+        trace = traces.with_head(base, _model)
+    else:
+        trace = traces.run_trace(_model, _data, _image_name)
     _TRACES_IN_USE[(model_key, digest)] = trace
     return trace
 

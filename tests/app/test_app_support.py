@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from model import ImageError, Preprocessor, attention_rollout, patch_map
-from app_core import clicks, exports, settings, sources, traces, uploads, views
+from app_core import clicks, exports, settings, sources, teaching, traces, uploads, views
 from model import cards
 
 
@@ -509,3 +509,27 @@ def test_a_frozen_figure_is_one_dict_sent_as_built_with_safe_colours():
     assert sent == expected
     assert len(charts.full(shell).data) == len(fig.data)  # the downloads get the figure back
     assert viz.figure_to_csv(charts.full(shell)) == viz.figure_to_csv(fig)  # the CSV button's numbers
+
+
+def test_a_taught_heads_trace_shares_the_backbones_and_adds_its_logits(model):
+    """app_core.traces.with_head: equal to the head model's own trace, every array but the
+    logits the backbone trace's own memory (a dinov2-small trace is ~48 MB per copy)."""
+    from model.heads import Head, attach_head
+
+    rng = np.random.default_rng(3)
+    head = Head("cls", rng.normal(size=(3, 24)).astype(np.float32), rng.normal(size=3).astype(np.float32),
+                ["x", "y", "z"], "tiny", 24)
+    taught = attach_head(model, head)
+    data = png_bytes()
+    base = traces.run_trace(model, data, "a.png")
+    full = traces.run_trace(taught, data, "a.png")
+    derived = traces.with_head(base, taught)
+    assert derived.labels == ["x", "y", "z"] and derived.K == 3 and base.K == 4
+    np.testing.assert_allclose(derived.logits, full.logits, rtol=0, atol=1e-6)
+    assert not np.allclose(derived.logits[..., :3], base.logits[..., :3])  # the head's, not the backbone's
+    for name in ("attentions", "queries", "keys", "values", "hidden_states", "last_hidden_state", "pixel_values"):
+        np.testing.assert_array_equal(getattr(derived, name), getattr(full, name))
+        assert np.shares_memory(getattr(derived, name), getattr(base, name)), name
+    assert not derived.logits.flags.writeable and derived.logits.dtype == np.float32
+    assert teaching.backbone_key(teaching.model_key_with_head("dinov2-small", "abc")) == "dinov2-small"
+    assert teaching.backbone_key("dinov2-small") == "dinov2-small"
